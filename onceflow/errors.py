@@ -1,0 +1,31 @@
+"""The exceptions onceflow raises: one root, specific builtin subclasses."""
+
+from __future__ import annotations
+
+__all__ = [
+    "OnceflowError",
+    "ScenarioError",
+    "RestoreError",
+    "TokenError",
+]
+
+
+class OnceflowError(Exception):
+    """Root of every error onceflow raises on purpose."""
+
+
+class ScenarioError(OnceflowError, ValueError):
+    """A scenario (or a part of one) is invalid; the message names the field."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"invalid scenario: {field}: {reason}")
+
+
+class RestoreError(OnceflowError, ValueError):
+    """A snapshot cannot be restored into the requested job."""
+
+
+class TokenError(OnceflowError, ValueError):
+    """A replay token is malformed, of another version, or too large."""

@@ -1,0 +1,18 @@
+"""The deterministic discrete-event model of a Flink-style dataflow, on SimPy."""
+
+from onceflow.model.operators import (FilterOperator, FlatMapOperator, MapOperator, Operator,
+                                      ReduceOperator, WindowOperator)
+from onceflow.model.records import Barrier, Record, split_logs
+from onceflow.model.simulation import RunResult, restore, run
+from onceflow.model.sinks import AppendSink, IdempotentSink, TwoPhaseCommitSink
+from onceflow.model.snapshot import Snapshot
+from onceflow.model.store import Entry, Store
+from onceflow.model.task import OperatorContext, TaskCrash
+from onceflow.model.trace import Trace
+
+__all__ = [
+    "AppendSink", "Barrier", "Entry", "FilterOperator", "FlatMapOperator", "IdempotentSink",
+    "MapOperator", "Operator", "OperatorContext", "Record", "ReduceOperator", "RunResult",
+    "Snapshot", "Store", "TaskCrash", "Trace", "TwoPhaseCommitSink", "WindowOperator",
+    "restore", "run", "split_logs",
+]

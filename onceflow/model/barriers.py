@@ -1,0 +1,139 @@
+"""Barrier handling, one variant per barrier mode: aligned, unaligned, at-least-once.
+
+Each handler decides, as barriers arrive on a task's input channels, when the
+task snapshots and which channels are blocked meanwhile.  The snapshot
+itself is always `Task.snapshot` (checkpoints and savepoints alike).
+
+- aligned: a channel that delivered barrier n is blocked until n has arrived
+  on every input; then the task snapshots and unblocks (buffered input first).
+- unaligned (FLIP-76): the first barrier n triggers the snapshot at once; the
+  barrier overtakes the task's output buffers, which become channel state,
+  and records taken from inputs before their barrier n arrives become channel
+  state too.  Pointwise (forward, broadcast) inputs still align.
+- at-least-once: nothing is blocked; the snapshot is taken when barrier n has
+  arrived on every input, after records that followed it on early channels.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any
+
+from onceflow.model.records import Barrier
+
+if TYPE_CHECKING:
+    from onceflow.model.task import Task
+
+__all__ = ["AlignedHandler", "AtLeastOnceHandler", "BarrierHandler", "UnalignedHandler",
+           "make_handler"]
+
+
+class BarrierHandler(ABC):
+    """Tracks the barriers of the one snapshot a task is taking part in."""
+
+    def __init__(self, task: "Task") -> None:
+        self.task = task
+        self.current: Barrier | None = None
+        self.arrived: list[bool] = []
+        self.count = 0
+        self.capturing = False
+
+    def on_barrier(self, channel: int, barrier: Barrier) -> None:
+        current = self.current
+        if current is not None and barrier.id < current.id:
+            return  # a late barrier of a snapshot this task already left behind
+        if current is None or barrier.id > current.id:
+            if current is not None:
+                self.cancel()
+            self._start(barrier)
+        if self.arrived[channel]:
+            return
+        self.arrived[channel] = True
+        self.count += 1
+        self._arrive(channel, barrier)
+
+    def _start(self, barrier: Barrier) -> None:
+        self.current = barrier
+        self.arrived = [False] * len(self.task.inputs)
+        self.count = 0
+
+    @abstractmethod
+    def _arrive(self, channel: int, barrier: Barrier) -> None:
+        """Barrier `barrier` arrived on `channel` (first time for this snapshot)."""
+
+    def cancel(self, checkpoint_id: int | None = None) -> None:
+        """Give up the snapshot in progress (aborted, or subsumed by a newer one)."""
+        if self.current is None or (checkpoint_id is not None and checkpoint_id != self.current.id):
+            return
+        self.task.unblock_all()
+        self.current = None
+        self.capturing = False
+
+    def captured(self, channel: int, buffer: list[Any]) -> None:
+        """A buffer taken from `channel` while this handler records channel state."""
+
+
+class AlignedHandler(BarrierHandler):
+    def _arrive(self, channel: int, barrier: Barrier) -> None:
+        task = self.task
+        if self.count == len(self.arrived):
+            task.snapshot(barrier)
+            task.unblock_all()
+            self.current_done()
+        else:
+            task.blocked[channel] = True
+            if self.count == 1:
+                task.phase("alignment", barrier.id)
+
+    def current_done(self) -> None:
+        # keep `current` so that a straggling duplicate barrier is recognised as old
+        self.arrived = [True] * len(self.arrived)
+        self.count = len(self.arrived)
+
+
+class AtLeastOnceHandler(AlignedHandler):
+    def _arrive(self, channel: int, barrier: Barrier) -> None:
+        if self.count == len(self.arrived):
+            self.task.snapshot(barrier)
+            self.current_done()
+
+
+class UnalignedHandler(AlignedHandler):
+    """Overtakes on exchange (hash, rebalance) inputs; aligns pointwise ones."""
+
+    def _start(self, barrier: Barrier) -> None:
+        super()._start(barrier)
+        self.snapshotted = False
+        self.state: Any = None
+        self.channel_state: dict[str, list[Any]] = {}
+        self.capturing = False
+
+    def _arrive(self, channel: int, barrier: Barrier) -> None:
+        task = self.task
+        inputs = task.inputs
+        if barrier.kind != "checkpoint" or any(ch.pointwise for ch in inputs):
+            # savepoints are always aligned; pointwise inputs never overtake
+            AlignedHandler._arrive(self, channel, barrier)
+            return
+        if not self.snapshotted:
+            self.snapshotted = True
+            self.capturing = True
+            for i, ch in enumerate(inputs):
+                if not self.arrived[i]:
+                    self.channel_state[f"in:{ch.name}"] = []
+            self.state, out_state = task.take_state(barrier, overtake=True)
+            self.channel_state.update(out_state)
+        if self.count == len(self.arrived):
+            self.capturing = False
+            task.acknowledge(barrier, self.state, self.channel_state)
+            self.current_done()
+
+    def captured(self, channel: int, buffer: list[Any]) -> None:
+        if self.arrived[channel]:
+            return
+        self.channel_state[f"in:{self.task.inputs[channel].name}"].append(buffer)
+
+
+def make_handler(mode: str, task: "Task") -> BarrierHandler:
+    return {"aligned": AlignedHandler, "unaligned": UnalignedHandler,
+            "at_least_once": AtLeastOnceHandler}[mode](task)

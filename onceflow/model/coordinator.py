@@ -1,0 +1,181 @@
+"""The checkpoint coordinator: triggers snapshots, collects acknowledgements, completes,
+aborts, retains, and notifies.
+
+Checkpoints (periodic, system-owned) and savepoints (on demand, user-owned)
+go through the same `trigger` -> barrier -> `acknowledge` -> `complete` path;
+`kind` decides only retention, failover use, and whether sinks are told to
+commit.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Generator
+
+from onceflow.model.records import Barrier
+from onceflow.model.snapshot import CHECKPOINT, SAVEPOINT, Snapshot, assemble_state
+
+if TYPE_CHECKING:
+    from onceflow.model.job import Job
+    from onceflow.model.task import Task
+
+__all__ = ["CheckpointCoordinator", "PendingCheckpoint"]
+
+
+class PendingCheckpoint:
+    __slots__ = ("id", "kind", "triggered", "attempt", "acks", "channel_state", "expected",
+                 "stop", "drain")
+
+    def __init__(self, checkpoint_id: int, kind: str, triggered: float, attempt: int,
+                 expected: int, stop: bool, drain: bool) -> None:
+        self.id = checkpoint_id
+        self.kind = kind
+        self.triggered = triggered
+        self.attempt = attempt
+        self.acks: dict[str, tuple[str, int, Any]] = {}
+        self.channel_state: dict[str, list[Any]] = {}
+        self.expected = expected
+        self.stop = stop
+        self.drain = drain
+
+
+class CheckpointCoordinator:
+    def __init__(self, job: "Job", first_id: int = 1) -> None:
+        self.job = job
+        self.env = job.env
+        self.config = job.scenario.checkpoints
+        self.next_id = first_id
+        self.pending: dict[int, PendingCheckpoint] = {}
+        self.retained: list[Snapshot] = []  # the completed-checkpoint store: N latest
+        self.history: list[Snapshot] = []  # every snapshot that ever completed, in order
+        self.final_wanted = False
+
+    def start(self) -> None:
+        self.env.process(self.periodic())
+
+    def periodic(self) -> Generator[Any, Any, None]:
+        interval = self.config.interval
+        while self.job.running:
+            yield self.env.timeout(interval)
+            if self.job.running:
+                self.trigger(CHECKPOINT)
+
+    # -- triggering ---------------------------------------------------------------
+
+    def trigger(self, kind: str, *, stop: bool = False, drain: bool = False) -> int | None:
+        job = self.job
+        attempt = job.attempt
+        if attempt is None or not attempt.alive or not job.running:
+            if kind == SAVEPOINT:
+                job.trace.add(self.env.now, "savepoint_failed", "coordinator", "job not running")
+            return None
+        if kind == CHECKPOINT and len(self.pending) >= self.config.max_concurrent:
+            return None
+        cid = self.next_id
+        self.next_id += 1
+        self.pending[cid] = PendingCheckpoint(cid, kind, self.env.now, attempt.number,
+                                              len(attempt.tasks), stop, drain)
+        job.trace.add(self.env.now, "trigger", "coordinator", cid, kind)
+        barrier = Barrier(cid, kind)
+        for source in attempt.sources:
+            job.later(job.scenario.timing.rpc_latency, source.mail,
+                      lambda s=source: s.trigger(barrier, stop, drain))
+        job.later(self.config.timeout, self.expire, cid)
+        return cid
+
+    def request_final(self) -> None:
+        """All input has reached the sinks: take the final checkpoint now."""
+        self.final_wanted = True
+        self._maybe_final()
+
+    def _maybe_final(self) -> None:
+        if self.final_wanted and self.job.running and not self.pending:
+            self.trigger(CHECKPOINT)
+
+    # -- acknowledgements -------------------------------------------------------
+
+    def acknowledge_later(self, task: "Task", barrier: Barrier, state: Any,
+                          channel_state: dict[str, list[Any]]) -> None:
+        """The asynchronous part: upload the state, then acknowledge."""
+        job = self.job
+        task.phase("async_upload", barrier.id)
+        job.later(job.scenario.timing.upload_time, self.acknowledge,
+                  task, barrier.id, state, channel_state)
+
+    def acknowledge(self, task: "Task", checkpoint_id: int, state: Any,
+                    channel_state: dict[str, list[Any]]) -> None:
+        pending = self.pending.get(checkpoint_id)
+        if pending is None or pending.attempt != task.attempt.number or not task.attempt.alive:
+            return
+        pending.acks[task.name] = (task.vertex.uid, task.subtask, state)
+        pending.channel_state.update(channel_state)
+        self.job.trace.add(self.env.now, "ack", task.name, checkpoint_id)
+        if len(pending.acks) == pending.expected:
+            self.complete(pending)
+
+    # -- completion and abortion ------------------------------------------------------
+
+    def complete(self, pending: PendingCheckpoint) -> None:
+        job = self.job
+        del self.pending[pending.id]
+        topology = job.topology
+        attempt = job.attempt
+        assert attempt is not None
+        parts: dict[str, list[tuple[int, Any]]] = {}
+        for uid, subtask, state in pending.acks.values():
+            parts.setdefault(uid, []).append((subtask, state))
+        kinds = attempt.state_kinds
+        state = {uid: assemble_state(kinds[uid], [s for _, s in sorted(items, key=_first)],
+                                     topology.max_parallelism)
+                 for uid, items in parts.items()}
+        snapshot = Snapshot(
+            id=pending.id, kind=pending.kind, triggered=pending.triggered,
+            completed=self.env.now, mode=self.config.mode,
+            parallelism={v.uid: v.parallelism for v in topology.vertices},
+            max_parallelism=topology.max_parallelism, state=state,
+            channel_state=dict(pending.channel_state), store_version=job.store.version(),
+            run=job.run_id, stop=pending.stop, timeline=job.timeline)
+        self.history.append(snapshot)
+        if pending.kind == CHECKPOINT:
+            self.retained.append(snapshot)
+            del self.retained[:-self.config.retained]
+        job.trace.add(self.env.now, "completed", "coordinator", pending.id, pending.kind)
+        for older in sorted(cid for cid in self.pending if cid < pending.id):
+            if self.pending[older].kind == CHECKPOINT:
+                self.abort(older, "subsumed")
+        commits = (pending.kind == CHECKPOINT or pending.stop
+                   or job.mutant("savepoint-commits"))
+        if commits:
+            delay = job.scenario.timing.rpc_latency
+            for task in attempt.tasks:
+                job.later(delay, task.mail,
+                          lambda t=task, c=pending.id, s=pending.stop: t.notify_complete(c, s))
+        if pending.stop:
+            job.stopping = pending.id
+        self._maybe_final()
+
+    def expire(self, checkpoint_id: int) -> None:
+        if checkpoint_id in self.pending:
+            self.abort(checkpoint_id, "timeout")
+
+    def abort(self, checkpoint_id: int, reason: str) -> None:
+        job = self.job
+        self.pending.pop(checkpoint_id)
+        job.trace.add(self.env.now, "aborted", "coordinator", checkpoint_id, reason)
+        attempt = job.attempt
+        if attempt is not None and attempt.alive:
+            delay = job.scenario.timing.rpc_latency
+            for task in attempt.tasks:
+                job.later(delay, task.mail, lambda t=task: t.notify_aborted(checkpoint_id))
+        self._maybe_final()
+
+    def on_failover(self) -> None:
+        for cid in sorted(self.pending):
+            self.job.trace.add(self.env.now, "aborted", "coordinator", cid, "failover")
+        self.pending.clear()
+
+    def latest_checkpoint(self) -> Snapshot | None:
+        return self.retained[-1] if self.retained else None
+
+
+def _first(item: tuple[int, Any]) -> int:
+    return item[0]

@@ -1,0 +1,239 @@
+"""The job: deploys tasks and channels for one attempt, fails over, restarts, finishes.
+
+Failover restarts the whole job (all edges are potentially all-to-all, so
+the failover region is the job) from the latest completed *checkpoint*:
+sources seek, state is restored, two-phase sinks recover their transactions.
+Savepoints are never used for failover.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING, Any, Callable
+
+import simpy
+
+from onceflow.model.channel import Channel
+from onceflow.model.coordinator import CheckpointCoordinator
+from onceflow.model.operators import (FilterOperator, FlatMapOperator, MapOperator,
+                                      ReduceOperator, WindowOperator)
+from onceflow.model.records import Barrier, split_logs
+from onceflow.model.sinks import make_sink
+from onceflow.model.snapshot import SAVEPOINT, Snapshot, state_for_subtask
+from onceflow.model.store import Store
+from onceflow.model.task import SourceTask, SplitReader, Task
+from onceflow.model.trace import Trace
+
+if TYPE_CHECKING:
+    from onceflow.scenario import Scenario, Vertex
+
+__all__ = ["Attempt", "Job", "HORIZON"]
+
+#: Simulated time after which a job that has not finished counts as stuck.
+HORIZON = 120_000.0
+
+RUNNING, FINISHED, FAILED, STUCK = "running", "finished", "failed", "stuck"
+
+
+class Attempt:
+    """One deployment of the job's tasks; a failover ends it and starts the next."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.alive = True
+        self.tasks: list[Task] = []
+        self.sources: list[SourceTask] = []
+        self.sinks: list[Task] = []
+        self.channels: list[Channel] = []
+        self.state_kinds: dict[str, str | None] = {}
+        self.sinks_ended = 0
+        self.sinks_done = 0
+
+
+def make_operator(vertex: "Vertex", sink_kind: str) -> Any:
+    kind = vertex.kind
+    if kind == "map":
+        return MapOperator(vertex.param)
+    if kind == "filter":
+        return FilterOperator(vertex.param)
+    if kind == "flat_map":
+        return FlatMapOperator(vertex.param)
+    if kind == "reduce":
+        return ReduceOperator()
+    if kind == "window":
+        return WindowOperator(vertex.param)
+    if kind == "sink":
+        return make_sink(sink_kind)
+    raise ValueError(f"no built-in operator for {kind!r}")
+
+
+class Job:
+    def __init__(self, scenario: "Scenario", *, store: Store | None = None,
+                 initial: Snapshot | None = None, timeline: int = 0, run_id: str = "") -> None:
+        self.scenario = scenario
+        self.topology = scenario.topology
+        self.env = simpy.Environment()
+        self.rng = random.Random(scenario.seed)
+        self.logs = split_logs(scenario.workload)
+        self.trace = Trace()
+        self.store = store if store is not None else Store(scenario.txn_timeout)
+        self.initial = initial
+        self.timeline = timeline
+        self.run_id = run_id
+        self.mutants = frozenset(scenario.mutants)
+        self.coordinator = CheckpointCoordinator(self, initial.id + 1 if initial else 1)
+        self.status = RUNNING
+        self.attempt: Attempt | None = None
+        self.attempts = 0
+        self.restarts = 0
+        self.stopping: int | None = None
+        self.end_time = 0.0
+        self.phase_hooks: list[Callable[[Task, str, int], None]] = []
+
+    # -- helpers -----------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self.status == RUNNING
+
+    def mutant(self, name: str) -> bool:
+        return name in self.mutants
+
+    def later(self, delay: float, fn: Callable[..., Any], *args: Any) -> None:
+        """Call `fn(*args)` after `delay` simulated ms."""
+        self.env.timeout(delay).callbacks.append(lambda _e: fn(*args))
+
+    def phase(self, task: Task, name: str, checkpoint_id: int) -> None:
+        """Task `task` reached phase `name` of snapshot `checkpoint_id` (fault hook)."""
+        for hook in self.phase_hooks:
+            hook(task, name, checkpoint_id)
+
+    # -- running -------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.deploy(self.initial)
+        self.coordinator.start()
+        if self.initial is None:
+            for request in self.scenario.savepoints:
+                self.later(request.at, self.savepoint, request)
+        self.env.run(until=HORIZON)
+        if self.status == RUNNING:
+            self.status = STUCK
+            self.end_time = self.env.now
+
+    def savepoint(self, request: Any) -> None:
+        self.coordinator.trigger(SAVEPOINT, stop=request.stop, drain=request.drain)
+
+    def deploy(self, snapshot: Snapshot | None) -> None:
+        """Start a new attempt, restoring `snapshot` (None: from the beginning)."""
+        self.attempts += 1
+        attempt = Attempt(self.attempts)
+        self.attempt = attempt
+        scenario = self.scenario
+        timing = scenario.timing
+        vertices = self.topology.vertices
+        layers: list[list[Task]] = []
+        for i, vertex in enumerate(vertices):
+            nxt = vertices[i + 1] if i + 1 < len(vertices) else None
+            out_edge = nxt.edge if nxt else None
+            out_p = nxt.parallelism if nxt else 0
+            layer: list[Task] = []
+            for s in range(vertex.parallelism):
+                if i == 0:
+                    splits = [x for x in range(scenario.workload.splits)
+                              if x % vertex.parallelism == s]
+                    task: Task = SourceTask(self, attempt, vertex, s,
+                                            SplitReader(self.logs, splits), out_edge, out_p)
+                    attempt.sources.append(task)  # type: ignore[arg-type]
+                else:
+                    task = Task(self, attempt, vertex, s, make_operator(vertex, scenario.sink),
+                                out_edge, out_p)
+                layer.append(task)
+            attempt.state_kinds[vertex.uid] = layer[0].operator.state_kind
+            layers.append(layer)
+        attempt.sinks = list(layers[-1])
+        for i in range(1, len(vertices)):
+            edge = vertices[i].edge
+            pointwise = edge in ("forward", "broadcast")
+            for sender in layers[i - 1]:
+                receivers = [layers[i][sender.subtask]] if edge == "forward" else layers[i]
+                for receiver in receivers:
+                    ch = Channel(self.env, sender.name, receiver, len(receiver.inputs),
+                                 latency=timing.latency, jitter=timing.jitter, rng=self.rng,
+                                 capacity=timing.channel_capacity, pointwise=pointwise)
+                    sender.outputs.append(ch)
+                    receiver.inputs.append(ch)
+                    attempt.channels.append(ch)
+        attempt.tasks = [t for layer in layers for t in layer]
+        for task in attempt.tasks:
+            task.connect()
+        if snapshot is not None:
+            for ch in attempt.channels:
+                restored = (snapshot.channel_state.get(f"in:{ch.name}", [])
+                            + snapshot.channel_state.get(f"out:{ch.name}", []))
+                ch.prefill([item for item in restored if item.__class__ is not Barrier])
+        maxp = self.topology.max_parallelism
+        for task in attempt.tasks:
+            uid = task.vertex.uid
+            kind = attempt.state_kinds[uid]
+            merged = snapshot.state.get(uid) if snapshot is not None else None
+            restored = state_for_subtask(kind, merged, task.subtask, task.vertex.parallelism, maxp)
+            task.start(restored, merged if kind == "list" else None)
+        label = f"{snapshot.kind} {snapshot.id}" if snapshot else "start"
+        self.trace.add(self.env.now, "deploy", "job", attempt.number, label)
+
+    def fail(self, task: Task | None, reason: str) -> None:
+        attempt = self.attempt
+        if attempt is None or not attempt.alive:
+            return
+        attempt.alive = False
+        self.trace.add(self.env.now, "failed", task.name if task else "job", reason)
+        for ch in attempt.channels:
+            ch.close()
+        for t in attempt.tasks:
+            t.wake()
+        self.coordinator.on_failover()
+        if self.stopping is not None and not self.mutant("stop-savepoint-fallback"):
+            self.status = FAILED  # never fall back behind a stop-with-savepoint
+            self.end_time = self.env.now
+        elif self.restarts < self.scenario.restart.attempts:
+            self.restarts += 1
+            self.later(self.scenario.restart.delay, self.restart)
+        else:
+            self.status = FAILED
+            self.end_time = self.env.now
+
+    def restart(self) -> None:
+        if self.status != RUNNING:
+            return
+        snapshot = self.coordinator.latest_checkpoint()
+        self.trace.add(self.env.now, "restart", "job", self.restarts,
+                       snapshot.id if snapshot else None)
+        self.deploy(snapshot)
+
+    # -- end of input and finishing ---------------------------------------------------
+
+    def sink_ended(self, task: Task) -> None:
+        attempt = task.attempt
+        attempt.sinks_ended += 1
+        if attempt.sinks_ended == len(attempt.sinks):
+            if self.mutant("no-final-checkpoint"):
+                self.finish()
+            else:
+                self.coordinator.request_final()
+
+    def sink_done(self, task: Task) -> None:
+        attempt = task.attempt
+        attempt.sinks_done += 1
+        if attempt.sinks_done == len(attempt.sinks):
+            self.finish()
+
+    def finish(self) -> None:
+        self.status = FINISHED
+        self.end_time = self.env.now
+        self.trace.add(self.env.now, "finished", "job")
+        attempt = self.attempt
+        if attempt is not None:
+            attempt.alive = False
+            for t in attempt.tasks:
+                t.wake()

@@ -1,0 +1,60 @@
+"""What flows through channels: records, barriers and the end-of-input marker."""
+
+from __future__ import annotations
+
+import random
+from itertools import accumulate
+from typing import NamedTuple
+
+from attrs import frozen
+
+from onceflow.scenario import Workload
+
+__all__ = ["Barrier", "EndOfInput", "Record", "END_OF_INPUT", "split_logs"]
+
+
+class Record(NamedTuple):
+    """One record: a unique id, its key and value, and the log position it came from.
+
+    A tuple rather than an attrs class: records are the hot path.  It is frozen
+    and its repr is its reproduction all the same.
+    """
+
+    id: str
+    key: int
+    value: int
+    split: int
+    offset: int
+
+
+@frozen
+class Barrier:
+    """Checkpoint barrier `id`; `kind` is "checkpoint" or "savepoint"."""
+
+    id: int
+    kind: str = "checkpoint"
+
+
+@frozen
+class EndOfInput:
+    """Sent on every channel once a sender has no more records."""
+
+
+END_OF_INPUT = EndOfInput()
+
+
+def split_logs(workload: Workload) -> list[list[Record]]:
+    """The bounded, replayable partitioned log the sources read: one list per split.
+
+    Key k lives in split k mod splits (as with keyed Kafka partitions), so the
+    records of one key keep their order within one split.
+    """
+    rng = random.Random(workload.seed)
+    keys = range(workload.keys)
+    weights = list(accumulate(1.0 / (k + 1) ** workload.skew for k in keys))
+    drawn = rng.choices(keys, cum_weights=weights, k=workload.records)
+    logs: list[list[Record]] = [[] for _ in range(workload.splits)]
+    for i, key in enumerate(drawn):
+        log = logs[key % workload.splits]
+        log.append(Record(f"r{i}", key, rng.randint(1, 100), key % workload.splits, len(log)))
+    return logs

@@ -1,0 +1,159 @@
+"""`run(scenario)` and `restore(result, snapshot)`: the entry points of the model."""
+
+from __future__ import annotations
+
+import hashlib
+
+from attrs import evolve, field, frozen
+
+from onceflow.errors import RestoreError
+from onceflow.model.job import Job
+from onceflow.model.records import Record
+from onceflow.model.snapshot import CHECKPOINT, SAVEPOINT, Snapshot
+from onceflow.model.store import Entry, Store
+from onceflow.model.trace import Trace
+from onceflow.scenario import Scenario
+
+__all__ = ["RunResult", "restore", "run"]
+
+
+@frozen(eq=False)
+class RunResult:
+    """What one timeline of a run left behind."""
+
+    scenario: Scenario
+    status: str
+    end_time: float
+    trace: Trace = field(repr=False)
+    store: Store = field(repr=False)
+    snapshots: tuple[Snapshot, ...] = field(repr=False)
+    retained: tuple[Snapshot, ...] = field(repr=False)
+    restarts: int
+    timeline: int = 0
+    restored_from: Snapshot | None = None
+    parent: "RunResult | None" = field(default=None, repr=False)
+    faults_fired: tuple[dict[str, object], ...] = ()
+    run_id: str = ""
+
+    @property
+    def digest(self) -> str:
+        return self.trace.digest()
+
+    def committed(self) -> list[Record]:
+        """The output a read-committed reader sees at the end of the run."""
+        return self.store.read_committed(self.end_time)
+
+    def committed_entries(self) -> list[Entry]:
+        return self.store.entries(self.end_time)
+
+    def uncommitted(self) -> list[Record]:
+        return self.store.read_uncommitted(self.end_time)
+
+    @property
+    def checkpoints(self) -> tuple[Snapshot, ...]:
+        return tuple(s for s in self.snapshots if s.kind == CHECKPOINT)
+
+    @property
+    def savepoints(self) -> tuple[Snapshot, ...]:
+        return tuple(s for s in self.snapshots if s.kind == SAVEPOINT)
+
+    @property
+    def records_in(self) -> int:
+        return self.scenario.workload.records
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "digest": self.digest,
+            "status": self.status,
+            "mode": self.scenario.checkpoints.mode,
+            "sink": self.scenario.sink,
+            "records_in": self.records_in,
+            "records_out": len(self.committed()),
+            "checkpoints_completed": len(self.checkpoints),
+            "savepoints_completed": len(self.savepoints),
+            "restarts": self.restarts,
+            "end_time": self.end_time,
+            "events": len(self.trace),
+            "faults_fired": list(self.faults_fired),
+        }
+
+
+def _run_id(scenario: Scenario) -> str:
+    return hashlib.blake2b(scenario.to_json().encode(), digest_size=8).hexdigest()
+
+
+def _finish(job: Job, scenario: Scenario, *, parent: RunResult | None = None,
+            restored_from: Snapshot | None = None) -> RunResult:
+    return RunResult(
+        scenario=scenario, status=job.status, end_time=job.end_time or job.env.now,
+        trace=job.trace, store=job.store, snapshots=tuple(job.coordinator.history),
+        retained=tuple(job.coordinator.retained), restarts=job.restarts,
+        timeline=job.timeline, restored_from=restored_from, parent=parent,
+        faults_fired=tuple(getattr(job, "faults_fired", ())), run_id=job.run_id)
+
+
+def run(scenario: Scenario) -> RunResult:
+    """Run `scenario` to its end (finished, failed, or stuck at the horizon)."""
+    if not isinstance(scenario, Scenario):
+        raise TypeError(f"run() takes a Scenario, got {type(scenario).__name__}")
+    job = Job(scenario, run_id=_run_id(scenario))
+    _install_faults(job)
+    job.run()
+    return _finish(job, scenario)
+
+
+def restore(result: RunResult, snapshot: Snapshot, parallelism: int | None = None) -> RunResult:
+    """Start a fresh job from `snapshot` of `result`, on its own timeline.
+
+    The store is forked as it stood when the snapshot completed.  A savepoint
+    may be restored at another `parallelism` (every vertex rescaled to it);
+    a checkpoint only at the parallelism it was taken with.
+    """
+    if not isinstance(snapshot, Snapshot) or snapshot.run != result.run_id or \
+            snapshot.timeline != result.timeline or \
+            not any(s is snapshot for s in result.snapshots):
+        raise RestoreError(
+            f"{getattr(snapshot, 'label', snapshot)!r} is not a completed snapshot of this run; "
+            "pick one from result.snapshots")
+    scenario = result.scenario
+    topology = scenario.topology
+    if parallelism is not None:
+        if not isinstance(parallelism, int) or not 1 <= parallelism <= min(
+                32, topology.max_parallelism):
+            raise RestoreError(f"parallelism must be between 1 and "
+                               f"{min(32, topology.max_parallelism)}, got {parallelism!r}")
+        if snapshot.kind == CHECKPOINT and any(
+                v.parallelism != parallelism for v in topology.vertices):
+            raise RestoreError(
+                f"{snapshot.label} restores only at the parallelism it was taken with; "
+                "take a savepoint to rescale")
+        topology = topology.with_parallelism(parallelism)
+    _check_compatible(snapshot, topology)
+    restored_scenario = evolve(scenario, topology=topology, savepoints=(), faults=())
+    job = Job(restored_scenario, store=result.store.fork(snapshot.store_version),
+              initial=snapshot, timeline=result.timeline + 1, run_id=result.run_id)
+    job.run()
+    return _finish(job, restored_scenario, parent=result, restored_from=snapshot)
+
+
+def _check_compatible(snapshot: Snapshot, topology: object) -> None:
+    from onceflow.scenario import Topology  # noqa: PLC0415
+
+    assert isinstance(topology, Topology)
+    if snapshot.max_parallelism != topology.max_parallelism:
+        raise RestoreError(
+            f"{snapshot.label} was taken with max_parallelism {snapshot.max_parallelism}, "
+            f"the job has {topology.max_parallelism}; max parallelism never changes")
+    uids = {v.uid for v in topology.vertices}
+    missing = sorted(set(snapshot.state) - uids)
+    if missing:
+        raise RestoreError(f"{snapshot.label} holds state of operator uid {missing[0]!r}, "
+                           "which the job does not have")
+
+
+def _install_faults(job: Job) -> None:
+    """Hook the scenario's fault plan into the job (see `onceflow.faults`)."""
+    if job.scenario.faults:
+        from onceflow.faults.injector import install  # noqa: PLC0415
+
+        install(job)

@@ -1,0 +1,388 @@
+"""Tasks: one SimPy process per subtask, running Flink's mailbox loop.
+
+A task takes one buffer at a time from a ready, unblocked input channel,
+runs its operator on it, routes the output to its output channels, and pays
+`record_cost` per record in simulated time.  Mails (checkpoint triggers,
+notifications) run between buffers, also while the task is backpressured.
+A task whose attempt has failed stops at its next step; nothing is
+interrupted mid-buffer.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Any, Callable, Generator
+
+from onceflow.model.barriers import make_handler
+from onceflow.model.keygroups import subtask_for_key
+from onceflow.model.records import END_OF_INPUT, Barrier, Record
+
+if TYPE_CHECKING:
+    import simpy
+
+    from onceflow.model.channel import Channel
+    from onceflow.model.job import Attempt, Job
+    from onceflow.model.store import Store
+    from onceflow.scenario import Vertex
+
+__all__ = ["OperatorContext", "SourceTask", "SplitReader", "Task", "TaskCrash"]
+
+
+class TaskCrash(Exception):
+    """Raised inside a task to make it fail (an injected crash)."""
+
+
+class OperatorContext:
+    """What an operator may see of its runtime: identity, time, the store, hooks."""
+
+    __slots__ = ("task", "uid", "subtask", "parallelism", "max_parallelism", "attempt",
+                 "restored_union", "store")
+
+    def __init__(self, task: "Task", restored_union: list[Any] | None) -> None:
+        self.task = task
+        self.uid = task.vertex.uid
+        self.subtask = task.subtask
+        self.parallelism = task.vertex.parallelism
+        self.max_parallelism = task.job.topology.max_parallelism
+        self.attempt = task.attempt.number
+        self.restored_union = restored_union
+        self.store: "Store" = task.job.store
+
+    @property
+    def now(self) -> float:
+        return self.task.env.now
+
+    def phase(self, name: str, checkpoint_id: int) -> None:
+        """Mark that this subtask reached `name` for `checkpoint_id` (faults may strike)."""
+        self.task.phase(name, checkpoint_id)
+
+    def mutant(self, name: str) -> bool:
+        return self.task.job.mutant(name)
+
+    def event(self, kind: str, *detail: Any) -> None:
+        self.task.job.trace.add(self.task.env.now, kind, self.task.name, *detail)
+
+
+class Task:
+    def __init__(self, job: "Job", attempt: "Attempt", vertex: "Vertex", subtask: int,
+                 operator: Any, out_edge: str | None, out_parallelism: int) -> None:
+        self.job = job
+        self.attempt = attempt
+        self.env: "simpy.Environment" = job.env
+        self.vertex = vertex
+        self.subtask = subtask
+        self.name = f"{vertex.uid}[{subtask}]"
+        self.operator = operator
+        self.inputs: list["Channel"] = []
+        self.outputs: list["Channel"] = []
+        self.out_edge = out_edge
+        self.out_parallelism = out_parallelism
+        self.pending: list[list[Record]] = []
+        self.blocked: list[bool] = []
+        self.mailbox: deque[Callable[[], None]] = deque()
+        self.waiter: "simpy.Event | None" = None
+        self.ended_inputs = 0
+        self.ended = False
+        self.final_after: int | None = None
+        self.done = False
+        self.is_sink = out_edge is None
+        self.handler = make_handler(job.scenario.checkpoints.mode, self)
+        self.key_route: dict[int, int] = {}
+        self.next_rebalance = subtask
+        self.slowdown = 1.0
+        self.record_cost = job.scenario.timing.record_cost
+        self.process: "simpy.Process | None" = None
+
+    # -- wiring -------------------------------------------------------------
+
+    def connect(self) -> None:
+        self.pending = [[] for _ in self.outputs]
+        self.blocked = [False] * len(self.inputs)
+
+    def start(self, restored: Any, restored_union: list[Any] | None) -> None:
+        self.restored = restored
+        self.restored_union = restored_union
+        self.process = self.env.process(self.run())
+
+    # -- the mailbox loop -----------------------------------------------------
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            waiter.succeed()
+
+    def mail(self, action: Callable[[], None]) -> None:
+        if self.attempt.alive and not self.done:
+            self.mailbox.append(action)
+            self.wake()
+
+    def run(self) -> Generator[Any, Any, None]:
+        attempt = self.attempt
+        try:
+            self.initialize()
+            while attempt.alive and not self.done:
+                if self.mailbox:
+                    self.mailbox.popleft()()
+                    self.flush()
+                    continue
+                if self.backpressured():
+                    yield self.idle()
+                    continue
+                cost = self.step()
+                if cost is None:
+                    yield self.idle()
+                elif cost:
+                    yield self.env.timeout(cost * self.slowdown)
+        except TaskCrash as crash:
+            self.job.fail(self, str(crash))
+
+    def idle(self) -> "simpy.Event":
+        self.waiter = self.env.event()
+        return self.waiter
+
+    def backpressured(self) -> bool:
+        for ch in self.outputs:
+            if ch.buffers >= ch.capacity:
+                ch.wanted_by = self
+                return True
+        return False
+
+    def initialize(self) -> None:
+        self.phase("restore", 0)
+        self.operator.open(OperatorContext(self, self.restored_union), self.restored)
+
+    def step(self) -> float | None:
+        """Take and handle one input item; its cost, or None when nothing is ready."""
+        channel = self.pick()
+        if channel is None:
+            return None
+        item = channel.take()
+        if item.__class__ is list:
+            handler = self.handler
+            if handler.capturing:
+                handler.captured(channel.index, item)
+            self.job.trace.events.append((self.env.now, "process", self.name, (item,)))
+            out: list[Record] = []
+            self.operator.process(item, out)
+            if out:
+                self.route(out)
+            self.flush()
+            return len(item) * self.record_cost
+        if item.__class__ is Barrier:
+            self.handler.on_barrier(channel.index, item)
+        else:
+            self.end_of_channel()
+        self.flush()
+        return 0.0
+
+    def pick(self) -> "Channel | None":
+        now = self.env.now
+        ready = None
+        count = 0
+        blocked = self.blocked
+        for i, ch in enumerate(self.inputs):
+            items = ch.items
+            if items and items[0][0] <= now and not blocked[i]:
+                if ready is None:
+                    ready = ch
+                else:
+                    if count == 1:
+                        ready = [ready]
+                    ready.append(ch)
+                count += 1
+        if count <= 1:
+            return ready
+        return ready[self.job.rng.randrange(count)]
+
+    # -- output ---------------------------------------------------------------
+
+    def route(self, out: list[Record]) -> None:
+        pending = self.pending
+        edge = self.out_edge
+        if edge == "forward":
+            pending[0].extend(out)
+        elif edge == "hash":
+            route = self.key_route
+            p = self.out_parallelism
+            maxp = self.job.topology.max_parallelism
+            for r in out:
+                i = route.get(r.key)
+                if i is None:
+                    i = route[r.key] = subtask_for_key(r.key, p, maxp)
+                pending[i].append(r)
+        elif edge == "rebalance":
+            n = len(pending)
+            i = self.next_rebalance
+            for r in out:
+                i = (i + 1) % n
+                pending[i].append(r)
+            self.next_rebalance = i
+        elif edge == "broadcast":
+            for buf in pending:
+                buf.extend(out)
+
+    def flush(self) -> None:
+        pending = self.pending
+        for i, buf in enumerate(pending):
+            if buf:
+                self.outputs[i].send(buf)
+                pending[i] = []
+
+    def emit_barrier(self, barrier: Barrier, overtake: bool) -> dict[str, list[Any]]:
+        """Send `barrier` on every output; overtaken buffers come back as channel state."""
+        self.flush()
+        state: dict[str, list[Any]] = {}
+        for ch in self.outputs:
+            if overtake and not ch.pointwise:
+                state[f"out:{ch.name}"] = ch.overtake(barrier)
+            else:
+                ch.send(barrier)
+        return state
+
+    def unblock_all(self) -> None:
+        blocked = self.blocked
+        for i in range(len(blocked)):
+            blocked[i] = False
+        if self.inputs:
+            self.wake()
+
+    # -- end of input -----------------------------------------------------------
+
+    def end_of_channel(self) -> None:
+        self.ended_inputs += 1
+        if self.ended_inputs == len(self.inputs):
+            self.end_input()
+
+    def end_input(self) -> None:
+        out: list[Record] = []
+        self.operator.end_input(out)
+        if out:
+            self.route(out)
+        self.flush()
+        for ch in self.outputs:
+            ch.send(END_OF_INPUT)
+        self.ended = True
+        self.job.trace.add(self.env.now, "end_of_input", self.name)
+        if self.is_sink:
+            self.job.sink_ended(self)
+
+    # -- snapshots (checkpoints and savepoints alike) ------------------------------
+
+    def snapshot(self, barrier: Barrier) -> None:
+        """Aligned and at-least-once snapshot: state now, acknowledge after upload."""
+        state, channel_state = self.take_state(barrier, overtake=False)
+        self.acknowledge(barrier, state, channel_state)
+
+    def take_state(self, barrier: Barrier, *, overtake: bool) -> tuple[Any, dict[str, list[Any]]]:
+        self.phase("before_snapshot", barrier.id)
+        channel_state = self.emit_barrier(barrier, overtake)
+        state = self.operator.snapshot_state(barrier.id)
+        if self.ended and self.final_after is None:
+            self.final_after = barrier.id
+        self.job.trace.add(self.env.now, "snapshot", self.name, barrier.id, barrier.kind)
+        self.phase("after_sync_snapshot", barrier.id)
+        return state, channel_state
+
+    def acknowledge(self, barrier: Barrier, state: Any, channel_state: dict[str, list[Any]]) -> None:
+        self.job.coordinator.acknowledge_later(self, barrier, state, channel_state)
+
+    def notify_complete(self, checkpoint_id: int, stop: bool) -> None:
+        self.phase("notify_complete", checkpoint_id)
+        self.job.trace.add(self.env.now, "notified", self.name, checkpoint_id)
+        self.operator.notify_checkpoint_complete(checkpoint_id)
+        if self.is_sink and (stop or (self.final_after is not None
+                                      and checkpoint_id >= self.final_after)):
+            self.done = True
+            self.job.sink_done(self)
+
+    def notify_aborted(self, checkpoint_id: int) -> None:
+        self.job.trace.add(self.env.now, "notified_aborted", self.name, checkpoint_id)
+        self.handler.cancel(checkpoint_id)
+        self.operator.notify_checkpoint_aborted(checkpoint_id)
+
+    def phase(self, name: str, checkpoint_id: int) -> None:
+        self.job.phase(self, name, checkpoint_id)
+
+
+class SplitReader:
+    """A source's reader: the splits it owns and its offset in each (its state)."""
+
+    state_kind = "splits"
+
+    def __init__(self, logs: list[list[Record]], splits: list[int]) -> None:
+        self.logs = logs
+        self.splits = splits
+
+    def open(self, ctx: OperatorContext, restored: Any) -> None:
+        self.offsets = {s: (restored or {}).get(s, 0) for s in self.splits}
+        self.turn = 0
+
+    def read(self, limit: int) -> list[Record]:
+        """Up to `limit` records from the next split that has any (round-robin)."""
+        splits = self.splits
+        for _ in range(len(splits)):
+            split = splits[self.turn % len(splits)]
+            self.turn += 1
+            offset = self.offsets[split]
+            log = self.logs[split]
+            if offset < len(log):
+                buf = log[offset:offset + limit]
+                self.offsets[split] = offset + len(buf)
+                return buf
+        return []
+
+    def exhausted(self) -> bool:
+        return all(self.offsets[s] >= len(self.logs[s]) for s in self.splits)
+
+    def process(self, records: list[Record], out: list[Record]) -> None:
+        out.extend(records)
+
+    def end_input(self, out: list[Record]) -> None:
+        pass
+
+    def snapshot_state(self, checkpoint_id: int) -> Any:
+        return dict(self.offsets)
+
+    def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
+        pass
+
+    def notify_checkpoint_aborted(self, checkpoint_id: int) -> None:
+        pass
+
+
+class SourceTask(Task):
+    """Reads its splits buffer by buffer; barriers are injected here by the coordinator."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stopped: int | bool = False
+
+    def step(self) -> float | None:
+        if self.ended or self.stopped:
+            return None
+        reader: SplitReader = self.operator
+        buf = reader.read(self.job.scenario.timing.buffer_records)
+        if not buf:
+            self.end_input()
+            return 0.0
+        self.job.trace.events.append((self.env.now, "read", self.name, (buf,)))
+        self.route(buf)
+        self.flush()
+        return len(buf) * self.record_cost
+
+    def trigger(self, barrier: Barrier, stop: bool = False, drain: bool = False) -> None:
+        """Mail from the coordinator: start snapshot `barrier` at this source."""
+        if self.stopped:
+            return
+        if stop and drain and not self.ended:
+            self.end_input()
+        self.snapshot(barrier)
+        if stop:
+            self.stopped = barrier.id
+
+    def notify_aborted(self, checkpoint_id: int) -> None:
+        super().notify_aborted(checkpoint_id)
+        if self.stopped == checkpoint_id:
+            self.stopped = False  # a failed stop-with-savepoint lets the job go on
+            self.wake()

@@ -1,0 +1,416 @@
+"""`Scenario`: one run described completely, as frozen values that round-trip through JSON.
+
+Every random choice a run makes is derived from its scenario (the workload seed
+and the scheduling seed), so a scenario *is* its reproduction.  Times are in
+simulated milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, ClassVar
+
+from attrs import evolve, field, fields, frozen
+
+from onceflow.errors import ScenarioError
+
+__all__ = [
+    "BARRIER_MODES",
+    "EDGE_KINDS",
+    "OPERATOR_KINDS",
+    "SINK_KINDS",
+    "CheckpointConfig",
+    "RestartStrategy",
+    "SavepointRequest",
+    "Scenario",
+    "Timing",
+    "Topology",
+    "Vertex",
+    "Workload",
+]
+
+BARRIER_MODES = ("aligned", "unaligned", "at_least_once")
+SINK_KINDS = ("append", "idempotent", "two_phase")
+EDGE_KINDS = ("forward", "hash", "rebalance", "broadcast")
+OPERATOR_KINDS = ("source", "map", "filter", "flat_map", "reduce", "window", "sink")
+KEYED_KINDS = ("reduce", "window")
+SCENARIO_VERSION = 1
+
+# Limits that keep a hostile token or file from exhausting the machine.
+MAX_PARALLELISM_LIMIT = 32
+MAX_RECORDS = 1_000_000
+MAX_KEYS = 100_000
+MAX_SPLITS = 256
+MAX_VERTICES = 12
+MAX_LIST_ITEMS = 64
+MAX_KEY_GROUPS = 32768
+MAX_TIME = 1e9
+
+
+def _fail(field_name: str, reason: str) -> None:
+    raise ScenarioError(field_name, reason)
+
+
+def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        _fail(name, f"must be an integer, got {value!r}")
+    if not lo <= value <= hi:
+        _fail(name, f"must be between {lo} and {hi}, got {value}")
+
+
+def _check_time(name: str, value: Any, *, positive: bool = False) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        _fail(name, f"must be a number of simulated milliseconds, got {value!r}")
+    if not math.isfinite(value) or value < 0 or value > MAX_TIME:
+        _fail(name, f"must be a finite time between 0 and {MAX_TIME:g} ms, got {value!r}")
+    if positive and value == 0:
+        _fail(name, "must be greater than 0")
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        _fail(name, f"unknown value {value!r}; choose one of {', '.join(choices)}")
+
+
+def _time(value: Any) -> Any:
+    """Accept integers for times, store floats (so JSON round-trips exactly)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _opt_time(value: Any) -> Any:
+    return None if value is None else _time(value)
+
+
+@frozen
+class Vertex:
+    """One vertex of the job graph: a source, an operator or the sink.
+
+    `edge` is how records reach this vertex from the previous one; `param` is
+    the operator's one knob (map: addend, filter: modulus, flat_map: fan-out,
+    window: size in records).
+    """
+
+    uid: str
+    kind: str
+    parallelism: int = 1
+    edge: str = "forward"
+    param: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.uid, str) or not self.uid or len(self.uid) > 64:
+            _fail("uid", f"must be a non-empty string of at most 64 characters, got {self.uid!r}")
+        _check_choice("kind", self.kind, OPERATOR_KINDS)
+        _check_int("parallelism", self.parallelism, 1, MAX_PARALLELISM_LIMIT)
+        _check_choice("edge", self.edge, EDGE_KINDS)
+        _check_int("param", self.param, 0, 1_000_000)
+        if self.kind == "filter" and self.param < 1:
+            _fail("param", "a filter needs a modulus of at least 1")
+        if self.kind == "flat_map" and not 1 <= self.param <= 8:
+            _fail("param", "a flat_map's fan-out must be between 1 and 8")
+        if self.kind == "window" and self.param < 1:
+            _fail("param", "a window needs a size of at least 1 record")
+
+    @property
+    def keyed(self) -> bool:
+        return self.kind in KEYED_KINDS
+
+
+@frozen
+class Topology:
+    """A linear job graph: one source, operators, one sink."""
+
+    vertices: tuple[Vertex, ...] = field(converter=tuple)
+    max_parallelism: int = 128
+
+    _nested: ClassVar[dict[str, Any]] = {"vertices": (Vertex,)}
+
+    def __attrs_post_init__(self) -> None:
+        _check_int("max_parallelism", self.max_parallelism, 1, MAX_KEY_GROUPS)
+        vs = self.vertices
+        if not 2 <= len(vs) <= MAX_VERTICES:
+            _fail("vertices", f"need a source, a sink and at most {MAX_VERTICES} vertices in all")
+        seen: set[str] = set()
+        for i, v in enumerate(vs):
+            name = f"vertices[{i}]"
+            if not isinstance(v, Vertex):
+                _fail(name, "must be a Vertex")
+            if v.uid in seen:
+                _fail(f"{name}.uid", f"duplicate uid {v.uid!r}; every vertex needs its own")
+            seen.add(v.uid)
+            if v.parallelism > self.max_parallelism:
+                _fail(f"{name}.parallelism",
+                      f"{v.parallelism} is above max_parallelism {self.max_parallelism}")
+            if (i == 0) != (v.kind == "source"):
+                _fail(f"{name}.kind", "the first vertex, and only it, must be the source")
+            if (i == len(vs) - 1) != (v.kind == "sink"):
+                _fail(f"{name}.kind", "the last vertex, and only it, must be the sink")
+            if i == 0:
+                continue
+            if v.edge == "forward" and v.parallelism != vs[i - 1].parallelism:
+                _fail(f"{name}.edge",
+                      f"a forward edge needs equal parallelism ({vs[i - 1].parallelism} -> "
+                      f"{v.parallelism}); use rebalance or hash")
+            if v.keyed and v.edge != "hash":
+                _fail(f"{name}.edge", f"keyed operator {v.kind!r} must be fed by a hash edge")
+
+    def vertex(self, uid: str) -> Vertex:
+        for v in self.vertices:
+            if v.uid == uid:
+                return v
+        raise KeyError(uid)
+
+    def with_parallelism(self, parallelism: int) -> "Topology":
+        """The same graph with every vertex at `parallelism` (for rescaled restores)."""
+        return evolve(self, vertices=tuple(evolve(v, parallelism=parallelism) for v in self.vertices))
+
+    @property
+    def order_fixed(self) -> bool:
+        """True when records of one key reach every operator in source order."""
+        return all(v.edge in ("forward", "hash") for v in self.vertices[1:])
+
+
+@frozen
+class Workload:
+    """A bounded input described by a few parameters, not record by record.
+
+    Keys are spread over `splits` log partitions (key k lives in split k mod
+    splits), with a Zipf-like `skew` (0 = uniform).
+    """
+
+    records: int = 200
+    keys: int = 8
+    splits: int = 4
+    skew: float = 0.0
+    seed: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        _check_int("records", self.records, 0, MAX_RECORDS)
+        _check_int("keys", self.keys, 1, MAX_KEYS)
+        _check_int("splits", self.splits, 1, MAX_SPLITS)
+        if not isinstance(self.skew, (int, float)) or not 0 <= self.skew <= 4:
+            _fail("skew", f"must be a number between 0 and 4, got {self.skew!r}")
+        _check_int("seed", self.seed, 0, 2**63 - 1)
+
+
+@frozen
+class CheckpointConfig:
+    mode: str = "aligned"
+    interval: float = field(default=50.0, converter=_time)
+    timeout: float = field(default=2000.0, converter=_time)
+    max_concurrent: int = 1
+    retained: int = 3
+    durable_store: bool = True
+
+    def __attrs_post_init__(self) -> None:
+        _check_choice("mode", self.mode, BARRIER_MODES)
+        _check_time("interval", self.interval, positive=True)
+        _check_time("timeout", self.timeout, positive=True)
+        _check_int("max_concurrent", self.max_concurrent, 1, 8)
+        _check_int("retained", self.retained, 1, 64)
+        if not isinstance(self.durable_store, bool):
+            _fail("durable_store", "must be true or false")
+
+
+@frozen
+class Timing:
+    """Latencies and capacities of the simulated cluster."""
+
+    latency: float = field(default=1.0, converter=_time)
+    jitter: float = field(default=0.0, converter=_time)
+    buffer_records: int = 32
+    channel_capacity: int = 4
+    record_cost: float = field(default=0.01, converter=_time)
+    upload_time: float = field(default=2.0, converter=_time)
+    rpc_latency: float = field(default=1.0, converter=_time)
+
+    def __attrs_post_init__(self) -> None:
+        _check_time("latency", self.latency)
+        _check_time("jitter", self.jitter)
+        _check_int("buffer_records", self.buffer_records, 1, 4096)
+        _check_int("channel_capacity", self.channel_capacity, 1, 1024)
+        _check_time("record_cost", self.record_cost, positive=True)
+        _check_time("upload_time", self.upload_time)
+        _check_time("rpc_latency", self.rpc_latency)
+
+
+@frozen
+class RestartStrategy:
+    """Fixed-delay restarts, as Flink's `fixed-delay` strategy."""
+
+    attempts: int = 3
+    delay: float = field(default=10.0, converter=_time)
+
+    def __attrs_post_init__(self) -> None:
+        _check_int("attempts", self.attempts, 0, 100)
+        _check_time("delay", self.delay)
+
+
+@frozen
+class SavepointRequest:
+    """A user's savepoint at simulated time `at`; `stop` ends the job with it."""
+
+    at: float = field(converter=_time)
+    stop: bool = False
+    drain: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        _check_time("at", self.at)
+        if not isinstance(self.stop, bool) or not isinstance(self.drain, bool):
+            _fail("stop", "stop and drain must be true or false")
+        if self.drain and not self.stop:
+            _fail("drain", "drain only applies to stop-with-savepoint; set stop too")
+
+
+def _default_topology() -> Topology:
+    return Topology((
+        Vertex("source", "source", 2),
+        Vertex("map", "map", 2, "forward", 1),
+        Vertex("reduce", "reduce", 2, "hash"),
+        Vertex("sink", "sink", 2, "forward"),
+    ))
+
+
+@frozen
+class Scenario:
+    """Everything one run depends on.  `Scenario.from_json(s.to_json()) == s`."""
+
+    topology: Topology = field(factory=_default_topology)
+    workload: Workload = field(factory=Workload)
+    checkpoints: CheckpointConfig = field(factory=CheckpointConfig)
+    timing: Timing = field(factory=Timing)
+    restart: RestartStrategy = field(factory=RestartStrategy)
+    sink: str = "two_phase"
+    txn_timeout: float = field(default=600_000.0, converter=_time)
+    savepoints: tuple[SavepointRequest, ...] = field(default=(), converter=tuple)
+    faults: tuple[Any, ...] = field(default=(), converter=tuple)
+    mutants: tuple[str, ...] = field(default=(), converter=tuple)
+    seed: int = 0
+    version: int = SCENARIO_VERSION
+
+    _nested: ClassVar[dict[str, Any]] = {
+        "topology": Topology,
+        "workload": Workload,
+        "checkpoints": CheckpointConfig,
+        "timing": Timing,
+        "restart": RestartStrategy,
+        "savepoints": (SavepointRequest,),
+    }
+
+    def __attrs_post_init__(self) -> None:
+        for name, cls in (("topology", Topology), ("workload", Workload),
+                          ("checkpoints", CheckpointConfig), ("timing", Timing),
+                          ("restart", RestartStrategy)):
+            if not isinstance(getattr(self, name), cls):
+                _fail(name, f"must be a {cls.__name__}")
+        _check_choice("sink", self.sink, SINK_KINDS)
+        _check_time("txn_timeout", self.txn_timeout, positive=True)
+        _check_int("seed", self.seed, 0, 2**63 - 1)
+        if self.version != SCENARIO_VERSION:
+            _fail("version", f"this onceflow reads scenario version {SCENARIO_VERSION}, "
+                             f"got {self.version!r}; re-create the scenario with this version")
+        for label, items in (("savepoints", self.savepoints), ("faults", self.faults),
+                             ("mutants", self.mutants)):
+            if len(items) > MAX_LIST_ITEMS:
+                _fail(label, f"at most {MAX_LIST_ITEMS} entries")
+        for i, sp in enumerate(self.savepoints):
+            if not isinstance(sp, SavepointRequest):
+                _fail(f"savepoints[{i}]", "must be a SavepointRequest")
+        if self.workload.splits < self.topology.vertices[0].parallelism:
+            pass  # idle source subtasks are legal, as in Flink
+        from onceflow.faults.plan import validate_faults  # noqa: PLC0415 (cycle)
+        from onceflow.mutants import validate_mutants  # noqa: PLC0415
+
+        validate_faults(self)
+        validate_mutants(self.mutants)
+
+    # -- JSON ---------------------------------------------------------------
+
+    def to_data(self) -> dict[str, Any]:
+        return _to_data(self)
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        return json.dumps(self.to_data(), sort_keys=True, indent=indent,
+                          separators=None if indent else (",", ":"))
+
+    @classmethod
+    def from_data(cls, data: Any) -> "Scenario":
+        return _from_data(cls, data, "")
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "Scenario":
+        try:
+            data = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ScenarioError("<json>", f"not valid JSON ({exc})") from None
+        return cls.from_data(data)
+
+    # -- sizes, for reports ---------------------------------------------------
+
+    @property
+    def size(self) -> dict[str, int]:
+        return {
+            "records": self.workload.records,
+            "keys": self.workload.keys,
+            "faults": len(self.faults),
+            "parallelism": max(v.parallelism for v in self.topology.vertices),
+            "savepoints": len(self.savepoints),
+        }
+
+
+def _to_data(obj: Any) -> Any:
+    if hasattr(type(obj), "__attrs_attrs__"):
+        data: dict[str, Any] = {}
+        if hasattr(type(obj), "kind_name"):
+            data["kind"] = type(obj).kind_name
+        for f in fields(type(obj)):
+            data[f.name] = _to_data(getattr(obj, f.name))
+        return data
+    if isinstance(obj, (tuple, list)):
+        return [_to_data(x) for x in obj]
+    return obj
+
+
+def _from_data(cls: Any, data: Any, path: str) -> Any:
+    where = path or cls.__name__
+    if not isinstance(data, dict):
+        raise ScenarioError(where, f"expected a JSON object, got {type(data).__name__}")
+    names = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ScenarioError(f"{path + '.' if path else ''}{unknown[0]}",
+                            f"unknown field; {cls.__name__} has: {', '.join(names)}")
+    nested = getattr(cls, "_nested", {})
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        sub = f"{path}.{name}" if path else name
+        spec = nested.get(name)
+        if name == "faults":
+            from onceflow.faults.plan import fault_from_data  # noqa: PLC0415
+
+            if not isinstance(value, list):
+                raise ScenarioError(sub, "expected a JSON list")
+            if len(value) > MAX_LIST_ITEMS:
+                raise ScenarioError(sub, f"at most {MAX_LIST_ITEMS} entries")
+            value = tuple(fault_from_data(x, f"{sub}[{i}]") for i, x in enumerate(value))
+        elif isinstance(spec, tuple):
+            if not isinstance(value, list):
+                raise ScenarioError(sub, "expected a JSON list")
+            if len(value) > MAX_LIST_ITEMS:
+                raise ScenarioError(sub, f"at most {MAX_LIST_ITEMS} entries")
+            value = tuple(_from_data(spec[0], x, f"{sub}[{i}]") for i, x in enumerate(value))
+        elif spec is not None:
+            value = _from_data(spec, value, sub)
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except ScenarioError as exc:
+        if path and not exc.field.startswith(path):
+            raise ScenarioError(f"{path}.{exc.field}", exc.reason) from None
+        raise
+    except TypeError as exc:
+        raise ScenarioError(where, str(exc)) from None
