@@ -250,14 +250,21 @@ class RestartStrategy:
 
 @frozen
 class SavepointRequest:
-    """A user's savepoint at simulated time `at`; `stop` ends the job with it."""
+    """A user's savepoint at simulated time `at`; `stop` ends the job with it.
+
+    `restore_parallelism` is the parallelism the properties restore it at
+    (None: the job's own).
+    """
 
     at: float = field(converter=_time)
     stop: bool = False
     drain: bool = False
+    restore_parallelism: int | None = None
 
     def __attrs_post_init__(self) -> None:
         _check_time("at", self.at)
+        if self.restore_parallelism is not None:
+            _check_int("restore_parallelism", self.restore_parallelism, 1, MAX_PARALLELISM_LIMIT)
         if not isinstance(self.stop, bool) or not isinstance(self.drain, bool):
             _fail("stop", "stop and drain must be true or false")
         if self.drain and not self.stop:

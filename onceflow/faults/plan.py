@@ -1,18 +1,258 @@
-"""Fault values of a scenario, their JSON form and their validation."""
+"""Fault values of a scenario, their JSON form and their validation.
+
+Every fault is a frozen value; its JSON form is its fields plus `kind`.
+Targets name subtasks as ``"uid[i]"``; checkpoint ids count from 1 (0 means
+"the first one that reaches the phase").
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import re
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from attrs import field, frozen
 
 from onceflow.errors import ScenarioError
 
 if TYPE_CHECKING:
     from onceflow.scenario import Scenario
 
-__all__ = ["FAULT_KINDS", "fault_from_data", "validate_faults"]
+__all__ = [
+    "CRASH_PHASES",
+    "FAULT_KINDS",
+    "CoordinatorCrash",
+    "Crash",
+    "LatencySpike",
+    "NotifyFault",
+    "PhaseCrash",
+    "SlowSubtask",
+    "StorageFault",
+    "StoreFault",
+    "WorkerCrash",
+    "fault_from_data",
+    "validate_faults",
+]
 
-#: kind name -> fault class; each class has a `kind_name` and validates itself.
-FAULT_KINDS: dict[str, type] = {}
+#: The phases a `PhaseCrash` can aim at, in the order a snapshot passes them.
+CRASH_PHASES = (
+    "alignment",            # a barrier arrived; the task is aligning its inputs
+    "after_sync_snapshot",  # state taken, before the acknowledgement
+    "async_upload",         # halfway through the asynchronous upload
+    "pre_commit",           # a 2PC sink pre-committed, before its commit
+    "notify_complete",      # checkpoint completed, before the task handles its notification
+    "commit_before",        # committing, before the external effect
+    "commit_after",         # committing, after the external effect
+    "restore",              # a task is restoring its state
+    "recovery_commit",      # a 2PC sink re-commits restored transactions
+    "stop_savepoint",       # stop-with-savepoint completed, before its commit
+    "end_of_input",         # end of input reached, before the final checkpoint
+)
+
+NOTIFY_EFFECTS = ("lose", "delay", "duplicate", "reorder")
+STORAGE_EFFECTS = ("fail_write", "slow_upload")
+STORE_EFFECTS = ("commit_failure",)
+
+_TARGET = re.compile(r"^(?P<uid>[^\[\]]+)\[(?P<subtask>\d+)\]$")
+
+
+def _fail(path: str, name: str, reason: str) -> None:
+    raise ScenarioError(f"{path}.{name}" if path else name, reason)
+
+
+def _num(value: Any) -> Any:
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def check_target(scenario: "Scenario", target: str, path: str, *, wildcard: bool = False) -> None:
+    if wildcard and target == "*":
+        return
+    m = _TARGET.match(target) if isinstance(target, str) else None
+    if m is None:
+        _fail(path, "target", f"expected a subtask like 'map[0]'{' or *' if wildcard else ''}, "
+                              f"got {target!r}")
+        return
+    uid, subtask = m["uid"], int(m["subtask"])
+    try:
+        vertex = scenario.topology.vertex(uid)
+    except KeyError:
+        uids = ", ".join(v.uid for v in scenario.topology.vertices)
+        _fail(path, "target", f"no vertex with uid {uid!r}; the topology has {uids}")
+        return
+    if subtask >= vertex.parallelism:
+        _fail(path, "target", f"{uid} has parallelism {vertex.parallelism}, so no subtask {subtask}")
+
+
+def _check_time(path: str, name: str, value: Any, *, positive: bool = False) -> None:
+    if not isinstance(value, float) or not 0 <= value <= 1e9 or (positive and value == 0):
+        _fail(path, name, f"must be a {'positive' if positive else 'non-negative'} time in "
+                          f"simulated ms, got {value!r}")
+
+
+def _check_checkpoint(path: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 10_000:
+        _fail(path, "checkpoint", f"must be a checkpoint id (0 for any), got {value!r}")
+
+
+@frozen
+class Crash:
+    """Subtask `target` crashes at simulated time `at`."""
+
+    kind_name: ClassVar[str] = "crash"
+    at: float = field(converter=_num)
+    target: str
+
+    def validate(self, scenario: "Scenario", path: str) -> None:
+        _check_time(path, "at", self.at)
+        check_target(scenario, self.target, path)
+
+
+@frozen
+class WorkerCrash:
+    """The worker `worker` crashes at `at`, with every subtask in its slots."""
+
+    kind_name: ClassVar[str] = "worker_crash"
+    at: float = field(converter=_num)
+    worker: int
+
+    def validate(self, scenario: "Scenario", path: str) -> None:
+        _check_time(path, "at", self.at)
+        workers = worker_count(scenario)
+        if not isinstance(self.worker, int) or not 0 <= self.worker < workers:
+            _fail(path, "worker", f"the job runs on workers 0..{workers - 1}, got {self.worker!r}")
+
+
+@frozen
+class CoordinatorCrash:
+    """The job manager crashes at `at`: recovered from the durable checkpoint store, or lost."""
+
+    kind_name: ClassVar[str] = "coordinator_crash"
+    at: float = field(converter=_num)
+
+    def validate(self, scenario: "Scenario", path: str) -> None:
+        _check_time(path, "at", self.at)
+
+
+@frozen
+class PhaseCrash:
+    """Subtask `target` crashes when snapshot `checkpoint` reaches `phase` there."""
+
+    kind_name: ClassVar[str] = "phase_crash"
+    phase: str
+    target: str
+    checkpoint: int = 0
+
+    def validate(self, scenario: "Scenario", path: str) -> None:
+        if self.phase not in CRASH_PHASES:
+            _fail(path, "phase", f"unknown phase {self.phase!r}; phases: {', '.join(CRASH_PHASES)}")
+        check_target(scenario, self.target, path)
+        _check_checkpoint(path, self.checkpoint)
+
+
+@frozen
+class NotifyFault:
+    """Notify-complete/-aborted messages of `checkpoint` to `target` are lost,
+    delayed by `delay`, duplicated, or reordered (delivered after the next one)."""
+
+    kind_name: ClassVar[str] = "notify"
+    effect: str
+    checkpoint: int = 0
+    target: str = "*"
+    delay: float = field(default=0.0, converter=_num)
+
+    def validate(self, scenario: "Scenario", path: str) -> None:
+        if self.effect not in NOTIFY_EFFECTS:
+            _fail(path, "effect", f"unknown effect {self.effect!r}; one of {', '.join(NOTIFY_EFFECTS)}")
+        _check_checkpoint(path, self.checkpoint)
+        check_target(scenario, self.target, path, wildcard=True)
+        _check_time(path, "delay", self.delay)
+
+
+@frozen
+class StorageFault:
+    """Checkpoint storage fails the write of `target`'s state for `checkpoint`,
+    or uploads it `delay` ms slower (which can run into the checkpoint timeout)."""
+
+    kind_name: ClassVar[str] = "storage"
+    effect: str
+    checkpoint: int = 0
+    target: str = "*"
+    delay: float = field(default=0.0, converter=_num)
+
+    def validate(self, scenario: "Scenario", path: str) -> None:
+        if self.effect not in STORAGE_EFFECTS:
+            _fail(path, "effect", f"unknown effect {self.effect!r}; one of {', '.join(STORAGE_EFFECTS)}")
+        _check_checkpoint(path, self.checkpoint)
+        check_target(scenario, self.target, path, wildcard=True)
+        _check_time(path, "delay", self.delay)
+
+
+@frozen
+class StoreFault:
+    """The external store fails the first `times` commits after `at` (the sink retries)."""
+
+    kind_name: ClassVar[str] = "store"
+    effect: str
+    at: float = field(converter=_num)
+    times: int = 1
+
+    def validate(self, scenario: "Scenario", path: str) -> None:
+        if self.effect not in STORE_EFFECTS:
+            _fail(path, "effect", f"unknown effect {self.effect!r}; one of {', '.join(STORE_EFFECTS)}")
+        _check_time(path, "at", self.at)
+        if not isinstance(self.times, int) or not 1 <= self.times <= 10:
+            _fail(path, "times", f"must be between 1 and 10, got {self.times!r}")
+
+
+@frozen
+class LatencySpike:
+    """Channels out of `target` take `extra` ms longer from `at` for `duration` ms."""
+
+    kind_name: ClassVar[str] = "latency_spike"
+    at: float = field(converter=_num)
+    target: str
+    duration: float = field(default=10.0, converter=_num)
+    extra: float = field(default=5.0, converter=_num)
+
+    def validate(self, scenario: "Scenario", path: str) -> None:
+        _check_time(path, "at", self.at)
+        check_target(scenario, self.target, path)
+        _check_time(path, "duration", self.duration)
+        _check_time(path, "extra", self.extra)
+
+
+@frozen
+class SlowSubtask:
+    """Subtask `target` processes `factor` times slower from `at` for `duration` ms."""
+
+    kind_name: ClassVar[str] = "slow_subtask"
+    at: float = field(converter=_num)
+    target: str
+    duration: float = field(default=10.0, converter=_num)
+    factor: float = field(default=10.0, converter=_num)
+
+    def validate(self, scenario: "Scenario", path: str) -> None:
+        _check_time(path, "at", self.at)
+        check_target(scenario, self.target, path)
+        _check_time(path, "duration", self.duration)
+        if not isinstance(self.factor, float) or not 1 <= self.factor <= 1000:
+            _fail(path, "factor", f"must be between 1 and 1000, got {self.factor!r}")
+
+
+#: kind name -> fault class
+FAULT_KINDS: dict[str, type] = {cls.kind_name: cls for cls in (  # type: ignore[attr-defined]
+    Crash, WorkerCrash, CoordinatorCrash, PhaseCrash, NotifyFault, StorageFault, StoreFault,
+    LatencySpike, SlowSubtask)}
+
+
+def worker_count(scenario: "Scenario") -> int:
+    """Workers the job's subtasks are spread over: `slots_per_worker` slots each."""
+    subtasks = sum(v.parallelism for v in scenario.topology.vertices)
+    return (subtasks + SLOTS_PER_WORKER - 1) // SLOTS_PER_WORKER
+
+
+#: Slots per worker: subtask i of the job (vertices in order, subtasks in order) runs
+#: in slot i, on worker i // SLOTS_PER_WORKER.
+SLOTS_PER_WORKER = 4
 
 
 def fault_from_data(data: Any, path: str) -> Any:
@@ -22,15 +262,16 @@ def fault_from_data(data: Any, path: str) -> Any:
         raise ScenarioError(path, "a fault is a JSON object with a string 'kind'")
     cls = FAULT_KINDS.get(data["kind"])
     if cls is None:
-        known = ", ".join(sorted(FAULT_KINDS)) or "none yet"
-        raise ScenarioError(f"{path}.kind", f"unknown fault kind {data['kind']!r}; known: {known}")
+        raise ScenarioError(f"{path}.kind", f"unknown fault kind {data['kind']!r}; known: "
+                                            f"{', '.join(sorted(FAULT_KINDS))}")
     body = {k: v for k, v in data.items() if k != "kind"}
     return _from_data(cls, body, path)
 
 
 def validate_faults(scenario: "Scenario") -> None:
     """Check every fault against the scenario it is part of (subtasks, phases, times)."""
+    kinds = tuple(FAULT_KINDS.values())
     for i, fault in enumerate(scenario.faults):
-        if type(fault) not in FAULT_KINDS.values():
+        if not isinstance(fault, kinds):
             raise ScenarioError(f"faults[{i}]", f"not a fault value: {fault!r}")
         fault.validate(scenario, f"faults[{i}]")

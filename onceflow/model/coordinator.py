@@ -98,8 +98,19 @@ class CheckpointCoordinator:
         """The asynchronous part: upload the state, then acknowledge."""
         job = self.job
         task.phase("async_upload", barrier.id)
-        job.later(job.scenario.timing.upload_time, self.acknowledge,
-                  task, barrier.id, state, channel_state)
+        ok, extra = job.upload_filter(task, barrier.id) if job.upload_filter else (True, 0.0)
+        delay = job.scenario.timing.upload_time + extra
+        if ok:
+            job.later(delay, self.acknowledge, task, barrier.id, state, channel_state)
+        else:
+            job.later(delay, self.decline, task, barrier.id, "storage write failed")
+
+    def decline(self, task: "Task", checkpoint_id: int, reason: str) -> None:
+        pending = self.pending.get(checkpoint_id)
+        if pending is None or pending.attempt != task.attempt.number or not task.attempt.alive:
+            return
+        self.job.trace.add(self.env.now, "declined", task.name, checkpoint_id, reason)
+        self.abort(checkpoint_id, "declined")
 
     def acknowledge(self, task: "Task", checkpoint_id: int, state: Any,
                     channel_state: dict[str, list[Any]]) -> None:
@@ -145,10 +156,9 @@ class CheckpointCoordinator:
         commits = (pending.kind == CHECKPOINT or pending.stop
                    or job.mutant("savepoint-commits"))
         if commits:
-            delay = job.scenario.timing.rpc_latency
             for task in attempt.tasks:
-                job.later(delay, task.mail,
-                          lambda t=task, c=pending.id, s=pending.stop: t.notify_complete(c, s))
+                job.notify(task, pending.id,
+                           lambda t=task, c=pending.id, s=pending.stop: t.notify_complete(c, s))
         if pending.stop:
             job.stopping = pending.id
         self._maybe_final()
@@ -163,9 +173,8 @@ class CheckpointCoordinator:
         job.trace.add(self.env.now, "aborted", "coordinator", checkpoint_id, reason)
         attempt = job.attempt
         if attempt is not None and attempt.alive:
-            delay = job.scenario.timing.rpc_latency
             for task in attempt.tasks:
-                job.later(delay, task.mail, lambda t=task: t.notify_aborted(checkpoint_id))
+                job.notify(task, checkpoint_id, lambda t=task: t.notify_aborted(checkpoint_id))
         self._maybe_final()
 
     def on_failover(self) -> None:

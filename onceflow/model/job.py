@@ -87,8 +87,12 @@ class Job:
         self.attempts = 0
         self.restarts = 0
         self.stopping: int | None = None
+        self.restoring: Snapshot | None = None
         self.end_time = 0.0
         self.phase_hooks: list[Callable[[Task, str, int], None]] = []
+        self.notify_filter: Callable[[Task, int], list[float]] | None = None
+        self.upload_filter: Callable[[Task, int], tuple[bool, float]] | None = None
+        self.faults_fired: list[dict[str, Any]] = []
 
     # -- helpers -----------------------------------------------------------------
 
@@ -102,6 +106,13 @@ class Job:
     def later(self, delay: float, fn: Callable[..., Any], *args: Any) -> None:
         """Call `fn(*args)` after `delay` simulated ms."""
         self.env.timeout(delay).callbacks.append(lambda _e: fn(*args))
+
+    def notify(self, task: Task, checkpoint_id: int, action: Callable[[], None]) -> None:
+        """Send a checkpoint notification to `task` (best effort: faults may interfere)."""
+        rpc = self.scenario.timing.rpc_latency
+        delays = self.notify_filter(task, checkpoint_id) if self.notify_filter else (0.0,)
+        for extra in delays:
+            self.later(rpc + extra, task.mail, action)
 
     def phase(self, task: Task, name: str, checkpoint_id: int) -> None:
         """Task `task` reached phase `name` of snapshot `checkpoint_id` (fault hook)."""
@@ -129,6 +140,7 @@ class Job:
         self.attempts += 1
         attempt = Attempt(self.attempts)
         self.attempt = attempt
+        self.restoring = snapshot
         scenario = self.scenario
         timing = scenario.timing
         vertices = self.topology.vertices
@@ -202,6 +214,23 @@ class Job:
         else:
             self.status = FAILED
             self.end_time = self.env.now
+
+    def coordinator_crash(self, reason: str) -> None:
+        """The coordinator is lost: recover from the durable checkpoint store, or fail."""
+        if self.scenario.checkpoints.durable_store:
+            self.fail(None, reason)
+            return
+        self.trace.add(self.env.now, "failed", "coordinator", reason)
+        attempt = self.attempt
+        if attempt is not None:
+            attempt.alive = False
+            for ch in attempt.channels:
+                ch.close()
+            for t in attempt.tasks:
+                t.wake()
+        self.coordinator.on_failover()
+        self.status = FAILED
+        self.end_time = self.env.now
 
     def restart(self) -> None:
         if self.status != RUNNING:

@@ -13,6 +13,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from onceflow.model.records import Record
+from onceflow.model.task import TaskCrash
+
+#: How often a sink retries a commit that failed transiently before it fails.
+COMMIT_RETRIES = 5
 
 if TYPE_CHECKING:
     from onceflow.model.task import OperatorContext
@@ -62,8 +66,7 @@ class TwoPhaseCommitSink:
         if restored is not None:
             for checkpoint_id, txn_id in restored:
                 ctx.phase("recovery_commit", checkpoint_id)
-                store.commit(ctx.now, txn_id)
-                ctx.event("commit", txn_id, checkpoint_id, "recovery")
+                self._commit(txn_id, checkpoint_id, "recovery")
         if not ctx.mutant("lingering-transactions"):
             keep = {txn for _, txn in ctx.restored_union or ()}
             p = ctx.parallelism
@@ -87,9 +90,9 @@ class TwoPhaseCommitSink:
 
     def snapshot_state(self, checkpoint_id: int) -> Any:
         ctx = self.ctx
-        ctx.phase("pre_commit", checkpoint_id)
         ctx.store.precommit(ctx.now, self.txn)
         ctx.event("pre_commit", self.txn, checkpoint_id)
+        ctx.phase("pre_commit", checkpoint_id)
         self.pending.append((checkpoint_id, self.txn))
         self._begin()
         return list(self.pending)
@@ -101,12 +104,22 @@ class TwoPhaseCommitSink:
         for pending_id, txn in self.pending:
             if pending_id == checkpoint_id or (pending_id < checkpoint_id and not exact):
                 ctx.phase("commit_before", checkpoint_id)
-                ok = ctx.store.commit(ctx.now, txn)
-                ctx.event("commit" if ok else "commit_failed", txn, pending_id, "notify")
+                self._commit(txn, pending_id, "notify")
                 ctx.phase("commit_after", checkpoint_id)
             else:
                 still.append((pending_id, txn))
         self.pending = still
+
+    def _commit(self, txn: str, checkpoint_id: int, why: str) -> None:
+        """Commit `txn`, retrying transient failures; a commit that keeps failing fails the task."""
+        ctx = self.ctx
+        for _ in range(COMMIT_RETRIES):
+            ok = ctx.store.commit(ctx.now, txn)
+            if ok is not None:
+                ctx.event("commit" if ok else "commit_lost", txn, checkpoint_id, why)
+                return
+            ctx.event("commit_retry", txn, checkpoint_id)
+        raise TaskCrash(f"commit of {txn} failed {COMMIT_RETRIES} times")
 
     def notify_checkpoint_aborted(self, checkpoint_id: int) -> None:
         if self.ctx.mutant("abort-discards"):

@@ -57,6 +57,7 @@ class Store:
         self._table: dict[str, tuple[Record, float]] = {}
         self.txns: dict[str, Transaction] = {}
         self.failed_commits: list[tuple[str, float]] = []
+        self.transient_failures = 0
 
     # -- writes -----------------------------------------------------------
 
@@ -96,8 +97,13 @@ class Store:
         if txn.state == OPEN:
             txn.state = PRECOMMITTED
 
-    def commit(self, now: float, txn_id: str) -> bool:
-        """Commit; idempotent.  False when the transaction expired or was aborted."""
+    def commit(self, now: float, txn_id: str) -> bool | None:
+        """Commit; idempotent.  False when the transaction expired or was aborted,
+        None on a transient failure (nothing happened; retry)."""
+        if self.transient_failures:
+            self.transient_failures -= 1
+            self.ops.append(("fail_commit", now, txn_id))
+            return None
         self.ops.append(("commit", now, txn_id))
         txn = self.txns.get(txn_id)
         if txn is None:
@@ -111,6 +117,10 @@ class Store:
         txn.state = COMMITTED
         txn.ended = now
         return True
+
+    def fail_commit(self, now: float, txn_id: str) -> None:
+        """Replays a transient commit failure (it changed nothing)."""
+        self.ops.append(("fail_commit", now, txn_id))
 
     def abort(self, now: float, txn_id: str) -> None:
         self.ops.append(("abort", now, txn_id))

@@ -149,7 +149,8 @@ class Task:
         return False
 
     def initialize(self) -> None:
-        self.phase("restore", 0)
+        snapshot = self.job.restoring
+        self.phase("restore", snapshot.id if snapshot is not None else 0)
         self.operator.open(OperatorContext(self, self.restored_union), self.restored)
 
     def step(self) -> float | None:
@@ -255,6 +256,7 @@ class Task:
             self.end_input()
 
     def end_input(self) -> None:
+        self.phase("end_of_input", 0)
         out: list[Record] = []
         self.operator.end_input(out)
         if out:
@@ -289,6 +291,8 @@ class Task:
 
     def notify_complete(self, checkpoint_id: int, stop: bool) -> None:
         self.phase("notify_complete", checkpoint_id)
+        if stop:
+            self.phase("stop_savepoint", checkpoint_id)
         self.job.trace.add(self.env.now, "notified", self.name, checkpoint_id)
         self.operator.notify_checkpoint_complete(checkpoint_id)
         if self.is_sink and (stop or (self.final_after is not None

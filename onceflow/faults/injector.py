@@ -1,0 +1,201 @@
+"""Applies a scenario's fault plan to a running job, in simulated time.
+
+Timed faults are scheduled on the job's clock; phase crashes hook into the
+points where a snapshot passes a phase (`Job.phase`); notification and
+storage faults filter the coordinator's messages and uploads.  Every fault
+that fires is recorded (`job.faults_fired`, and a "fault" trace event).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+from onceflow.faults.plan import (SLOTS_PER_WORKER, CoordinatorCrash, Crash, LatencySpike,
+                                  NotifyFault, PhaseCrash, SlowSubtask, StorageFault, StoreFault,
+                                  WorkerCrash)
+from onceflow.model.task import TaskCrash
+
+if TYPE_CHECKING:
+    from onceflow.model.job import Job
+    from onceflow.model.task import Task
+
+__all__ = ["Injector", "install"]
+
+
+class Injector:
+    def __init__(self, job: "Job") -> None:
+        self.job = job
+        self.fired: list[dict[str, Any]] = []
+        self.spent: set[int] = set()
+        faults = job.scenario.faults
+        self.phase_faults = [(i, f) for i, f in enumerate(faults) if isinstance(f, PhaseCrash)]
+        self.notify_faults = [(i, f) for i, f in enumerate(faults) if isinstance(f, NotifyFault)]
+        self.storage_faults = [(i, f) for i, f in enumerate(faults) if isinstance(f, StorageFault)]
+
+    def install(self) -> None:
+        job = self.job
+        job.faults_fired = self.fired
+        handlers: dict[type, Callable[[int, Any], None]] = {
+            Crash: self._crash, WorkerCrash: self._worker_crash,
+            CoordinatorCrash: self._coordinator_crash, StoreFault: self._store_fault,
+            LatencySpike: self._latency_spike, SlowSubtask: self._slow_subtask,
+        }
+        for i, fault in enumerate(job.scenario.faults):
+            handler = handlers.get(type(fault))
+            if handler is not None:
+                job.later(fault.at, handler, i, fault)
+        if self.phase_faults:
+            job.phase_hooks.append(self._on_phase)
+        if self.notify_faults:
+            job.notify_filter = self._filter_notification
+        if self.storage_faults:
+            job.upload_filter = self._filter_upload
+
+    # -- bookkeeping ---------------------------------------------------------------
+
+    def _record(self, index: int, fault: Any, *, phase: str | None = None,
+                target: str | None = None, checkpoint: int | None = None) -> None:
+        job = self.job
+        self.spent.add(index)
+        entry = {"kind": type(fault).kind_name, "phase": phase, "time": job.env.now,
+                 "target": target, "checkpoint": checkpoint, "index": index}
+        self.fired.append(entry)
+        job.trace.add(job.env.now, "fault", target or "job", type(fault).kind_name, phase,
+                      checkpoint, index)
+
+    def _task(self, name: str) -> "Task | None":
+        attempt = self.job.attempt
+        if attempt is None or not attempt.alive:
+            return None
+        for task in attempt.tasks:
+            if task.name == name:
+                return task
+        return None
+
+    # -- timed faults ----------------------------------------------------------------
+
+    def _crash(self, index: int, fault: Crash) -> None:
+        task = self._task(fault.target)
+        if task is not None and self.job.running:
+            self._record(index, fault, target=fault.target)
+            self.job.fail(task, f"crash of {fault.target} (fault {index})")
+
+    def _worker_crash(self, index: int, fault: WorkerCrash) -> None:
+        attempt = self.job.attempt
+        if attempt is None or not attempt.alive or not self.job.running:
+            return
+        hosted = [t for slot, t in enumerate(attempt.tasks) if slot // SLOTS_PER_WORKER == fault.worker]
+        if hosted:
+            self._record(index, fault, target=f"worker {fault.worker}")
+            names = ", ".join(t.name for t in hosted)
+            self.job.fail(hosted[0], f"worker {fault.worker} lost with {names} (fault {index})")
+
+    def _coordinator_crash(self, index: int, fault: CoordinatorCrash) -> None:
+        job = self.job
+        if not job.running:
+            return
+        self._record(index, fault, target="coordinator")
+        job.coordinator_crash(f"coordinator crash (fault {index})")
+
+    def _store_fault(self, index: int, fault: StoreFault) -> None:
+        self._record(index, fault, target="store")
+        self.job.store.transient_failures += fault.times
+
+    def _latency_spike(self, index: int, fault: LatencySpike) -> None:
+        task = self._task(fault.target)
+        if task is None:
+            return
+        self._record(index, fault, target=fault.target)
+        for ch in task.outputs:
+            ch.extra_delay += fault.extra
+
+        def calm() -> None:
+            for ch in task.outputs:
+                ch.extra_delay = max(0.0, ch.extra_delay - fault.extra)
+        self.job.later(fault.duration, calm)
+
+    def _slow_subtask(self, index: int, fault: SlowSubtask) -> None:
+        task = self._task(fault.target)
+        if task is None:
+            return
+        self._record(index, fault, target=fault.target)
+        task.slowdown *= fault.factor
+
+        def recover() -> None:
+            task.slowdown /= fault.factor
+        self.job.later(fault.duration, recover)
+
+    # -- phase crashes -----------------------------------------------------------------
+
+    def _on_phase(self, task: "Task", phase: str, checkpoint_id: int) -> None:
+        for index, fault in self.phase_faults:
+            if index in self.spent or fault.phase != phase or fault.target != task.name:
+                continue
+            if fault.checkpoint and fault.checkpoint != checkpoint_id:
+                continue
+            self._record(index, fault, phase=phase, target=task.name, checkpoint=checkpoint_id)
+            reason = f"crash of {task.name} at {phase} of checkpoint {checkpoint_id} (fault {index})"
+            if phase == "async_upload":
+                job = self.job
+                job.later(job.scenario.timing.upload_time / 2, job.fail, task, reason)
+                return
+            raise TaskCrash(reason)
+
+    # -- messages and uploads ------------------------------------------------------------
+
+    def _filter_notification(self, task: "Task", checkpoint_id: int) -> list[float]:
+        """Extra delays of the copies of this notification to deliver ([] = lost)."""
+        for index, fault in self.notify_faults:
+            if index in self.spent:
+                continue
+            if fault.checkpoint and fault.checkpoint != checkpoint_id:
+                continue
+            if fault.target != "*" and fault.target != task.name:
+                continue
+            self._record(index, fault, phase=f"notify_{fault.effect}", target=task.name,
+                         checkpoint=checkpoint_id)
+            if fault.target == "*":
+                self.spent.discard(index)  # a wildcard hits every subtask of that checkpoint
+                self._notify_wildcard_hit(index, checkpoint_id)
+            if fault.effect == "lose":
+                return []
+            if fault.effect == "delay":
+                return [fault.delay]
+            if fault.effect == "duplicate":
+                return [0.0, fault.delay]
+            return [self.job.scenario.checkpoints.interval * 2 + fault.delay]  # reorder
+        return [0.0]
+
+    def _notify_wildcard_hit(self, index: int, checkpoint_id: int) -> None:
+        # a wildcard fault with checkpoint 0 binds to the first checkpoint it hit
+        fault = self.job.scenario.faults[index]
+        if not fault.checkpoint:
+            self.notify_faults = [(i, f if i != index else _bound(f, checkpoint_id))
+                                  for i, f in self.notify_faults]
+
+    def _filter_upload(self, task: "Task", checkpoint_id: int) -> tuple[bool, float]:
+        for index, fault in self.storage_faults:
+            if index in self.spent:
+                continue
+            if fault.checkpoint and fault.checkpoint != checkpoint_id:
+                continue
+            if fault.target != "*" and fault.target != task.name:
+                continue
+            self._record(index, fault, phase=fault.effect, target=task.name,
+                         checkpoint=checkpoint_id)
+            if fault.effect == "fail_write":
+                return False, 0.0
+            return True, fault.delay
+        return True, 0.0
+
+
+def _bound(fault: NotifyFault, checkpoint_id: int) -> NotifyFault:
+    from attrs import evolve  # noqa: PLC0415
+
+    return evolve(fault, checkpoint=checkpoint_id)
+
+
+def install(job: "Job") -> Injector:
+    injector = Injector(job)
+    injector.install()
+    return injector
