@@ -72,8 +72,10 @@ class CheckpointCoordinator:
             return None
         cid = self.next_id
         self.next_id += 1
-        self.pending[cid] = PendingCheckpoint(cid, kind, self.env.now, attempt.number,
-                                              len(attempt.tasks), stop, drain)
+        pending = PendingCheckpoint(cid, kind, self.env.now, attempt.number,
+                                    len(attempt.tasks), stop, drain)
+        pending.acks.update(attempt.finished)
+        self.pending[cid] = pending
         job.trace.add(self.env.now, "trigger", "coordinator", cid, kind)
         barrier = Barrier(cid, kind)
         for source in attempt.sources:
@@ -123,6 +125,16 @@ class CheckpointCoordinator:
         if len(pending.acks) == pending.expected:
             self.complete(pending)
 
+    def task_finished(self, task: "Task", final_state: Any) -> None:
+        """A finished task counts as acknowledged, with its final state, from now on."""
+        ack = (task.vertex.uid, task.subtask, final_state)
+        task.attempt.finished[task.name] = ack
+        for pending in list(self.pending.values()):
+            if pending.attempt == task.attempt.number and task.name not in pending.acks:
+                pending.acks[task.name] = ack
+                if len(pending.acks) == pending.expected:
+                    self.complete(pending)
+
     # -- completion and abortion ------------------------------------------------------
 
     def complete(self, pending: PendingCheckpoint) -> None:
@@ -164,7 +176,7 @@ class CheckpointCoordinator:
         self._maybe_final()
 
     def expire(self, checkpoint_id: int) -> None:
-        if checkpoint_id in self.pending:
+        if checkpoint_id in self.pending and self.job.running:
             self.abort(checkpoint_id, "timeout")
 
     def abort(self, checkpoint_id: int, reason: str) -> None:

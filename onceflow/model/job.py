@@ -27,10 +27,19 @@ from onceflow.model.trace import Trace
 if TYPE_CHECKING:
     from onceflow.scenario import Scenario, Vertex
 
-__all__ = ["Attempt", "Job", "HORIZON"]
+__all__ = ["Attempt", "Job", "QUIET_PERIOD", "horizon"]
 
-#: Simulated time after which a job that has not finished counts as stuck.
-HORIZON = 120_000.0
+#: The quiet period: simulated ms after the last fault or savepoint request (plus the
+#: time the input needs) within which a live job must finish; after it, it is stuck.
+QUIET_PERIOD = 1_000.0
+
+
+def horizon(scenario: "Scenario") -> float:
+    """The simulated time by which the job must have finished."""
+    last = max([getattr(f, "at", 0.0) for f in scenario.faults]
+               + [s.at for s in scenario.savepoints] + [0.0])
+    work = scenario.workload.records * scenario.timing.record_cost
+    return last + QUIET_PERIOD + 100 * work
 
 RUNNING, FINISHED, FAILED, STUCK = "running", "finished", "failed", "stuck"
 
@@ -46,6 +55,7 @@ class Attempt:
         self.sinks: list[Task] = []
         self.channels: list[Channel] = []
         self.state_kinds: dict[str, str | None] = {}
+        self.finished: dict[str, tuple[str, int, Any]] = {}
         self.sinks_ended = 0
         self.sinks_done = 0
 
@@ -127,7 +137,7 @@ class Job:
         if self.initial is None:
             for request in self.scenario.savepoints:
                 self.later(request.at, self.savepoint, request)
-        self.env.run(until=HORIZON)
+        self.env.run(until=horizon(self.scenario))
         if self.status == RUNNING:
             self.status = STUCK
             self.end_time = self.env.now

@@ -55,6 +55,9 @@ class Operator(Protocol):
     def notify_checkpoint_aborted(self, checkpoint_id: int) -> None:
         """Snapshot `checkpoint_id` was aborted; its data is *not* to be discarded."""
 
+    def close(self) -> None:
+        """The task finished for good (optional)."""
+
 
 class _Stateless:
     state_kind: ClassVar[str | None] = None

@@ -110,6 +110,14 @@ class TwoPhaseCommitSink:
                 still.append((pending_id, txn))
         self.pending = still
 
+    def close(self) -> None:
+        """The task finished: abort what is still open (empty, after the final commit)."""
+        ctx = self.ctx
+        for _, txn in self.pending:
+            ctx.store.abort(ctx.now, txn)
+        self.pending = []
+        ctx.store.abort(ctx.now, self.txn)
+
     def _commit(self, txn: str, checkpoint_id: int, why: str) -> None:
         """Commit `txn`, retrying transient failures; a commit that keeps failing fails the task."""
         ctx = self.ctx

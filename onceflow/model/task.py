@@ -297,8 +297,22 @@ class Task:
         self.operator.notify_checkpoint_complete(checkpoint_id)
         if self.is_sink and (stop or (self.final_after is not None
                                       and checkpoint_id >= self.final_after)):
-            self.done = True
-            self.job.sink_done(self)
+            self.finish()
+
+    def finish(self) -> None:
+        """All this task's output is committed: close the operator and leave the job.
+
+        As with FLIP-147, later snapshots count a finished task as acknowledged
+        with its final state.
+        """
+        close = getattr(self.operator, "close", None)
+        if close is not None:
+            close()
+        self.done = True
+        self.job.trace.add(self.env.now, "task_finished", self.name)
+        empty = {"list": [], "keyed": {}, "splits": {}}.get(self.operator.state_kind)
+        self.job.coordinator.task_finished(self, empty)
+        self.job.sink_done(self)
 
     def notify_aborted(self, checkpoint_id: int) -> None:
         self.job.trace.add(self.env.now, "notified_aborted", self.name, checkpoint_id)

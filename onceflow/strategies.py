@@ -1,0 +1,220 @@
+"""Hypothesis strategies that draw whole scenarios, and the same generator driven by a seed.
+
+One generator serves both: `scenarios()` feeds it Hypothesis draws (so
+failures shrink), `scenario_from_seed()` feeds it a seeded PRNG (so
+`onceflow run --seed N` and the random baseline use the very same
+distribution).  The draws are few and ordered for shrinking: fault-kind
+switches and counts first, then sizes, then the details, so a failure
+shrinks towards fewer faults, fewer records and keys, lower parallelism and
+earlier phases.  The workload is described by parameters (a record count,
+key count, skew and a seed), never record by record.
+"""
+
+from __future__ import annotations
+
+import random
+from functools import lru_cache
+from typing import Any, Protocol
+
+from hypothesis import strategies as st
+
+from onceflow.errors import ScenarioError
+from onceflow.faults.plan import (CRASH_PHASES, SLOTS_PER_WORKER, CoordinatorCrash, Crash,
+                                  LatencySpike, NotifyFault, PhaseCrash, SlowSubtask,
+                                  StorageFault, StoreFault, WorkerCrash)
+from onceflow.mutants import validate_mutants
+from onceflow.scenario import (BARRIER_MODES, SINK_KINDS, CheckpointConfig, RestartStrategy,
+                               SavepointRequest, Scenario, Timing, Topology, Vertex, Workload)
+
+__all__ = ["FAULT_GROUPS", "scenario_from_seed", "scenarios"]
+
+#: Fault kinds switched on and off together in swarm testing.
+FAULT_GROUPS = ("crash", "phase", "notify", "storage", "store", "network", "coordinator")
+
+_SINK_PHASES = ("pre_commit", "commit_before", "commit_after", "recovery_commit",
+                "stop_savepoint")
+
+
+class _Source(Protocol):
+    def integer(self, lo: int, hi: int) -> int: ...
+
+
+class _HypothesisSource:
+    __slots__ = ("draw",)
+
+    def __init__(self, draw: Any) -> None:
+        self.draw = draw
+
+    def integer(self, lo: int, hi: int) -> int:
+        return self.draw(_integers(lo, hi))
+
+
+@lru_cache(maxsize=None)
+def _integers(lo: int, hi: int) -> st.SearchStrategy[int]:
+    return st.integers(lo, hi)
+
+
+class _RandomSource:
+    __slots__ = ("rng",)
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+
+    def integer(self, lo: int, hi: int) -> int:
+        return self.rng.randint(lo, hi)
+
+
+def _choice(src: _Source, options: tuple[Any, ...]) -> Any:
+    return options[src.integer(0, len(options) - 1)]
+
+
+def _flag(src: _Source) -> bool:
+    return src.integer(0, 1) == 1
+
+
+def _validate(mode: str | None, sink: str | None, max_records: int, max_faults: int,
+              max_parallelism: int, mutants: tuple[str, ...]) -> None:
+    if mode is not None and mode not in BARRIER_MODES:
+        raise ScenarioError("mode", f"unknown barrier mode {mode!r}; one of {', '.join(BARRIER_MODES)}")
+    if sink is not None and sink not in SINK_KINDS:
+        raise ScenarioError("sink", f"unknown sink kind {sink!r}; one of {', '.join(SINK_KINDS)}")
+    if not isinstance(max_records, int) or not 0 <= max_records <= 100_000:
+        raise ScenarioError("max_records", f"must be between 0 and 100000, got {max_records!r}")
+    if not isinstance(max_faults, int) or not 0 <= max_faults <= 8:
+        raise ScenarioError("max_faults", f"must be between 0 and 8, got {max_faults!r}")
+    if not isinstance(max_parallelism, int) or not 1 <= max_parallelism <= 8:
+        raise ScenarioError("max_parallelism", f"must be between 1 and 8, got {max_parallelism!r}")
+    validate_mutants(tuple(mutants))
+
+
+def scenarios(*, mode: str | None = None, sink: str | None = None, max_records: int = 120,
+              max_faults: int = 4, max_parallelism: int = 4, savepoints: bool = True,
+              mutants: tuple[str, ...] = ()) -> st.SearchStrategy[Scenario]:
+    """Whole scenarios: topology, workload, checkpoint config, sink, savepoints and faults.
+
+    Pin any part with a keyword (`scenarios(mode="aligned", sink="two_phase")`);
+    `max_faults=0` draws fault-free scenarios.
+    """
+    _validate(mode, sink, max_records, max_faults, max_parallelism, tuple(mutants))
+    pins = dict(mode=mode, sink=sink, max_records=max_records, max_faults=max_faults,
+                max_parallelism=max_parallelism, savepoints=savepoints, mutants=tuple(mutants))
+
+    @st.composite
+    def build(draw: Any) -> Scenario:
+        return generate(_HypothesisSource(draw), **pins)
+
+    return build()
+
+
+def scenario_from_seed(seed: int, *, mode: str | None = None, sink: str | None = None,
+                       max_records: int = 120, max_faults: int = 4, max_parallelism: int = 4,
+                       savepoints: bool = True, mutants: tuple[str, ...] = ()) -> Scenario:
+    """The scenario that seed `seed` draws from the same generator as `scenarios()`."""
+    if not isinstance(seed, int) or seed < 0:
+        raise ScenarioError("seed", f"must be a non-negative integer, got {seed!r}")
+    _validate(mode, sink, max_records, max_faults, max_parallelism, tuple(mutants))
+    return generate(_RandomSource(seed), mode=mode, sink=sink, max_records=max_records,
+                    max_faults=max_faults, max_parallelism=max_parallelism,
+                    savepoints=savepoints, mutants=tuple(mutants))
+
+
+def generate(src: _Source, *, mode: str | None, sink: str | None, max_records: int,
+             max_faults: int, max_parallelism: int, savepoints: bool,
+             mutants: tuple[str, ...]) -> Scenario:
+    mode = mode or _choice(src, BARRIER_MODES)
+    sink = sink or _choice(src, ("two_phase", "idempotent", "append"))
+    # swarm testing: each scenario switches on a subset of the fault groups
+    groups = [g for g in FAULT_GROUPS if _flag(src)] if max_faults else []
+    n_faults = src.integer(0, max_faults) if groups else 0
+    records = src.integer(0, max_records)
+    keys = src.integer(1, 8)
+    splits = src.integer(1, 4)
+    skew = float(src.integer(0, 2)) / 2
+    topology = _topology(src, max_parallelism)
+    interval = 0.5 * src.integer(1, 20)
+    checkpoints = CheckpointConfig(
+        mode=mode, interval=interval, timeout=50.0 + 10 * src.integer(0, 20),
+        max_concurrent=src.integer(1, 2), retained=src.integer(1, 3),
+        durable_store=src.integer(0, 3) > 0)
+    timing = Timing(
+        latency=0.1 * src.integer(1, 30), jitter=0.1 * src.integer(0, 20),
+        buffer_records=_choice(src, (8, 4, 16, 32)), channel_capacity=src.integer(1, 8),
+        record_cost=0.01, upload_time=0.1 * src.integer(0, 30), rpc_latency=0.1 * src.integer(1, 20))
+    horizon = 5.0 + records * 0.02 + 10 * len(topology.vertices)
+    plan = []
+    if savepoints:
+        for _ in range(src.integer(0, 2)):
+            stop = _flag(src)
+            plan.append(SavepointRequest(
+                at=round(horizon * src.integer(0, 100) / 100, 2), stop=stop,
+                drain=stop and _flag(src),
+                restore_parallelism=src.integer(1, max_parallelism) if _flag(src) else None))
+    faults = [_fault(src, groups, topology, horizon) for _ in range(n_faults)]
+    crashes = sum(isinstance(f, (Crash, WorkerCrash, PhaseCrash, CoordinatorCrash)) for f in faults)
+    return Scenario(
+        topology=topology,
+        workload=Workload(records=records, keys=keys, splits=splits, skew=skew,
+                          seed=src.integer(0, 2**16)),
+        checkpoints=checkpoints, timing=timing,
+        restart=RestartStrategy(attempts=crashes + 2, delay=0.5 * src.integer(1, 20)),
+        sink=sink, savepoints=tuple(plan), faults=tuple(faults), mutants=tuple(mutants),
+        seed=src.integer(0, 2**16))
+
+
+def _topology(src: _Source, max_p: int) -> Topology:
+    vertices = [Vertex("source", "source", src.integer(1, max_p))]
+    for i in range(src.integer(0, 2)):
+        kind = _choice(src, ("map", "reduce", "filter", "flat_map", "window"))
+        vertices.append(_vertex(src, f"{kind}{i}", kind, vertices, max_p))
+    vertices.append(_vertex(src, "sink", "sink", vertices, max_p))
+    return Topology(tuple(vertices))
+
+
+def _vertex(src: _Source, uid: str, kind: str, before: list[Vertex], max_p: int) -> Vertex:
+    if kind in ("filter", "flat_map") and any(v.keyed for v in before) and any(
+            v.edge == "rebalance" for v in before):
+        # the canonical form cannot compare a filter or flat_map behind a keyed
+        # operator fed out of order (even its set of output ids depends on timing)
+        kind, uid = "map", uid.replace(kind, "map")
+    edge = "hash" if kind in ("reduce", "window") else _choice(src, ("forward", "hash", "rebalance"))
+    parallelism = before[-1].parallelism if edge == "forward" else src.integer(1, max_p)
+    param = {"map": (0, 3), "filter": (1, 3), "flat_map": (1, 3), "window": (1, 4)}.get(kind)
+    return Vertex(uid, kind, parallelism, edge, src.integer(*param) if param else 0)
+
+
+def _target(src: _Source, topology: Topology, *, sink: bool = False) -> str:
+    vertices = topology.vertices
+    vertex = vertices[-1] if sink else vertices[src.integer(0, len(vertices) - 1)]
+    return f"{vertex.uid}[{src.integer(0, vertex.parallelism - 1)}]"
+
+
+def _fault(src: _Source, groups: list[str], topology: Topology, horizon: float) -> Any:
+    group = _choice(src, tuple(groups))
+    at = round(horizon * src.integer(0, 100) / 100, 2)
+    if group == "phase":
+        phase = _choice(src, CRASH_PHASES)
+        return PhaseCrash(phase, _target(src, topology, sink=phase in _SINK_PHASES),
+                          src.integer(0, 4))
+    if group == "crash":
+        if _flag(src):
+            subtasks = sum(v.parallelism for v in topology.vertices)
+            workers = (subtasks + SLOTS_PER_WORKER - 1) // SLOTS_PER_WORKER
+            return WorkerCrash(at, src.integer(0, workers - 1))
+        return Crash(at, _target(src, topology))
+    if group == "notify":
+        return NotifyFault(_choice(src, ("lose", "delay", "duplicate", "reorder")),
+                           src.integer(0, 4), "*" if _flag(src) else _target(src, topology),
+                           0.5 * src.integer(0, 20))
+    if group == "storage":
+        return StorageFault(_choice(src, ("fail_write", "slow_upload")), src.integer(0, 4),
+                            "*" if _flag(src) else _target(src, topology),
+                            5.0 * src.integer(0, 20))
+    if group == "store":
+        return StoreFault("commit_failure", at, src.integer(1, 3))
+    if group == "coordinator":
+        return CoordinatorCrash(at)
+    if _flag(src):
+        return LatencySpike(at, _target(src, topology), 2.0 * src.integer(1, 10),
+                            1.0 * src.integer(1, 10))
+    return SlowSubtask(at, _target(src, topology), 2.0 * src.integer(1, 10),
+                       float(src.integer(2, 20)))
