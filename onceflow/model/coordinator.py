@@ -23,7 +23,7 @@ __all__ = ["CheckpointCoordinator", "PendingCheckpoint"]
 
 class PendingCheckpoint:
     __slots__ = ("id", "kind", "triggered", "attempt", "acks", "channel_state", "expected",
-                 "stop", "drain")
+                 "stop", "drain", "ended_sources")
 
     def __init__(self, checkpoint_id: int, kind: str, triggered: float, attempt: int,
                  expected: int, stop: bool, drain: bool) -> None:
@@ -36,6 +36,7 @@ class PendingCheckpoint:
         self.expected = expected
         self.stop = stop
         self.drain = drain
+        self.ended_sources = 0
 
 
 class CheckpointCoordinator:
@@ -125,6 +126,12 @@ class CheckpointCoordinator:
         if len(pending.acks) == pending.expected:
             self.complete(pending)
 
+    def source_ended(self, checkpoint_id: int) -> None:
+        """A source took its part of `checkpoint_id` after its end of input."""
+        pending = self.pending.get(checkpoint_id)
+        if pending is not None:
+            pending.ended_sources += 1
+
     def task_finished(self, task: "Task", final_state: Any) -> None:
         """A finished task counts as acknowledged, with its final state, from now on."""
         ack = (task.vertex.uid, task.subtask, final_state)
@@ -156,7 +163,8 @@ class CheckpointCoordinator:
             parallelism={v.uid: v.parallelism for v in topology.vertices},
             max_parallelism=topology.max_parallelism, state=state,
             channel_state=dict(pending.channel_state), store_version=job.store.version(),
-            run=job.run_id, stop=pending.stop, timeline=job.timeline)
+            run=job.run_id, stop=pending.stop, timeline=job.timeline,
+            input_ended=pending.ended_sources == len(attempt.sources))
         self.history.append(snapshot)
         if pending.kind == CHECKPOINT:
             self.retained.append(snapshot)

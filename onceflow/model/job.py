@@ -82,7 +82,8 @@ class Job:
                  initial: Snapshot | None = None, timeline: int = 0, run_id: str = "") -> None:
         self.scenario = scenario
         self.topology = scenario.topology
-        self.env = simpy.Environment()
+        # a restored timeline goes on from the moment its snapshot completed
+        self.env = simpy.Environment(initial_time=initial.completed if initial else 0.0)
         self.rng = random.Random(scenario.seed)
         self.logs = split_logs(scenario.workload)
         self.trace = Trace()
@@ -98,6 +99,7 @@ class Job:
         self.restarts = 0
         self.stopping: int | None = None
         self.restoring: Snapshot | None = None
+        self.savepoint_requests: dict[int, Any] = {}
         self.end_time = 0.0
         self.phase_hooks: list[Callable[[Task, str, int], None]] = []
         self.notify_filter: Callable[[Task, int], list[float]] | None = None
@@ -137,13 +139,15 @@ class Job:
         if self.initial is None:
             for request in self.scenario.savepoints:
                 self.later(request.at, self.savepoint, request)
-        self.env.run(until=horizon(self.scenario))
+        self.env.run(until=self.env.now + horizon(self.scenario))
         if self.status == RUNNING:
             self.status = STUCK
             self.end_time = self.env.now
 
     def savepoint(self, request: Any) -> None:
-        self.coordinator.trigger(SAVEPOINT, stop=request.stop, drain=request.drain)
+        cid = self.coordinator.trigger(SAVEPOINT, stop=request.stop, drain=request.drain)
+        if cid is not None:
+            self.savepoint_requests[cid] = request
 
     def deploy(self, snapshot: Snapshot | None) -> None:
         """Start a new attempt, restoring `snapshot` (None: from the beginning)."""

@@ -12,7 +12,7 @@ from onceflow.model.records import Record
 from onceflow.model.snapshot import CHECKPOINT, SAVEPOINT, Snapshot
 from onceflow.model.store import Entry, Store
 from onceflow.model.trace import Trace
-from onceflow.scenario import Scenario
+from onceflow.scenario import SavepointRequest, Scenario
 
 __all__ = ["RunResult", "restore", "run"]
 
@@ -34,6 +34,14 @@ class RunResult:
     parent: "RunResult | None" = field(default=None, repr=False)
     faults_fired: tuple[dict[str, object], ...] = ()
     run_id: str = ""
+    savepoint_requests: dict[int, SavepointRequest] = field(factory=dict, repr=False)
+    stopped_with: int | None = None
+
+    def snapshot(self, snapshot_id: int) -> Snapshot:
+        for s in self.snapshots:
+            if s.id == snapshot_id:
+                return s
+        raise KeyError(f"no completed snapshot {snapshot_id} in this run")
 
     @property
     def digest(self) -> str:
@@ -89,7 +97,9 @@ def _finish(job: Job, scenario: Scenario, *, parent: RunResult | None = None,
         trace=job.trace, store=job.store, snapshots=tuple(job.coordinator.history),
         retained=tuple(job.coordinator.retained), restarts=job.restarts,
         timeline=job.timeline, restored_from=restored_from, parent=parent,
-        faults_fired=tuple(getattr(job, "faults_fired", ())), run_id=job.run_id)
+        faults_fired=tuple(job.faults_fired), run_id=job.run_id,
+        savepoint_requests=dict(job.savepoint_requests),
+        stopped_with=job.stopping if job.status == "finished" else None)
 
 
 def run(scenario: Scenario) -> RunResult:

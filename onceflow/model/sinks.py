@@ -79,7 +79,7 @@ class TwoPhaseCommitSink:
     def _begin(self) -> None:
         ctx = self.ctx
         self.sequence += 1
-        self.txn = f"{ctx.uid}.{ctx.subtask}.a{ctx.attempt}.{self.sequence}"
+        self.txn = f"{ctx.uid}.{ctx.subtask}.{ctx.attempt}.{self.sequence}"
         ctx.store.begin(ctx.now, self.txn, (ctx.uid, ctx.subtask))
 
     def process(self, records: list[Record], out: list[Record]) -> None:

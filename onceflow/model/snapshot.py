@@ -42,6 +42,7 @@ class Snapshot:
     run: str = field(repr=False)
     stop: bool = False
     timeline: int = 0
+    input_ended: bool = False  # every source had sent end-of-input before its barrier
 
     @property
     def label(self) -> str:

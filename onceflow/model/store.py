@@ -74,9 +74,10 @@ class Store:
             table[r.id] = (r, now)
 
     def begin(self, now: float, txn_id: str, owner: tuple[str, int]) -> None:
+        if txn_id in self.txns:
+            raise ValueError(f"transaction id {txn_id!r} used twice")
         self.ops.append(("begin", now, txn_id, owner))
-        if txn_id not in self.txns:
-            self.txns[txn_id] = Transaction(txn_id, owner, now)
+        self.txns[txn_id] = Transaction(txn_id, owner, now)
 
     def write(self, now: float, txn_id: str, records: list[Record]) -> None:
         self.ops.append(("write", now, txn_id, records))

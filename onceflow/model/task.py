@@ -44,7 +44,10 @@ class OperatorContext:
         self.subtask = task.subtask
         self.parallelism = task.vertex.parallelism
         self.max_parallelism = task.job.topology.max_parallelism
-        self.attempt = task.attempt.number
+        job = task.job
+        # unique across timelines (a restore forks the store) and attempts
+        self.attempt = (f"t{job.timeline}a{task.attempt.number}" if job.timeline
+                        else f"a{task.attempt.number}")
         self.restored_union = restored_union
         self.store: "Store" = task.job.store
 
@@ -395,6 +398,8 @@ class SourceTask(Task):
             return
         if stop and drain and not self.ended:
             self.end_input()
+        if self.ended:
+            self.job.coordinator.source_ended(barrier.id)
         self.snapshot(barrier)
         if stop:
             self.stopped = barrier.id

@@ -55,12 +55,17 @@ def _flush_window(records_key: int, state: dict[int, Any]) -> list[Record]:
     return [Record(f"w{records_key}.{fired}", records_key, total, last.split, last.offset)]
 
 
-def expected_output(scenario: Scenario) -> dict[int, list[Record]]:
-    """Per key, the records a fault-free exactly-once run commits, in order."""
+def expected_output(scenario: Scenario, offsets: dict[int, int] | None = None,
+                    *, end_of_input: bool = True) -> dict[int, list[Record]]:
+    """Per key, the records a fault-free exactly-once run commits, in order.
+
+    `offsets` limits the input to a prefix of each split (a stop-with-savepoint);
+    `end_of_input=False` leaves the open windows unfired (a stop without drain).
+    """
     topology = scenario.topology
     per_key: dict[int, list[Record]] = {}
-    for log in split_logs(scenario.workload):
-        for r in log:
+    for split, log in enumerate(split_logs(scenario.workload)):
+        for r in (log if offsets is None else log[:offsets.get(split, 0)]):
             per_key.setdefault(r.key, []).append(r)
     result: dict[int, list[Record]] = {}
     for key in sorted(per_key):
@@ -69,7 +74,7 @@ def expected_output(scenario: Scenario) -> dict[int, list[Record]]:
             state: dict[Any, Any] = {}
             copies = v.parallelism if v.edge == "broadcast" else 1
             records = _apply(v.kind, v.param, records, state, 1)
-            if v.kind == "window":
+            if v.kind == "window" and end_of_input:
                 records = records + _flush_window(key, state)
             if copies > 1:
                 records = [r for r in records for _ in range(copies)]
@@ -78,8 +83,10 @@ def expected_output(scenario: Scenario) -> dict[int, list[Record]]:
     return result
 
 
-def expected_state(scenario: Scenario, offsets: dict[int, int]) -> dict[str, dict[int, Any]]:
-    """Keyed state of every keyed operator after exactly the input prefix `offsets`."""
+def expected_state(scenario: Scenario, offsets: dict[int, int], *,
+                   end_of_input: bool = False) -> dict[str, dict[int, Any]]:
+    """Keyed state of every keyed operator after exactly the input prefix `offsets`
+    (and the end of input, when it was reached: windows fired)."""
     topology = scenario.topology
     per_key: dict[int, list[Record]] = {}
     for split, log in enumerate(split_logs(scenario.workload)):
@@ -91,6 +98,10 @@ def expected_state(scenario: Scenario, offsets: dict[int, int]) -> dict[str, dic
         for v in topology.vertices[1:]:
             state: dict[Any, Any] = {}
             records = _apply(v.kind, v.param, records, state, 1)
+            if v.kind == "window" and end_of_input:
+                records = records + _flush_window(key, state)
+                if key in state and state[key][0]:
+                    state[key] = (0, 0, state[key][2] + 1)
             if v.keyed and key in state:
                 states[v.uid][key] = state[key]
     return states

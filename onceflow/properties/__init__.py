@@ -1,0 +1,15 @@
+"""Properties over runs: the oracle, the guarantee matrix, and the checks."""
+
+from onceflow.properties.checks import (PROPERTIES, check, consistent_cut, determinism,
+                                        exactly_once, exactly_once_after_restores, liveness,
+                                        no_loss, read_committed_isolation, restores_of)
+from onceflow.properties.guarantees import AT_LEAST_ONCE, EXACTLY_ONCE, MATRIX, guarantee
+from onceflow.properties.oracle import canonical, expected_output, expected_state
+from onceflow.properties.violation import ANOMALIES, Finding, RecordIssue, Violation
+
+__all__ = [
+    "ANOMALIES", "AT_LEAST_ONCE", "EXACTLY_ONCE", "Finding", "MATRIX", "PROPERTIES",
+    "RecordIssue", "Violation", "canonical", "check", "consistent_cut", "determinism",
+    "exactly_once", "exactly_once_after_restores", "expected_output", "expected_state",
+    "guarantee", "liveness", "no_loss", "read_committed_isolation", "restores_of",
+]

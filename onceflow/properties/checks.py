@@ -1,0 +1,370 @@
+"""The properties: each a function over a RunResult that raises `Violation`.
+
+`check(result)` runs them all, the restores from every snapshot included,
+and raises the first violation.  Expected output always comes from the oracle
+(`onceflow.properties.oracle`), never from another simulation.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Callable, Iterator
+
+from onceflow.model.records import Record
+from onceflow.model.simulation import RunResult, restore, run
+from onceflow.model.snapshot import SAVEPOINT, Snapshot
+from onceflow.properties.guarantees import EXACTLY_ONCE, guarantee
+from onceflow.properties.oracle import canonical, expected_output, expected_state, order_fixed
+from onceflow.properties.violation import Finding, RecordIssue, Violation, describe_faults, issue
+from onceflow.token import encode
+
+__all__ = [
+    "PROPERTIES",
+    "check",
+    "consistent_cut",
+    "determinism",
+    "exactly_once",
+    "exactly_once_after_restores",
+    "liveness",
+    "no_loss",
+    "read_committed_isolation",
+    "restores_of",
+]
+
+MAX_RECORDS_SHOWN = 5
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+def _root(result: RunResult) -> RunResult:
+    while result.parent is not None:
+        result = result.parent
+    return result
+
+
+def timeline_label(result: RunResult) -> str:
+    if result.restored_from is None:
+        return "the original run"
+    s = result.restored_from
+    p = result.scenario.topology.vertices[0].parallelism
+    rescaled = (" at parallelism " + str(p)
+                if any(v.parallelism != result.parent.scenario.topology.vertex(v.uid).parallelism  # type: ignore[union-attr]
+                       for v in result.scenario.topology.vertices) else "")
+    return f"restored from {s.kind} {s.id} (completed t={s.completed:g}){rescaled}"
+
+
+def _finding(result: RunResult, prop: str, anomaly: str, summary: str, *,
+             records: tuple[RecordIssue, ...] = (), details: tuple[str, ...] = (),
+             snapshot: Snapshot | None = None) -> Violation:
+    root = _root(result)
+    snap = snapshot or result.restored_from
+    return Violation(Finding(
+        property=prop, anomaly=anomaly, summary=summary, timeline=timeline_label(result),
+        records=records, snapshot=f"{snap.kind} {snap.id} (completed t={snap.completed:g})"
+        if snap else None, faults=describe_faults(root), token=encode(root.scenario),
+        digest=root.digest, details=details + _mutant_note(root)))
+
+
+def _mutant_note(root: RunResult) -> tuple[str, ...]:
+    if root.scenario.mutants:
+        return (f"mutants on: {', '.join(root.scenario.mutants)}",)
+    return ()
+
+
+def expected_records(result: RunResult) -> list[Record]:
+    """The oracle's committed output for this timeline."""
+    scenario = _root(result).scenario
+    if result.stopped_with is not None:
+        sp = result.snapshot(result.stopped_with)
+        source = scenario.topology.vertices[0].uid
+        per_key = expected_output(scenario, sp.state.get(source) or {},
+                                  end_of_input=sp.input_ended or _drained(result, sp))
+    else:
+        per_key = expected_output(scenario)
+    out = [r for rs in per_key.values() for r in rs]
+    if scenario.sink == "idempotent":
+        out = list({r.id: r for r in out}.values())
+    return out
+
+
+def _drained(result: RunResult, snapshot: Snapshot) -> bool:
+    request = result.savepoint_requests.get(snapshot.id)
+    return bool(request and request.drain)
+
+
+# -- 1. end-to-end exactly-once ------------------------------------------------------------
+
+def exactly_once(result: RunResult) -> None:
+    """The committed output (read-committed) equals the oracle's, in canonical form."""
+    if result.status != "finished":
+        return
+    expected = expected_records(result)
+    got = result.committed()
+    topology = result.scenario.topology
+    if canonical(got, topology) == canonical(expected, topology):
+        return
+    raise _diagnose(result, "exactly_once", expected, got)
+
+
+def _diagnose(result: RunResult, prop: str, expected: list[Record], got: list[Record]) -> Violation:
+    want = Counter(r.id for r in expected)
+    have = Counter(r.id for r in got)
+    by_id = {r.id: r for r in expected}
+    by_id.update({r.id: r for r in got if r.id not in by_id})
+    dup = sorted((i for i in have if have[i] > want.get(i, 0)), key=_id_order)
+    lost = sorted((i for i in want if have.get(i, 0) < want[i]), key=_id_order)
+    if dup:
+        ids = dup
+        anomaly, summary = "duplicate", f"{len(dup)} record(s) committed more often than once"
+    elif lost:
+        ids = lost
+        anomaly, summary = "lost", f"{len(lost)} record(s) of the input never committed"
+    else:
+        return _diagnose_values(result, prop, expected, got)
+    records = tuple(issue(by_id[i], want.get(i, 0), have.get(i, 0), result)
+                    for i in ids[:MAX_RECORDS_SHOWN])
+    more = (f"... and {len(ids) - MAX_RECORDS_SHOWN} more",) if len(ids) > MAX_RECORDS_SHOWN else ()
+    return _finding(result, prop, anomaly, summary, records=records, details=more)
+
+
+def _diagnose_values(result: RunResult, prop: str, expected: list[Record],
+                     got: list[Record]) -> Violation:
+    want = {r.id: r for r in expected}
+    for r in got:
+        w = want.get(r.id)
+        if w is not None and w.value != r.value:
+            anomaly = "duplicate" if r.value > w.value else "lost"
+            return _finding(
+                result, prop, anomaly,
+                f"{r.id} committed with value {r.value}, expected {w.value}: keyed state "
+                f"{'counted input twice' if r.value > w.value else 'missed input'}",
+                records=(issue(r, 1, 1, result),))
+    # same records, same values: the order differs
+    pos_want: dict[int, list[str]] = {}
+    for r in expected:
+        pos_want.setdefault(r.key, []).append(r.id)
+    pos_have: dict[int, list[str]] = {}
+    for r in got:
+        pos_have.setdefault(r.key, []).append(r.id)
+    for key in sorted(pos_want):
+        a, b = pos_want[key], pos_have.get(key, [])
+        if a != b:
+            i = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
+            return _finding(result, prop, "reordered",
+                            f"key {key}: {b[i]} committed where {a[i]} was expected "
+                            f"(position {i} of the key's output)",
+                            records=(issue(want[b[i]], 1, 1, result),))
+    return _finding(result, prop, "reordered", "output differs from the oracle's in order")
+
+
+def _id_order(record_id: str) -> tuple[int, str]:
+    digits = "".join(c for c in record_id.split(".")[0] if c.isdigit())
+    return (int(digits) if digits else 0, record_id)
+
+
+# -- 2. exactly-once after restoring from any snapshot ---------------------------------------------
+
+def restores_of(result: RunResult) -> Iterator[tuple[Snapshot, int | None]]:
+    """Every snapshot of the run to restore, with the parallelism to restore it at."""
+    for snapshot in result.snapshots:
+        if snapshot.kind == SAVEPOINT:
+            if _drained(result, snapshot):
+                continue  # a drained savepoint ends the job for good (its windows fired)
+            request = result.savepoint_requests.get(snapshot.id)
+            yield snapshot, request.restore_parallelism if request else None
+        else:
+            yield snapshot, None
+
+
+def exactly_once_after_restores(result: RunResult,
+                                on_restore: Callable[[RunResult], None] | None = None) -> None:
+    """Restoring each completed checkpoint (as of its completion) and each savepoint
+    (at its drawn parallelism) yields the oracle's output on that timeline."""
+    promised = guarantee(_root(result).scenario) == EXACTLY_ONCE
+    for snapshot, parallelism in restores_of(result):
+        restored = restore(result, snapshot, parallelism)
+        if on_restore is not None:
+            on_restore(restored)
+        liveness(restored)
+        no_loss(restored)
+        if promised:
+            exactly_once(restored)
+
+
+# -- 3. no loss -------------------------------------------------------------------------------
+
+def no_loss(result: RunResult) -> None:
+    """Every record of the oracle's output is committed at least once (any mode, any sink)."""
+    if result.status != "finished":
+        return
+    expected = expected_records(result)
+    have = Counter(r.id for r in result.committed())
+    want = Counter(r.id for r in expected)
+    lost = sorted((i for i in want if have.get(i, 0) == 0), key=_id_order)
+    if lost:
+        by_id = {r.id: r for r in expected}
+        records = tuple(issue(by_id[i], want[i], 0, result) for i in lost[:MAX_RECORDS_SHOWN])
+        raise _finding(result, "no_loss", "lost",
+                       f"{len(lost)} record(s) of the input never committed", records=records)
+
+
+# -- 4. consistent cut --------------------------------------------------------------------------
+
+def consistent_cut(result: RunResult) -> None:
+    """Each snapshot's keyed state is the oracle's state after exactly its source offsets."""
+    scenario = _root(result).scenario
+    if scenario.checkpoints.mode == "at_least_once":
+        return  # not promised: state may hold records from after the barrier
+    topology = result.scenario.topology
+    source = topology.vertices[0].uid
+    keyed = [v for v in topology.vertices if v.keyed]
+    if not keyed:
+        return
+    windows_comparable = order_fixed(topology)
+    for snapshot in result.snapshots:
+        if snapshot.in_flight_records:
+            continue
+        offsets = snapshot.state.get(source) or {}
+        want = expected_state(scenario, offsets,
+                              end_of_input=snapshot.input_ended or _drained(result, snapshot))
+        for v in keyed:
+            if v.kind == "window" and not windows_comparable:
+                continue
+            groups = snapshot.state.get(v.uid) or {}
+            have = {k: val for group in groups.values() for k, val in group.items()}
+            if v.kind == "window":
+                have = {k: val[:3] for k, val in have.items() if val[:3] != (0, 0, 0) or k in want[v.uid]}
+                expected_v = {k: val for k, val in want[v.uid].items()}
+            else:
+                expected_v = want[v.uid]
+            if have != expected_v:
+                key = next(k for k in sorted(set(have) | set(expected_v))
+                           if have.get(k) != expected_v.get(k))
+                got, exp = have.get(key), expected_v.get(key)
+                anomaly = "duplicate" if _bigger(got, exp) else "lost"
+                raise _finding(
+                    result, "consistent_cut", anomaly,
+                    f"{snapshot.kind} {snapshot.id}: {v.uid} key {key} holds {got!r}, but the "
+                    f"input before the snapshot's offsets gives {exp!r}",
+                    snapshot=snapshot,
+                    details=(f"source offsets in the snapshot: {dict(sorted(offsets.items()))}",))
+
+
+def _bigger(got: Any, exp: Any) -> bool:
+    if got is None:
+        return False
+    if exp is None:
+        return True
+    a = got if isinstance(got, int) else got[1] + got[2] * 1_000_000
+    b = exp if isinstance(exp, int) else exp[1] + exp[2] * 1_000_000
+    return a > b
+
+
+# -- 5. read-committed isolation ---------------------------------------------------------------------
+
+def read_committed_isolation(result: RunResult) -> None:
+    """What a read-committed reader saw at any snapshot stays visible: nothing it read is
+    later removed by an abort."""
+    if result.scenario.sink != "two_phase" or result.status == "stuck":
+        return
+    final_ids = Counter(r.id for r in result.committed())
+    for snapshot in result.snapshots:
+        store = result.store.fork(snapshot.store_version)
+        seen = Counter(r.id for r in store.read_committed(snapshot.completed))
+        gone = sorted((i for i in seen if final_ids.get(i, 0) < seen[i]), key=_id_order)
+        if gone:
+            rec = next(r for r in store.read_committed(snapshot.completed) if r.id == gone[0])
+            raise _finding(result, "read_committed_isolation", "uncommitted-read",
+                           f"{gone[0]} was visible to read-committed readers at "
+                           f"t={snapshot.completed:g} and later disappeared",
+                           records=(issue(rec, seen[gone[0]], final_ids.get(gone[0], 0), result),),
+                           snapshot=snapshot)
+
+
+# -- 6. liveness ------------------------------------------------------------------------------
+
+def liveness(result: RunResult) -> None:
+    """The job finishes within the quiet period; no transaction stays open; readers move."""
+    if result.status == "stuck":
+        pending = [d for _, kind, _, d in result.trace.events if kind == "trigger"]
+        raise _finding(result, "liveness", "stuck",
+                       f"the job had not finished {result.end_time:g} ms into the run "
+                       f"(last checkpoint triggered: {pending[-1][0] if pending else 'none'})")
+    if result.status == "failed":
+        if not _legitimate_failure(result):
+            raise _finding(result, "liveness", "stuck",
+                           "the job failed: its restart attempts ran out",
+                           details=_failures(result))
+        return
+    store = result.store
+    blocking = store.blocking_transaction(result.end_time)
+    if blocking is not None:
+        raise _finding(result, "liveness", "stuck",
+                       f"transaction {blocking.id} ({blocking.state}, begun t={blocking.begun:g}) "
+                       "is still open after the job finished: read-committed readers are blocked "
+                       "behind it")
+    open_txns = store.unfinished(result.end_time)
+    if open_txns:
+        t = open_txns[0]
+        raise _finding(result, "liveness", "stuck",
+                       f"transaction {t.id} ({t.state}, begun t={t.begun:g}) is still open "
+                       "after the job finished")
+
+
+def _legitimate_failure(result: RunResult) -> bool:
+    """Failures Flink does not recover from by itself: the user restores by hand."""
+    for _, kind, where, detail in result.trace.events:
+        if kind == "failed" and where == "coordinator":
+            return True  # coordinator lost without a durable checkpoint store
+    return any(kind == "completed" and d[1] == SAVEPOINT and _stop_request(result, d[0])
+               for _, kind, _, d in result.trace.events)
+
+
+def _stop_request(result: RunResult, snapshot_id: int) -> bool:
+    request = result.savepoint_requests.get(snapshot_id)
+    return bool(request and request.stop)
+
+
+def _failures(result: RunResult) -> tuple[str, ...]:
+    return tuple(f"t={t:g} {where}: {d[0]}" for t, kind, where, d in result.trace.events
+                 if kind == "failed")[:8]
+
+
+# -- 7. determinism -----------------------------------------------------------------------------
+
+def determinism(result: RunResult) -> None:
+    """Running the same scenario again gives the same trace digest."""
+    root = _root(result)
+    again = run(root.scenario)
+    if again.digest != root.digest:
+        raise _finding(root, "determinism", "nondeterministic",
+                       f"two runs of one scenario gave digests {root.digest} and {again.digest}: "
+                       "something outside the scenario (a global RNG, the clock, hash order, or a "
+                       "user operator) decided the run")
+
+
+PROPERTIES: dict[str, Callable[[RunResult], None]] = {
+    "liveness": liveness,
+    "exactly_once": exactly_once,
+    "no_loss": no_loss,
+    "read_committed_isolation": read_committed_isolation,
+    "consistent_cut": consistent_cut,
+    "exactly_once_after_restores": exactly_once_after_restores,
+    "determinism": determinism,
+}
+
+
+def check(result: RunResult, *, restores: bool = True, deterministic: bool = True,
+          on_restore: Callable[[RunResult], None] | None = None) -> None:
+    """Run every property that the guarantee matrix promises for this scenario."""
+    promised = guarantee(result.scenario) == EXACTLY_ONCE
+    liveness(result)
+    no_loss(result)
+    if promised:
+        exactly_once(result)
+        consistent_cut(result)
+    read_committed_isolation(result)
+    if restores:
+        exactly_once_after_restores(result, on_restore)
+    if deterministic:
+        determinism(result)

@@ -1,0 +1,142 @@
+"""`Violation`: a failed property, with a diagnosis a person can act on.
+
+Anomalies are named as Jepsen's queue checker names them: duplicate, lost,
+reordered, uncommitted-read, stuck; plus `nondeterministic` for a scenario
+whose two runs differ.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from attrs import frozen
+
+from onceflow.model.records import Record
+
+if TYPE_CHECKING:
+    from onceflow.model.simulation import RunResult
+
+__all__ = ["ANOMALIES", "Finding", "RecordIssue", "Violation"]
+
+ANOMALIES = ("duplicate", "lost", "reordered", "uncommitted-read", "stuck", "nondeterministic")
+
+
+@frozen
+class RecordIssue:
+    """One offending record, with what happened to it."""
+
+    id: str
+    key: int
+    split: int
+    offset: int
+    expected: int
+    committed: int
+    events: tuple[str, ...] = ()
+
+    def to_data(self) -> dict[str, Any]:
+        return {"id": self.id, "key": self.key, "split": self.split, "offset": self.offset,
+                "expected": self.expected, "committed": self.committed,
+                "events": list(self.events)}
+
+
+@frozen
+class Finding:
+    """A property's verdict on one timeline of a run."""
+
+    property: str
+    anomaly: str
+    summary: str
+    timeline: str
+    records: tuple[RecordIssue, ...] = ()
+    snapshot: str | None = None
+    faults: tuple[str, ...] = ()
+    token: str = ""
+    digest: str = ""
+    details: tuple[str, ...] = ()
+
+    def to_data(self) -> dict[str, Any]:
+        return {"property": self.property, "anomaly": self.anomaly, "summary": self.summary,
+                "timeline": self.timeline, "snapshot": self.snapshot,
+                "records": [r.to_data() for r in self.records], "faults": list(self.faults),
+                "token": self.token, "digest": self.digest, "details": list(self.details)}
+
+    def render(self) -> str:
+        lines = [f"{self.property} violated: {self.anomaly}: {self.summary}",
+                 f"  timeline: {self.timeline}"]
+        if self.snapshot:
+            lines.append(f"  snapshot: {self.snapshot}")
+        for r in self.records:
+            lines.append(f"  {r.id} (key {r.key}, split {r.split}, offset {r.offset}): "
+                         f"committed {r.committed}x, expected {r.expected}x")
+            lines.extend(f"      {e}" for e in r.events)
+        lines.extend(f"  {d}" for d in self.details)
+        lines.append("  faults fired: " + ("; ".join(self.faults) if self.faults else "none"))
+        lines.append(f"  digest: {self.digest}")
+        lines.append(f"  replay: onceflow replay {self.token}")
+        return "\n".join(lines)
+
+
+class Violation(AssertionError):
+    """A property does not hold; `finding` has the details, `str()` the diagnosis."""
+
+    def __init__(self, finding: Finding) -> None:
+        self.finding = finding
+        super().__init__(finding.render())
+
+
+def describe_faults(result: "RunResult") -> tuple[str, ...]:
+    out = []
+    for f in result.faults_fired:
+        where = f" on {f['target']}" if f.get("target") else ""
+        phase = f" at {f['phase']}" if f.get("phase") else ""
+        ckpt = f" of checkpoint {f['checkpoint']}" if f.get("checkpoint") else ""
+        out.append(f"{f['kind']}{phase}{ckpt}{where} t={f['time']:g}")
+    return tuple(out)
+
+
+def record_events(result: "RunResult", record_id: str, limit: int = 6) -> tuple[str, ...]:
+    """Where a record went on this timeline: its writes and commits in the store."""
+    events: list[str] = []
+    store = result.store
+    attempts = [(t, d[0]) for t, kind, _, d in result.trace.events if kind == "deploy"]
+
+    def attempt_at(time: float) -> int:
+        n = 1
+        for start, number in attempts:
+            if start <= time:
+                n = number
+        return n
+
+    fork = result.restored_from.completed if result.restored_from is not None else None
+    for entry in store.entries(result.end_time, committed_only=False):
+        if entry.record.id != record_id:
+            continue
+        if fork is not None and entry.written <= fork:
+            origin = ", before the fork, on the original timeline"
+        else:
+            origin = _origin(result)
+        if entry.txn is None:
+            events.append(f"written at t={entry.written:g} (attempt {attempt_at(entry.written)}"
+                          f"{origin}), visible at once")
+        elif entry.committed is not None:
+            events.append(f"committed in txn {entry.txn} at t={entry.committed:g} (written "
+                          f"t={entry.written:g}, attempt {attempt_at(entry.written)}{origin})")
+        else:
+            events.append(f"written in txn {entry.txn} at t={entry.written:g}, never committed")
+        if len(events) >= limit:
+            break
+    if not events:
+        events.append("never reached the store on this timeline")
+    return tuple(events)
+
+
+def _origin(result: "RunResult") -> str:
+    if result.restored_from is None:
+        return ""
+    s = result.restored_from
+    return f" after restore from {s.kind} {s.id} (completed t={s.completed:g})"
+
+
+def issue(record: Record, expected: int, committed: int, result: "RunResult") -> RecordIssue:
+    return RecordIssue(record.id, record.key, record.split, record.offset, expected, committed,
+                       record_events(result, record.id))
