@@ -160,7 +160,8 @@ class Topology:
         for v in self.vertices:
             if v.uid == uid:
                 return v
-        raise KeyError(uid)
+        raise ScenarioError("uid", f"no vertex with uid {uid!r}; the topology has "
+                                   f"{', '.join(v.uid for v in self.vertices)}")
 
     def with_parallelism(self, parallelism: int) -> "Topology":
         """The same graph with every vertex at `parallelism` (for rescaled restores)."""

@@ -74,7 +74,7 @@ def check_target(scenario: "Scenario", target: str, path: str, *, wildcard: bool
     uid, subtask = m["uid"], int(m["subtask"])
     try:
         vertex = scenario.topology.vertex(uid)
-    except KeyError:
+    except ScenarioError:
         uids = ", ".join(v.uid for v in scenario.topology.vertices)
         _fail(path, "target", f"no vertex with uid {uid!r}; the topology has {uids}")
         return

@@ -69,10 +69,13 @@ class CheckpointCoordinator:
             if kind == SAVEPOINT:
                 job.trace.add(self.env.now, "savepoint_failed", "coordinator", "job not running")
             return None
-        if kind == CHECKPOINT and len(self.pending) >= self.config.max_concurrent:
-            return None
+        if kind == CHECKPOINT and (len(self.pending) >= self.config.max_concurrent or any(
+                p.stop for p in self.pending.values())):
+            return None  # periodic checkpoints pause during a stop-with-savepoint
         cid = self.next_id
         self.next_id += 1
+        if kind == CHECKPOINT:
+            self.final_wanted = False
         pending = PendingCheckpoint(cid, kind, self.env.now, attempt.number,
                                     len(attempt.tasks), stop, drain)
         pending.acks.update(attempt.finished)

@@ -100,6 +100,8 @@ class Job:
         self.stopping: int | None = None
         self.restoring: Snapshot | None = None
         self.savepoint_requests: dict[int, Any] = {}
+        self.drained_at: float | None = None
+        self.drained_offsets: dict[int, int] = {}
         self.end_time = 0.0
         self.phase_hooks: list[Callable[[Task, str, int], None]] = []
         self.notify_filter: Callable[[Task, int], list[float]] | None = None
@@ -144,6 +146,12 @@ class Job:
             self.status = STUCK
             self.end_time = self.env.now
 
+    def note_drain(self, offsets: dict[int, int]) -> None:
+        """A source ended its input early for stop-with-savepoint --drain."""
+        if self.drained_at is None:
+            self.drained_at = self.env.now
+        self.drained_offsets.update(offsets)
+
     def savepoint(self, request: Any) -> None:
         cid = self.coordinator.trigger(SAVEPOINT, stop=request.stop, drain=request.drain)
         if cid is not None:
@@ -155,6 +163,9 @@ class Job:
         attempt = Attempt(self.attempts)
         self.attempt = attempt
         self.restoring = snapshot
+        if self.drained_at is not None and not (snapshot and snapshot.input_ended):
+            self.drained_at = None  # restored from before the drain: the whole input is read
+            self.drained_offsets = {}
         scenario = self.scenario
         timing = scenario.timing
         vertices = self.topology.vertices

@@ -36,6 +36,8 @@ class RunResult:
     run_id: str = ""
     savepoint_requests: dict[int, SavepointRequest] = field(factory=dict, repr=False)
     stopped_with: int | None = None
+    drained_at: float | None = None
+    drained_offsets: dict[int, int] = field(factory=dict, repr=False)
 
     def snapshot(self, snapshot_id: int) -> Snapshot:
         for s in self.snapshots:
@@ -99,7 +101,8 @@ def _finish(job: Job, scenario: Scenario, *, parent: RunResult | None = None,
         timeline=job.timeline, restored_from=restored_from, parent=parent,
         faults_fired=tuple(job.faults_fired), run_id=job.run_id,
         savepoint_requests=dict(job.savepoint_requests),
-        stopped_with=job.stopping if job.status == "finished" else None)
+        stopped_with=job.stopping if job.status == "finished" else None,
+        drained_at=job.drained_at, drained_offsets=dict(job.drained_offsets))
 
 
 def run(scenario: Scenario) -> RunResult:

@@ -49,6 +49,10 @@ class Snapshot:
         return f"{self.kind} {self.id}"
 
     @property
+    def has_channel_state(self) -> bool:
+        return any(self.channel_state.values())
+
+    @property
     def in_flight_records(self) -> int:
         return sum(len(item) for items in self.channel_state.values()
                    for item in items if item.__class__ is list)

@@ -379,9 +379,18 @@ class SourceTask(Task):
         super().__init__(*args, **kwargs)
         self.stopped: int | bool = False
 
+    def initialize(self) -> None:
+        super().initialize()
+        # FLIP-147: a source that had finished before the snapshot stays finished
+        snapshot = self.job.restoring
+        self.finished_before = snapshot is not None and snapshot.input_ended
+
     def step(self) -> float | None:
         if self.ended or self.stopped:
             return None
+        if self.finished_before:
+            self.end_input()
+            return 0.0
         reader: SplitReader = self.operator
         buf = reader.read(self.job.scenario.timing.buffer_records)
         if not buf:
@@ -395,8 +404,13 @@ class SourceTask(Task):
     def trigger(self, barrier: Barrier, stop: bool = False, drain: bool = False) -> None:
         """Mail from the coordinator: start snapshot `barrier` at this source."""
         if self.stopped:
-            return
+            if barrier.id < self.stopped:
+                return
+            # a newer snapshot: the stop-with-savepoint failed (its abort may have been lost)
+            self.stopped = False
+            self.wake()
         if stop and drain and not self.ended:
+            self.job.note_drain(self.operator.offsets)
             self.end_input()
         if self.ended:
             self.job.coordinator.source_ended(barrier.id)
