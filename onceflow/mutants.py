@@ -1,23 +1,88 @@
 """Named mutants: switchable re-creations of real exactly-once bugs.
 
-With no mutant on, the model is correct.  Each mutant changes one mechanism, at
-the place where the real bug lived; the model asks `job.mutant(name)`.
+With no mutant on, the model is correct.  Each mutant changes one mechanism,
+at the place where the real bug lived (the model asks `job.mutant(name)`
+there); none touches the properties or the oracle.
 """
 
 from __future__ import annotations
 
+from attrs import frozen
+
 from onceflow.errors import ScenarioError
 
-__all__ = ["MUTANTS", "validate_mutants"]
+__all__ = ["MUTANTS", "Mutant", "validate_mutants"]
 
-#: name -> (source, mechanism, expected symptom)
-MUTANTS: dict[str, tuple[str, str, str]] = {}
+
+@frozen
+class Mutant:
+    name: str
+    source: str
+    mechanism: str
+    symptom: str
+    where: str
+
+
+MUTANTS: dict[str, Mutant] = {m.name: m for m in (
+    Mutant("savepoint-commits", "FLINK-6328, FLINK-10354, FLINK-25191",
+           "an intermediate savepoint notifies the sinks, which commit its transactions; "
+           "a later failover goes back to an older checkpoint and replays them",
+           "duplicate", "model/coordinator.py: CheckpointCoordinator.complete"),
+    Mutant("stop-savepoint-fallback", "FLINK-26783",
+           "the commit of a stop-with-savepoint fails and the job fails over to the latest "
+           "checkpoint, which is older than the savepoint",
+           "duplicate", "model/job.py: Job.fail"),
+    Mutant("no-final-checkpoint", "FLIP-147, FLINK-2491",
+           "the job finishes at end of input without a final checkpoint, so the last "
+           "transactions are never committed",
+           "lost", "model/job.py: Job.sink_ended"),
+    Mutant("commit-only-exact-id", "FLINK-10377, FLINK-14979",
+           "notify-complete(n) commits only the transaction of n, not every pending one <= n; "
+           "a lost or subsumed notification strands older ones",
+           "lost", "model/sinks.py: TwoPhaseCommitSink.notify_checkpoint_complete"),
+    Mutant("abort-discards", "CheckpointListener contract",
+           "notify-aborted(n) aborts the pending transaction of n, whose data is still needed",
+           "lost", "model/sinks.py: TwoPhaseCommitSink.notify_checkpoint_aborted"),
+    Mutant("unaligned-misses-inflight", "FLINK-20645",
+           "an unaligned snapshot forgets the last overtaken output buffer of each channel",
+           "lost", "model/task.py: Task.emit_barrier"),
+    Mutant("unaligned-pointwise-rescale", "FLINK-21936, FLINK-21945",
+           "barriers overtake on forward edges too, and on restore the in-flight data of a "
+           "forward channel is redistributed to the neighbouring subtask",
+           "reordered", "model/job.py: Job.deploy (channel state)"),
+    Mutant("unaligned-broadcast", "FLINK-22815",
+           "barriers overtake on broadcast edges, and on restore every receiver gets subtask "
+           "0's in-flight broadcast data on top of its own",
+           "duplicate", "model/job.py: Job.deploy (channel state)"),
+    Mutant("unaligned-committables", "FLINK-36287, apache/iceberg #15846",
+           "an unaligned barrier overtakes the committable of the sink's transaction, so the "
+           "snapshot does not list it and a restore aborts it",
+           "lost", "model/sinks.py: TwoPhaseCommitSink.snapshot_state"),
+    Mutant("lingering-transactions", "FLINK-23854",
+           "recovery does not abort transactions opened after the last checkpoint",
+           "stuck", "model/sinks.py: TwoPhaseCommitSink.open"),
+    Mutant("short-txn-timeout", "Kafka docs, KAFKA-6119",
+           "the external transaction timeout is shorter than checkpoint interval plus restart "
+           "time, so the store expires transactions before they are committed",
+           "lost", "model/job.py: Job.__init__ (store)"),
+    Mutant("split-lost-on-rescale", "FLINK-34063, FLINK-40469",
+           "a source split is dropped when splits are redistributed on a rescaled restore",
+           "lost", "model/job.py: Job.deploy (split assignment)"),
+    Mutant("at-least-once-mode", "Flink docs (negative control)",
+           "barriers are not aligned: records behind an early barrier reach state before the "
+           "snapshot",
+           "duplicate", "model/barriers.py: make_handler"),
+    Mutant("snapshot-after-forward", "epoch mixing",
+           "the task forwards the barrier and processes post-barrier records before it takes "
+           "its snapshot",
+           "duplicate", "model/task.py: Task.snapshot"),
+)}
 
 
 def validate_mutants(names: tuple[str, ...]) -> None:
     for i, name in enumerate(names):
         if name not in MUTANTS:
-            known = ", ".join(sorted(MUTANTS)) or "none"
-            raise ScenarioError(f"mutants[{i}]", f"unknown mutant {name!r}; known: {known}")
+            raise ScenarioError(f"mutants[{i}]", f"unknown mutant {name!r}; known: "
+                                                 f"{', '.join(sorted(MUTANTS))}")
     if len(set(names)) != len(names):
         raise ScenarioError("mutants", "a mutant is listed twice")

@@ -149,7 +149,7 @@ def generate(src: _Source, *, mode: str | None, sink: str | None, max_records: i
                 at=round(horizon * src.integer(0, 100) / 100, 2), stop=stop,
                 drain=stop and _flag(src),
                 restore_parallelism=src.integer(1, max_parallelism) if _flag(src) else None))
-    faults = [_fault(src, groups, topology, horizon) for _ in range(n_faults)]
+    faults = [_fault(src, groups, topology, horizon, sink, plan) for _ in range(n_faults)]
     crashes = sum(isinstance(f, (Crash, WorkerCrash, PhaseCrash, CoordinatorCrash)) for f in faults)
     return Scenario(
         topology=topology,
@@ -172,11 +172,12 @@ def _topology(src: _Source, max_p: int) -> Topology:
 
 def _vertex(src: _Source, uid: str, kind: str, before: list[Vertex], max_p: int) -> Vertex:
     if kind in ("filter", "flat_map") and any(v.keyed for v in before) and any(
-            v.edge == "rebalance" for v in before):
+            v.edge in ("rebalance", "broadcast") for v in before):
         # the canonical form cannot compare a filter or flat_map behind a keyed
         # operator fed out of order (even its set of output ids depends on timing)
         kind, uid = "map", uid.replace(kind, "map")
-    edge = "hash" if kind in ("reduce", "window") else _choice(src, ("forward", "hash", "rebalance"))
+    edge = ("hash" if kind in ("reduce", "window")
+            else _choice(src, ("forward", "hash", "rebalance", "broadcast")))
     parallelism = before[-1].parallelism if edge == "forward" else src.integer(1, max_p)
     param = {"map": (0, 3), "filter": (1, 3), "flat_map": (1, 3), "window": (1, 4)}.get(kind)
     return Vertex(uid, kind, parallelism, edge, src.integer(*param) if param else 0)
@@ -188,13 +189,24 @@ def _target(src: _Source, topology: Topology, *, sink: bool = False) -> str:
     return f"{vertex.uid}[{src.integer(0, vertex.parallelism - 1)}]"
 
 
-def _fault(src: _Source, groups: list[str], topology: Topology, horizon: float) -> Any:
+def _fault(src: _Source, groups: list[str], topology: Topology, horizon: float, sink: str,
+           plan: list[SavepointRequest]) -> Any:
     group = _choice(src, tuple(groups))
-    at = round(horizon * src.integer(0, 100) / 100, 2)
+    if plan and _flag(src):
+        # aim at the window right after a savepoint (between its completion and the
+        # next checkpoint), where savepoint side effects and failover meet
+        at = round(_choice(src, tuple(plan)).at + 0.5 * src.integer(1, 20), 2)
+    else:
+        at = round(horizon * src.integer(0, 100) / 100, 2)
     if group == "phase":
-        phase = _choice(src, CRASH_PHASES)
-        return PhaseCrash(phase, _target(src, topology, sink=phase in _SINK_PHASES),
-                          src.integer(0, 4))
+        # only phases this scenario passes through: sink phases need a 2PC sink,
+        # stop_savepoint needs a stop-with-savepoint
+        phases = tuple(p for p in CRASH_PHASES
+                       if (p not in _SINK_PHASES or sink == "two_phase" or p == "stop_savepoint")
+                       and (p != "stop_savepoint" or any(r.stop for r in plan)))
+        phase = _choice(src, phases)
+        checkpoint = 0 if phase == "stop_savepoint" else src.integer(0, 4)
+        return PhaseCrash(phase, _target(src, topology, sink=phase in _SINK_PHASES), checkpoint)
     if group == "crash":
         if _flag(src):
             subtasks = sum(v.parallelism for v in topology.vertices)

@@ -27,6 +27,7 @@ class Injector:
         self.job = job
         self.fired: list[dict[str, Any]] = []
         self.spent: set[int] = set()
+        self.hit: set[tuple[int, str]] = set()
         faults = job.scenario.faults
         self.phase_faults = [(i, f) for i, f in enumerate(faults) if isinstance(f, PhaseCrash)]
         self.notify_faults = [(i, f) for i, f in enumerate(faults) if isinstance(f, NotifyFault)]
@@ -146,16 +147,17 @@ class Injector:
     def _filter_notification(self, task: "Task", checkpoint_id: int) -> list[float]:
         """Extra delays of the copies of this notification to deliver ([] = lost)."""
         for index, fault in self.notify_faults:
-            if index in self.spent:
+            if (index, task.name) in self.hit or (index in self.spent and fault.target != "*"):
                 continue
             if fault.checkpoint and fault.checkpoint != checkpoint_id:
                 continue
             if fault.target != "*" and fault.target != task.name:
                 continue
+            # a wildcard hits each subtask once, for one checkpoint
+            self.hit.add((index, task.name))
             self._record(index, fault, phase=f"notify_{fault.effect}", target=task.name,
                          checkpoint=checkpoint_id)
             if fault.target == "*":
-                self.spent.discard(index)  # a wildcard hits every subtask of that checkpoint
                 self._notify_wildcard_hit(index, checkpoint_id)
             if fault.effect == "lose":
                 return []

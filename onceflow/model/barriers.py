@@ -135,5 +135,7 @@ class UnalignedHandler(AlignedHandler):
 
 
 def make_handler(mode: str, task: "Task") -> BarrierHandler:
+    if task.job.mutant("at-least-once-mode"):
+        mode = "at_least_once"
     return {"aligned": AlignedHandler, "unaligned": UnalignedHandler,
             "at_least_once": AtLeastOnceHandler}[mode](task)

@@ -69,9 +69,14 @@ class CheckpointCoordinator:
             if kind == SAVEPOINT:
                 job.trace.add(self.env.now, "savepoint_failed", "coordinator", "job not running")
             return None
-        if kind == CHECKPOINT and (len(self.pending) >= self.config.max_concurrent or any(
-                p.stop for p in self.pending.values())):
-            return None  # periodic checkpoints pause during a stop-with-savepoint
+        if job.stopping is not None or any(p.stop for p in self.pending.values()):
+            # nothing else is triggered while a stop-with-savepoint is in progress
+            if kind == SAVEPOINT:
+                job.trace.add(self.env.now, "savepoint_failed", "coordinator",
+                              "stop-with-savepoint in progress")
+            return None
+        if kind == CHECKPOINT and len(self.pending) >= self.config.max_concurrent:
+            return None
         cid = self.next_id
         self.next_id += 1
         if kind == CHECKPOINT:
@@ -184,7 +189,22 @@ class CheckpointCoordinator:
                            lambda t=task, c=pending.id, s=pending.stop: t.notify_complete(c, s))
         if pending.stop:
             job.stopping = pending.id
+            self.env.process(self._resend_stop(pending.id))
         self._maybe_final()
+
+    def _resend_stop(self, checkpoint_id: int) -> Generator[Any, Any, None]:
+        """The job ends only when every task heard that its stop-with-savepoint completed:
+        repeat the notification to the tasks that did not finish yet."""
+        job = self.job
+        attempt = job.attempt
+        while True:
+            yield self.env.timeout(self.config.interval)
+            if not job.running or attempt is not job.attempt or not attempt.alive:
+                return
+            for task in attempt.tasks:
+                if not task.done:
+                    job.notify(task, checkpoint_id,
+                               lambda t=task: t.notify_complete(checkpoint_id, True))
 
     def expire(self, checkpoint_id: int) -> None:
         if checkpoint_id in self.pending and self.job.running:

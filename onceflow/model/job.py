@@ -8,6 +8,7 @@ Savepoints are never used for failover.
 
 from __future__ import annotations
 
+import gc
 import random
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -87,7 +88,8 @@ class Job:
         self.rng = random.Random(scenario.seed)
         self.logs = split_logs(scenario.workload)
         self.trace = Trace()
-        self.store = store if store is not None else Store(scenario.txn_timeout)
+        self.mutants = frozenset(scenario.mutants)
+        self.store = store if store is not None else Store(self._txn_timeout())
         self.initial = initial
         self.timeline = timeline
         self.run_id = run_id
@@ -113,6 +115,15 @@ class Job:
     @property
     def running(self) -> bool:
         return self.status == RUNNING
+
+    def _txn_timeout(self) -> float:
+        scenario = self.scenario
+        if self.mutant("short-txn-timeout"):
+            # long enough for a checkpoint cycle, shorter than one plus a restart
+            t = scenario.timing
+            return (2 * scenario.checkpoints.interval + t.upload_time + 4 * t.rpc_latency
+                    + 10 * t.latency)
+        return scenario.txn_timeout
 
     def mutant(self, name: str) -> bool:
         return name in self.mutants
@@ -141,7 +152,13 @@ class Job:
         if self.initial is None:
             for request in self.scenario.savepoints:
                 self.later(request.at, self.savepoint, request)
-        self.env.run(until=self.env.now + horizon(self.scenario))
+        collecting = gc.isenabled()
+        gc.disable()  # the run allocates much and frees little: collections are pure cost
+        try:
+            self.env.run(until=self.env.now + horizon(self.scenario))
+        finally:
+            if collecting:
+                gc.enable()
         if self.status == RUNNING:
             self.status = STUCK
             self.end_time = self.env.now
@@ -179,6 +196,9 @@ class Job:
                 if i == 0:
                     splits = [x for x in range(scenario.workload.splits)
                               if x % vertex.parallelism == s]
+                    if (snapshot is not None and self.mutant("split-lost-on-rescale")
+                            and snapshot.parallelism.get(vertex.uid) != vertex.parallelism):
+                        splits = [x for x in splits if x != scenario.workload.splits - 1]
                     task: Task = SourceTask(self, attempt, vertex, s,
                                             SplitReader(self.logs, splits), out_edge, out_p)
                     attempt.sources.append(task)  # type: ignore[arg-type]
@@ -191,7 +211,8 @@ class Job:
         attempt.sinks = list(layers[-1])
         for i in range(1, len(vertices)):
             edge = vertices[i].edge
-            pointwise = edge in ("forward", "broadcast")
+            pointwise = ((edge == "forward" and not self.mutant("unaligned-pointwise-rescale"))
+                         or (edge == "broadcast" and not self.mutant("unaligned-broadcast")))
             for sender in layers[i - 1]:
                 receivers = [layers[i][sender.subtask]] if edge == "forward" else layers[i]
                 for receiver in receivers:
@@ -205,10 +226,7 @@ class Job:
         for task in attempt.tasks:
             task.connect()
         if snapshot is not None:
-            for ch in attempt.channels:
-                restored = (snapshot.channel_state.get(f"in:{ch.name}", [])
-                            + snapshot.channel_state.get(f"out:{ch.name}", []))
-                ch.prefill([item for item in restored if item.__class__ is not Barrier])
+            self._restore_channels(snapshot, layers)
         maxp = self.topology.max_parallelism
         for task in attempt.tasks:
             uid = task.vertex.uid
@@ -218,6 +236,30 @@ class Job:
             task.start(restored, merged if kind == "list" else None)
         label = f"{snapshot.kind} {snapshot.id}" if snapshot else "start"
         self.trace.add(self.env.now, "deploy", "job", attempt.number, label)
+
+    def _restore_channels(self, snapshot: Snapshot, layers: list[list[Task]]) -> None:
+        """Replay unaligned channel state ahead of any new data, channel by channel."""
+        state = snapshot.channel_state
+
+        def saved(name: str) -> list[Any]:
+            return state.get(f"in:{name}", []) + state.get(f"out:{name}", [])
+
+        for layer in layers[1:]:
+            for receiver in layer:
+                for ch in receiver.inputs:
+                    items = saved(ch.name)
+                    edge = receiver.vertex.edge
+                    if edge == "forward" and self.mutant("unaligned-pointwise-rescale"):
+                        # FLINK-21945: the forward channel's data goes to the neighbour
+                        n = len(layer)
+                        src = layer[(receiver.subtask - 1) % n].inputs[0]
+                        items = saved(src.name)
+                    elif edge == "broadcast" and self.mutant("unaligned-broadcast") and \
+                            receiver.subtask != 0:
+                        # FLINK-22815: subtask 0's broadcast state lands everywhere
+                        first = layer[0].inputs[ch.index]
+                        items = items + saved(first.name)
+                    ch.prefill([item for item in items if item.__class__ is not Barrier])
 
     def fail(self, task: Task | None, reason: str) -> None:
         attempt = self.attempt

@@ -86,7 +86,8 @@ class MapOperator(_Stateless):
 
     def process(self, records: list[Record], out: list[Record]) -> None:
         add = self.addend
-        out.extend([r._replace(value=r.value + add) for r in records])
+        new = tuple.__new__
+        out.extend([new(Record, (r[0], r[1], r[2] + add, r[3], r[4])) for r in records])
 
 
 class FilterOperator(_Stateless):
@@ -124,10 +125,12 @@ class ReduceOperator:
     def process(self, records: list[Record], out: list[Record]) -> None:
         sums = self.sums
         append = out.append
+        new = tuple.__new__
         for r in records:
-            total = sums.get(r.key, 0) + r.value
-            sums[r.key] = total
-            append(Record(r.id, r.key, total, r.split, r.offset))
+            key = r[1]
+            total = sums.get(key, 0) + r[2]
+            sums[key] = total
+            append(new(Record, (r[0], key, total, r[3], r[4])))
 
     def end_input(self, out: list[Record]) -> None:
         pass

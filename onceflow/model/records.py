@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from functools import lru_cache
 from itertools import accumulate
 from typing import NamedTuple
 
@@ -43,11 +44,13 @@ class EndOfInput:
 END_OF_INPUT = EndOfInput()
 
 
+@lru_cache(maxsize=32)
 def split_logs(workload: Workload) -> list[list[Record]]:
     """The bounded, replayable partitioned log the sources read: one list per split.
 
     Key k lives in split k mod splits (as with keyed Kafka partitions), so the
-    records of one key keep their order within one split.
+    records of one key keep their order within one split.  The lists are
+    shared (cached per workload): never modify them.
     """
     rng = random.Random(workload.seed)
     keys = range(workload.keys)

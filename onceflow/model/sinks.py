@@ -95,6 +95,8 @@ class TwoPhaseCommitSink:
         ctx.phase("pre_commit", checkpoint_id)
         self.pending.append((checkpoint_id, self.txn))
         self._begin()
+        if ctx.mutant("unaligned-committables") and ctx.task.job.scenario.checkpoints.mode == "unaligned":
+            return list(self.pending[:-1])  # the committable was overtaken by the barrier
         return list(self.pending)
 
     def notify_checkpoint_complete(self, checkpoint_id: int) -> None:

@@ -150,10 +150,12 @@ class Store:
         return [t for t in self.txns.values()
                 if t.owner[0] == sink_uid and t.state in (OPEN, PRECOMMITTED)]
 
-    def entries(self, now: float, *, committed_only: bool = True) -> list[Entry]:
+    def entries(self, now: float, *, committed_only: bool = True,
+                past_open: bool = False) -> list[Entry]:
         """The records a reader sees at `now`, in log order, then the upsert table.
 
-        Read-committed stops at the first unfinished transaction (Kafka's LSO).
+        Read-committed stops at the first unfinished transaction (Kafka's LSO),
+        unless `past_open` asks for every committed record wherever it lies.
         """
         txns = self.txns
         out: list[Entry] = []
@@ -167,6 +169,8 @@ class Store:
                 out.append(Entry(record, txn_id, written, txn.ended))
             elif txn.state in (OPEN, PRECOMMITTED):
                 if committed_only:
+                    if past_open:
+                        continue
                     break
                 out.append(Entry(record, txn_id, written, None))
         for record, written in self._table.values():

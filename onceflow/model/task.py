@@ -95,6 +95,7 @@ class Task:
         self.slowdown = 1.0
         self.record_cost = job.scenario.timing.record_cost
         self.process: "simpy.Process | None" = None
+        self.deferred: Barrier | None = None
 
     # -- wiring -------------------------------------------------------------
 
@@ -160,6 +161,8 @@ class Task:
         """Take and handle one input item; its cost, or None when nothing is ready."""
         channel = self.pick()
         if channel is None:
+            if self.deferred is not None:
+                self.take_deferred()
             return None
         item = channel.take()
         if item.__class__ is list:
@@ -172,6 +175,8 @@ class Task:
             if out:
                 self.route(out)
             self.flush()
+            if self.deferred is not None:
+                self.take_deferred()
             return len(item) * self.record_cost
         if item.__class__ is Barrier:
             self.handler.on_barrier(channel.index, item)
@@ -239,7 +244,10 @@ class Task:
         state: dict[str, list[Any]] = {}
         for ch in self.outputs:
             if overtake and not ch.pointwise:
-                state[f"out:{ch.name}"] = ch.overtake(barrier)
+                overtaken = ch.overtake(barrier)
+                if overtaken and self.job.mutant("unaligned-misses-inflight"):
+                    overtaken = overtaken[:-1]
+                state[f"out:{ch.name}"] = overtaken
             else:
                 ch.send(barrier)
         return state
@@ -276,8 +284,22 @@ class Task:
 
     def snapshot(self, barrier: Barrier) -> None:
         """Aligned and at-least-once snapshot: state now, acknowledge after upload."""
+        if self.job.mutant("snapshot-after-forward") and self.inputs:
+            self.emit_barrier(barrier, False)
+            self.deferred = barrier  # taken after the next buffer: epochs mix
+            return
         state, channel_state = self.take_state(barrier, overtake=False)
         self.acknowledge(barrier, state, channel_state)
+
+    def take_deferred(self) -> None:
+        barrier = self.deferred
+        self.deferred = None
+        assert barrier is not None
+        state = self.operator.snapshot_state(barrier.id)
+        if self.ended and self.final_after is None:
+            self.final_after = barrier.id
+        self.job.trace.add(self.env.now, "snapshot", self.name, barrier.id, barrier.kind)
+        self.acknowledge(barrier, state, {})
 
     def take_state(self, barrier: Barrier, *, overtake: bool) -> tuple[Any, dict[str, list[Any]]]:
         self.phase("before_snapshot", barrier.id)

@@ -15,7 +15,7 @@ from onceflow.scenario import Scenario, Topology
 __all__ = ["canonical", "expected_output", "expected_state", "order_fixed"]
 
 
-def _apply(kind: str, param: int, records: list[Record], state: dict[int, Any],
+def _apply(kind: str, param: int, records: list[Record], state: dict[Any, Any],
            copies: int) -> list[Record]:
     """One vertex over the records of one key, in order."""
     out: list[Record] = []
@@ -55,6 +55,31 @@ def _flush_window(records_key: int, state: dict[int, Any]) -> list[Record]:
     return [Record(f"w{records_key}.{fired}", records_key, total, last.split, last.offset)]
 
 
+def _inputs(scenario: Scenario, offsets: dict[int, int] | None) -> dict[int, list[Record]]:
+    per_key: dict[int, list[Record]] = {}
+    for split, log in enumerate(split_logs(scenario.workload)):
+        for r in (log if offsets is None else log[:offsets.get(split, 0)]):
+            per_key.setdefault(r.key, []).append(r)
+    return per_key
+
+
+def _fold(scenario: Scenario, key: int, records: list[Record], end_of_input: bool,
+          states: dict[str, dict[int, Any]] | None = None) -> list[Record]:
+    """One key's records through every vertex, in order; keyed state into `states`."""
+    for v in scenario.topology.vertices[1:]:
+        state: dict[Any, Any] = {}
+        if v.edge == "broadcast":
+            records = [r for r in records for _ in range(v.parallelism)]
+        records = _apply(v.kind, v.param, records, state, 1)
+        if v.kind == "window" and end_of_input:
+            records = records + _flush_window(key, state)
+            if key in state and state[key][0]:
+                state[key] = (0, 0, state[key][2] + 1)
+        if states is not None and v.keyed and key in state:
+            states[v.uid][key] = state[key]
+    return records
+
+
 def expected_output(scenario: Scenario, offsets: dict[int, int] | None = None,
                     *, end_of_input: bool = True) -> dict[int, list[Record]]:
     """Per key, the records a fault-free exactly-once run commits, in order.
@@ -62,24 +87,11 @@ def expected_output(scenario: Scenario, offsets: dict[int, int] | None = None,
     `offsets` limits the input to a prefix of each split (a stop-with-savepoint);
     `end_of_input=False` leaves the open windows unfired (a stop without drain).
     """
-    topology = scenario.topology
-    per_key: dict[int, list[Record]] = {}
-    for split, log in enumerate(split_logs(scenario.workload)):
-        for r in (log if offsets is None else log[:offsets.get(split, 0)]):
-            per_key.setdefault(r.key, []).append(r)
     result: dict[int, list[Record]] = {}
-    for key in sorted(per_key):
-        records = per_key[key]
-        for v in topology.vertices[1:]:
-            state: dict[Any, Any] = {}
-            copies = v.parallelism if v.edge == "broadcast" else 1
-            records = _apply(v.kind, v.param, records, state, 1)
-            if v.kind == "window" and end_of_input:
-                records = records + _flush_window(key, state)
-            if copies > 1:
-                records = [r for r in records for _ in range(copies)]
-        if records:
-            result[key] = records
+    for key, records in sorted(_inputs(scenario, offsets).items()):
+        out = _fold(scenario, key, records, end_of_input)
+        if out:
+            result[key] = out
     return result
 
 
@@ -87,23 +99,9 @@ def expected_state(scenario: Scenario, offsets: dict[int, int], *,
                    end_of_input: bool = False) -> dict[str, dict[int, Any]]:
     """Keyed state of every keyed operator after exactly the input prefix `offsets`
     (and the end of input, when it was reached: windows fired)."""
-    topology = scenario.topology
-    per_key: dict[int, list[Record]] = {}
-    for split, log in enumerate(split_logs(scenario.workload)):
-        for r in log[:offsets.get(split, 0)]:
-            per_key.setdefault(r.key, []).append(r)
-    states: dict[str, dict[int, Any]] = {v.uid: {} for v in topology.vertices if v.keyed}
-    for key in sorted(per_key):
-        records = per_key[key]
-        for v in topology.vertices[1:]:
-            state: dict[Any, Any] = {}
-            records = _apply(v.kind, v.param, records, state, 1)
-            if v.kind == "window" and end_of_input:
-                records = records + _flush_window(key, state)
-                if key in state and state[key][0]:
-                    state[key] = (0, 0, state[key][2] + 1)
-            if v.keyed and key in state:
-                states[v.uid][key] = state[key]
+    states: dict[str, dict[int, Any]] = {v.uid: {} for v in scenario.topology.vertices if v.keyed}
+    for key, records in sorted(_inputs(scenario, offsets).items()):
+        _fold(scenario, key, records, end_of_input, states)
     return states
 
 
