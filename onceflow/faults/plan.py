@@ -52,7 +52,7 @@ NOTIFY_EFFECTS = ("lose", "delay", "duplicate", "reorder")
 STORAGE_EFFECTS = ("fail_write", "slow_upload")
 STORE_EFFECTS = ("commit_failure",)
 
-_TARGET = re.compile(r"^(?P<uid>[^\[\]]+)\[(?P<subtask>\d+)\]$")
+_TARGET = re.compile(r"^(?P<uid>[^\[\]]+)\[(?P<subtask>0|[1-9][0-9]*)\]$")
 
 
 def _fail(path: str, name: str, reason: str) -> None:
