@@ -11,33 +11,33 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import pytest
+
 from onceflow import run
 from onceflow.faults.plan import CRASH_PHASES, PhaseCrash
 from onceflow.strategies import scenario_from_seed
 
 SEEDS = range(0, 6000)
 
-_hits: dict[str, list[tuple[int, int]]] | None = None
+Hits = dict[str, list[tuple[int, int]]]
 
 
-def phase_hits() -> dict[str, list[tuple[int, int]]]:
-    """phase -> [(seed, checkpoint id the fault fired at)], over SEEDS (computed once)."""
-    global _hits
-    if _hits is None:
-        hits: dict[str, list[tuple[int, int]]] = defaultdict(list)
-        for seed in SEEDS:
-            scenario = scenario_from_seed(seed)
-            if not any(isinstance(f, PhaseCrash) for f in scenario.faults):
-                continue
-            for entry in run(scenario).faults_fired:
-                if entry["kind"] == "phase_crash":
-                    hits[str(entry["phase"])].append((seed, int(entry["checkpoint"])))  # type: ignore[call-overload]
-        _hits = dict(hits)
-    return _hits
+@pytest.fixture(scope="module")
+def phase_hits() -> Hits:
+    """phase -> [(seed, checkpoint id the fault fired at)], over SEEDS."""
+    hits: Hits = defaultdict(list)
+    for seed in SEEDS:
+        scenario = scenario_from_seed(seed)
+        if not any(isinstance(f, PhaseCrash) for f in scenario.faults):
+            continue
+        for entry in run(scenario).faults_fired:
+            if entry["kind"] == "phase_crash":
+                hits[str(entry["phase"])].append((seed, int(str(entry["checkpoint"]))))
+    return dict(hits)
 
 
-def test_drawn_scenarios_hit_every_crash_phase() -> None:
-    hits = phase_hits()
+def test_drawn_scenarios_hit_every_crash_phase(phase_hits: Hits) -> None:
+    hits = phase_hits
     assert set(hits) <= set(CRASH_PHASES), set(hits) - set(CRASH_PHASES)
     missed = [p for p in CRASH_PHASES if not hits.get(p)]
     counts = {p: len(hits.get(p, ())) for p in CRASH_PHASES}
@@ -45,8 +45,8 @@ def test_drawn_scenarios_hit_every_crash_phase() -> None:
                         f"hits per phase: {counts}")
 
 
-def test_drawn_scenarios_hit_the_restore_window_of_a_real_restore() -> None:
+def test_drawn_scenarios_hit_the_restore_window_of_a_real_restore(phase_hits: Hits) -> None:
     """The 'restore' phase also fires when a fresh job starts (checkpoint 0); the window that
     matters is a task restoring a completed checkpoint after a failover."""
-    restores = [(seed, cp) for seed, cp in phase_hits().get("restore", []) if cp > 0]
+    restores = [(seed, cp) for seed, cp in phase_hits.get("restore", []) if cp > 0]
     assert restores, "no drawn scenario crashed a task while it restored a checkpoint"

@@ -52,7 +52,7 @@ NOTIFY_EFFECTS = ("lose", "delay", "duplicate", "reorder")
 STORAGE_EFFECTS = ("fail_write", "slow_upload")
 STORE_EFFECTS = ("commit_failure",)
 
-_TARGET = re.compile(r"^(?P<uid>[^\[\]]+)\[(?P<subtask>0|[1-9][0-9]*)\]$")
+_TARGET = re.compile(r"(?P<uid>[^\[\]\s]+)\[(?P<subtask>0|[1-9][0-9]*)\]")
 
 
 def _fail(path: str, name: str, reason: str) -> None:
@@ -66,7 +66,7 @@ def _num(value: Any) -> Any:
 def check_target(scenario: "Scenario", target: str, path: str, *, wildcard: bool = False) -> None:
     if wildcard and target == "*":
         return
-    m = _TARGET.match(target) if isinstance(target, str) else None
+    m = _TARGET.fullmatch(target) if isinstance(target, str) else None
     if m is None:
         _fail(path, "target", f"expected a subtask like 'map[0]'{' or *' if wildcard else ''}, "
                               f"got {target!r}")
@@ -86,6 +86,10 @@ def _check_time(path: str, name: str, value: Any, *, positive: bool = False) -> 
     if not isinstance(value, float) or not 0 <= value <= 1e9 or (positive and value == 0):
         _fail(path, name, f"must be a {'positive' if positive else 'non-negative'} time in "
                           f"simulated ms, got {value!r}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _check_checkpoint(path: str, value: Any) -> None:
@@ -117,7 +121,7 @@ class WorkerCrash:
     def validate(self, scenario: "Scenario", path: str) -> None:
         _check_time(path, "at", self.at)
         workers = worker_count(scenario)
-        if not isinstance(self.worker, int) or not 0 <= self.worker < workers:
+        if not _is_int(self.worker) or not 0 <= self.worker < workers:
             _fail(path, "worker", f"the job runs on workers 0..{workers - 1}, got {self.worker!r}")
 
 
@@ -199,7 +203,7 @@ class StoreFault:
         if self.effect not in STORE_EFFECTS:
             _fail(path, "effect", f"unknown effect {self.effect!r}; one of {', '.join(STORE_EFFECTS)}")
         _check_time(path, "at", self.at)
-        if not isinstance(self.times, int) or not 1 <= self.times <= 10:
+        if not _is_int(self.times) or not 1 <= self.times <= 10:
             _fail(path, "times", f"must be between 1 and 10, got {self.times!r}")
 
 
