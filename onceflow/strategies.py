@@ -130,7 +130,7 @@ def generate(src: _Source, *, mode: str | None, sink: str | None, max_records: i
     keys = src.integer(1, 8)
     splits = src.integer(1, 4)
     skew = float(src.integer(0, 2)) / 2
-    topology = _topology(src, max_parallelism)
+    topology = _topology(src, max_parallelism, broadcast=sink != "idempotent")
     interval = 0.5 * src.integer(1, 20)
     checkpoints = CheckpointConfig(
         mode=mode, interval=interval, timeout=50.0 + 10 * src.integer(0, 20),
@@ -139,7 +139,7 @@ def generate(src: _Source, *, mode: str | None, sink: str | None, max_records: i
     timing = Timing(
         latency=0.1 * src.integer(1, 30), jitter=0.1 * src.integer(0, 20),
         buffer_records=_choice(src, (8, 4, 16, 32)), channel_capacity=src.integer(1, 8),
-        record_cost=0.01, upload_time=0.1 * src.integer(0, 30), rpc_latency=0.1 * src.integer(1, 20))
+        record_cost=_choice(src, (0.1, 0.01, 0.03)), upload_time=0.1 * src.integer(0, 30), rpc_latency=0.1 * src.integer(1, 20))
     horizon = 5.0 + records * 0.02 + 10 * len(topology.vertices)
     plan = []
     if savepoints:
@@ -161,23 +161,25 @@ def generate(src: _Source, *, mode: str | None, sink: str | None, max_records: i
         seed=src.integer(0, 2**16))
 
 
-def _topology(src: _Source, max_p: int) -> Topology:
+def _topology(src: _Source, max_p: int, *, broadcast: bool) -> Topology:
+    # broadcast copies share their id: an idempotent sink would collapse them
     vertices = [Vertex("source", "source", src.integer(1, max_p))]
     for i in range(src.integer(0, 2)):
         kind = _choice(src, ("map", "reduce", "filter", "flat_map", "window"))
-        vertices.append(_vertex(src, f"{kind}{i}", kind, vertices, max_p))
-    vertices.append(_vertex(src, "sink", "sink", vertices, max_p))
+        vertices.append(_vertex(src, f"{kind}{i}", kind, vertices, max_p, broadcast))
+    vertices.append(_vertex(src, "sink", "sink", vertices, max_p, broadcast))
     return Topology(tuple(vertices))
 
 
-def _vertex(src: _Source, uid: str, kind: str, before: list[Vertex], max_p: int) -> Vertex:
+def _vertex(src: _Source, uid: str, kind: str, before: list[Vertex], max_p: int,
+            broadcast: bool) -> Vertex:
     if kind in ("filter", "flat_map") and any(v.keyed for v in before) and any(
             v.edge in ("rebalance", "broadcast") for v in before):
         # the canonical form cannot compare a filter or flat_map behind a keyed
         # operator fed out of order (even its set of output ids depends on timing)
         kind, uid = "map", uid.replace(kind, "map")
     edge = ("hash" if kind in ("reduce", "window")
-            else _choice(src, ("forward", "hash", "rebalance", "broadcast")))
+            else _choice(src, ("forward", "hash", "rebalance", "broadcast")[:4 if broadcast else 3]))
     parallelism = before[-1].parallelism if edge == "forward" else src.integer(1, max_p)
     param = {"map": (0, 3), "filter": (1, 3), "flat_map": (1, 3), "window": (1, 4)}.get(kind)
     return Vertex(uid, kind, parallelism, edge, src.integer(*param) if param else 0)
@@ -205,7 +207,7 @@ def _fault(src: _Source, groups: list[str], topology: Topology, horizon: float, 
                        if (p not in _SINK_PHASES or sink == "two_phase" or p == "stop_savepoint")
                        and (p != "stop_savepoint" or any(r.stop for r in plan)))
         phase = _choice(src, phases)
-        checkpoint = 0 if phase == "stop_savepoint" else src.integer(0, 4)
+        checkpoint = 0 if phase in ("stop_savepoint", "end_of_input") else src.integer(0, 4)
         return PhaseCrash(phase, _target(src, topology, sink=phase in _SINK_PHASES), checkpoint)
     if group == "crash":
         if _flag(src):

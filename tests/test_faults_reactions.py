@@ -31,18 +31,18 @@ Event = tuple[float, str, str, tuple[Any, ...]]
 
 # -- the job and its helpers ---------------------------------------------------------------------
 
-def topology() -> Topology:
+def topology(map_edge: str = "forward") -> Topology:
     return Topology((
         Vertex("source", "source", 2),
-        Vertex("map", "map", 2, "forward", 1),
+        Vertex("map", "map", 2, map_edge, 1),
         Vertex("reduce", "reduce", 2, "hash"),
         Vertex("sink", "sink", 2, "forward"),
     ), max_parallelism=8)
 
 
 def scenario(*faults: Any, mode: str = "aligned", durable_store: bool = True,
-             timeout: float = 2000.0) -> Scenario:
-    return Scenario(topology=topology(), workload=Workload(records=200, keys=8, splits=2),
+             timeout: float = 2000.0, map_edge: str = "forward") -> Scenario:
+    return Scenario(topology=topology(map_edge), workload=Workload(records=200, keys=8, splits=2),
                     checkpoints=CheckpointConfig(mode=mode, interval=8.0, timeout=timeout,
                                                  durable_store=durable_store),
                     timing=Timing(latency=1.0, record_cost=0.2, buffer_records=4),
@@ -261,7 +261,7 @@ def test_reordered_notification_arrives_after_the_next_and_commits_nothing() -> 
     assert_exactly_once(result)
 
 
-# -- storage: a failed write declines the checkpoint, a slow upload times it out ----------------------
+# -- storage: a failed write declines the checkpoint, a slow upload times it out -------------
 
 def test_failed_storage_write_declines_and_aborts_the_checkpoint() -> None:
     result = run(scenario(StorageFault("fail_write", 1, "reduce[0]")))
@@ -340,7 +340,7 @@ def test_commit_failing_beyond_the_retries_fails_over_and_recovery_commits() -> 
     assert_exactly_once(result)
 
 
-# -- latency_spike and slow_subtask: in-flight data in unaligned checkpoints ------------------------
+# -- latency_spike and slow_subtask: in-flight data in unaligned checkpoints ---------------
 
 SLOWDOWNS = {
     "latency_spike": lambda target: LatencySpike(5.0, target, 40.0, 10.0),
@@ -365,6 +365,20 @@ def test_slowdown_puts_in_flight_data_into_unaligned_checkpoints(kind: str) -> N
     # restoring a checkpoint that holds in-flight data replays it: still exactly-once
     restored = restore(result, with_data[0])
     assert_exactly_once(restored)
+
+
+@pytest.mark.parametrize("kind", sorted(SLOWDOWNS))
+def test_slowdown_behind_a_rebalance_keeps_input_and_output_buffers(kind: str) -> None:
+    """map reads a rebalance edge, so its barrier overtakes too: the checkpoints hold records
+    taken from its inputs (in:) and its overtaken output buffers (out:), and every restore
+    replays both."""
+    result = run(scenario(SLOWDOWNS[kind]("map[1]"), mode="unaligned", map_edge="rebalance"))
+    fired(result, kind, target="map[1]")
+    sides = {name.split(":", 1)[0] for c in result.checkpoints
+             for name, items in c.channel_state.items() if items}
+    assert sides == {"in", "out"}
+    assert any(c.in_flight_records for c in result.checkpoints)
+    assert_exactly_once(result)  # restores every checkpoint, in-flight data included
 
 
 @pytest.mark.parametrize("kind", sorted(SLOWDOWNS))

@@ -150,6 +150,8 @@ class PhaseCrash:
             _fail(path, "phase", f"unknown phase {self.phase!r}; phases: {', '.join(CRASH_PHASES)}")
         check_target(scenario, self.target, path)
         _check_checkpoint(path, self.checkpoint)
+        if self.phase == "end_of_input" and self.checkpoint:
+            _fail(path, "checkpoint", "end_of_input is reached once, not per checkpoint; use 0")
 
 
 @frozen

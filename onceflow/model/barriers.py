@@ -111,9 +111,19 @@ class UnalignedHandler(AlignedHandler):
     def _arrive(self, channel: int, barrier: Barrier) -> None:
         task = self.task
         inputs = task.inputs
-        if barrier.kind != "checkpoint" or any(ch.pointwise for ch in inputs):
-            # savepoints are always aligned; pointwise inputs never overtake
-            AlignedHandler._arrive(self, channel, barrier)
+        if barrier.kind != "checkpoint":
+            AlignedHandler._arrive(self, channel, barrier)  # savepoints are always aligned
+            return
+        if any(ch.pointwise for ch in inputs):
+            # pointwise inputs align (FLINK-21945), but the barrier still overtakes
+            # the task's exchange outputs once it is aligned
+            if self.count == len(self.arrived):
+                state, out_state = task.take_state(barrier, overtake=True)
+                task.unblock_all()
+                task.acknowledge(barrier, state, out_state)
+                self.current_done()
+            else:
+                task.blocked[channel] = True
             return
         if not self.snapshotted:
             self.snapshotted = True

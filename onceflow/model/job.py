@@ -275,7 +275,9 @@ class Job:
         if self.stopping is not None and not self.mutant("stop-savepoint-fallback"):
             self.status = FAILED  # never fall back behind a stop-with-savepoint
             self.end_time = self.env.now
-        elif self.restarts < self.scenario.restart.attempts:
+            return
+        self.stopping = None
+        if self.restarts < self.scenario.restart.attempts:
             self.restarts += 1
             self.later(self.scenario.restart.delay, self.restart)
         else:

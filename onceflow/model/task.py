@@ -84,7 +84,7 @@ class Task:
         self.blocked: list[bool] = []
         self.mailbox: deque[Callable[[], None]] = deque()
         self.waiter: "simpy.Event | None" = None
-        self.ended_inputs = 0
+        self.ended_channels: set[int] = set()
         self.ended = False
         self.final_after: int | None = None
         self.done = False
@@ -181,7 +181,7 @@ class Task:
         if item.__class__ is Barrier:
             self.handler.on_barrier(channel.index, item)
         else:
-            self.end_of_channel()
+            self.end_of_channel(channel.index)
         self.flush()
         return 0.0
 
@@ -261,9 +261,12 @@ class Task:
 
     # -- end of input -----------------------------------------------------------
 
-    def end_of_channel(self) -> None:
-        self.ended_inputs += 1
-        if self.ended_inputs == len(self.inputs):
+    def end_of_channel(self, index: int) -> None:
+        # a restored channel may replay an end-of-input its sender then sends again
+        if index in self.ended_channels:
+            return
+        self.ended_channels.add(index)
+        if len(self.ended_channels) == len(self.inputs):
             self.end_input()
 
     def end_input(self) -> None:

@@ -105,6 +105,13 @@ def exactly_once(result: RunResult) -> None:
     expected = expected_records(result)
     got = result.committed()
     topology = result.scenario.topology
+    if result.stopped_with is not None and result.scenario.sink != "two_phase":
+        # Without transactions, output of an abandoned attempt that ran past the
+        # stop-with-savepoint stays in the store; it is overwritten when the job is
+        # resumed, so exactly-once effects are judged on the resumed timeline only.
+        full = {r.id for rs in expected_output(_root(result).scenario).values() for r in rs}
+        got = [r for r in got if r.id not in full or r.id in {e.id for e in expected}]
+        got = list({r.id: r for r in got}.values()) if result.scenario.sink == "idempotent" else got
     if canonical(got, topology) == canonical(expected, topology):
         return
     raise _diagnose(result, "exactly_once", expected, got)
@@ -343,7 +350,9 @@ def transactions_settle(result: RunResult) -> None:
                        f"transaction {blocking.id} ({blocking.state}, begun t={blocking.begun:g}) "
                        "is still open after the job finished: read-committed readers are blocked "
                        "behind it")
-    open_txns = store.unfinished(result.end_time)
+    # a transaction that never wrote exists only in the client (as in Kafka, where the
+    # broker learns of it with its first write): only those with data count
+    open_txns = [t for t in store.unfinished(result.end_time) if t.positions]
     if open_txns:
         t = open_txns[0]
         raise _finding(result, "liveness", "stuck",

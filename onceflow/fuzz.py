@@ -1,0 +1,225 @@
+"""Time-boxed fuzzing: Hypothesis draws scenarios, `check` judges them, failures shrink.
+
+The fuzzer uses settings of its own (never the `ci` profile Hypothesis loads
+when `CI` is set): random, not derandomized, with a directory example
+database as the failure corpus, so a failure found in one run is replayed
+first in the next.  It runs in batches so that a time budget can end it
+between examples; `--seed` makes the batch seeds reproducible.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable
+
+from attrs import define, field, frozen
+from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis.database import DirectoryBasedExampleDatabase
+
+from onceflow.errors import OnceflowError
+from onceflow.model.simulation import RunResult, run
+from onceflow.properties.checks import check
+from onceflow.properties.violation import Finding, Violation
+from onceflow.scenario import Scenario
+from onceflow.strategies import scenario_from_seed, scenarios
+
+__all__ = ["FuzzOutcome", "FuzzStats", "baseline", "fuzz", "open_corpus"]
+
+BATCH = 60
+PROGRESS_EVERY = 0.5
+
+
+@define
+class FuzzStats:
+    """Running counters of a fuzz run."""
+
+    scenarios: int = 0
+    events: int = 0
+    restores: int = 0
+    violations: int = 0
+    phases: Counter[str] = field(factory=Counter)
+    started: float = field(factory=time.monotonic)
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def add(self, result: RunResult) -> None:
+        self.scenarios += 1
+        self.events += len(result.trace)
+        for fired in result.faults_fired:
+            self.phases[f"{fired['kind']}:{fired['phase']}" if fired["phase"] else str(fired["kind"])] += 1
+
+    def merge(self, other: "FuzzStats") -> None:
+        self.scenarios += other.scenarios
+        self.events += other.events
+        self.restores += other.restores
+        self.violations += other.violations
+        self.phases.update(other.phases)
+
+
+@frozen
+class FuzzOutcome:
+    """How a fuzz run ended: clean, violation or interrupted."""
+
+    status: str
+    stats: FuzzStats
+    elapsed: float
+    finding: Finding | None = None
+    scenario: Scenario | None = None
+    first_size: dict[str, int] | None = None
+    first_seconds: float | None = None
+    first_scenarios: int | None = None
+    shrink_seconds: float | None = None
+
+    def to_data(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "status": self.status,
+            "scenarios": self.stats.scenarios,
+            "events": self.stats.events,
+            "restores_checked": self.stats.restores,
+            "phases_hit": dict(sorted(self.stats.phases.items())),
+            "elapsed_s": round(self.elapsed, 3),
+        }
+        if self.finding is not None and self.scenario is not None:
+            f = self.finding
+            data["violation"] = {
+                "property": f.property, "anomaly": f.anomaly, "summary": f.summary,
+                "timeline": f.timeline, "snapshot": f.snapshot, "token": f.token,
+                "digest": f.digest, "faults": list(f.faults),
+                "records": [r.to_data() for r in f.records],
+                "size_before": self.first_size, "size_after": self.scenario.size,
+                "seconds_to_first": self.first_seconds,
+                "scenarios_to_first": self.first_scenarios,
+                "shrink_seconds": self.shrink_seconds,
+            }
+        return data
+
+
+def open_corpus(path: str | Path | None) -> DirectoryBasedExampleDatabase | None:
+    """The failure corpus at `path` (created if missing); None for no corpus."""
+    if path is None:
+        return None
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise OnceflowError(f"corpus path {p} is a file; give a directory (or a new path)")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        probe = p / ".onceflow-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise OnceflowError(f"cannot use {p} as the corpus directory: {exc.strerror or exc}") from None
+    return DirectoryBasedExampleDatabase(str(p))
+
+
+def _corpus_key(mode: str | None, sink: str | None, mutants: tuple[str, ...]) -> bytes:
+    return f"onceflow-fuzz-v1|{mode}|{sink}|{','.join(mutants)}".encode()
+
+
+def fuzz(*, budget: float, mode: str | None = None, sink: str | None = None,
+         mutants: tuple[str, ...] = (), db: str | Path | None = None, seed: int | None = None,
+         shrink: bool = True, on_progress: Callable[[FuzzStats], None] | None = None,
+         should_stop: Callable[[], bool] | None = None) -> FuzzOutcome:
+    """Fuzz for `budget` seconds or until a violation; shrink it and return the outcome."""
+    strategy = scenarios(mode=mode, sink=sink, mutants=mutants)  # validates the pins
+    corpus = open_corpus(db)
+    stats = FuzzStats()
+    deadline = stats.started + budget
+    state: dict[str, Any] = {"first": None, "last": None, "tick": 0.0}
+
+    def body(scenario: Scenario) -> None:
+        failing = state["first"] is not None
+        if not failing and (time.monotonic() > deadline or (should_stop and should_stop())):
+            return
+        result = run(scenario)
+        if not failing:
+            stats.add(result)
+
+        def counted(_: RunResult) -> None:
+            if not failing:
+                stats.restores += 1
+        try:
+            check(result, on_restore=counted)
+        except Violation as violation:
+            if state["first"] is None:
+                state["first"] = (scenario.size, stats.elapsed, stats.scenarios, time.monotonic())
+                stats.violations += 1
+            state["last"] = (scenario, violation)
+            raise
+        finally:
+            now = time.monotonic()
+            if on_progress is not None and now - state["tick"] >= PROGRESS_EVERY:
+                state["tick"] = now
+                on_progress(stats)
+
+    phases = [Phase.explicit, Phase.reuse, Phase.generate] + ([Phase.shrink] if shrink else [])
+    batch = 0
+    try:
+        while time.monotonic() < deadline and not (should_stop and should_stop()):
+            config = settings(database=corpus, max_examples=BATCH, deadline=None,
+                              derandomize=False, suppress_health_check=list(HealthCheck),
+                              print_blob=False, phases=phases, report_multiple_bugs=False,
+                              verbosity=Verbosity.quiet)
+            def example(scenario: Scenario) -> None:
+                body(scenario)
+            test = given(strategy)(config(example))
+            test._hypothesis_internal_database_key = _corpus_key(mode, sink, mutants)  # type: ignore[attr-defined]
+            if seed is not None:
+                test = hypothesis_seed(seed * 100_003 + batch)(test)
+            batch += 1
+            test()
+    except KeyboardInterrupt:
+        return FuzzOutcome("interrupted", stats, stats.elapsed)
+    except Violation as violation:
+        return _violation_outcome(stats, state, violation)
+    except BaseExceptionGroup as group:  # several distinct failures: report the first
+        found = next((e for e in _leaves(group) if isinstance(e, Violation)), None)
+        if found is None:
+            raise
+        return _violation_outcome(stats, state, found)
+    if on_progress is not None:
+        on_progress(stats)
+    return FuzzOutcome("clean", stats, stats.elapsed)
+
+
+def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    out: list[BaseException] = []
+    for e in group.exceptions:
+        out.extend(_leaves(e) if isinstance(e, BaseExceptionGroup) else [e])
+    return out
+
+
+def _violation_outcome(stats: FuzzStats, state: dict[str, Any], violation: Violation) -> FuzzOutcome:
+    size, first_s, first_n, first_t = state["first"] or (None, None, None, time.monotonic())
+    scenario = state["last"][0] if state["last"] else None
+    if state["last"] is not None and state["last"][1].finding.token == violation.finding.token:
+        scenario = state["last"][0]
+    return FuzzOutcome("violation", stats, stats.elapsed, finding=violation.finding,
+                       scenario=scenario, first_size=size, first_seconds=first_s,
+                       first_scenarios=first_n, shrink_seconds=time.monotonic() - first_t)
+
+
+def baseline(*, budget: float, mutants: tuple[str, ...] = (), mode: str | None = None,
+             sink: str | None = None, start: int = 0) -> FuzzOutcome:
+    """The same generator driven by plain random seeds: no database, no shrinking."""
+    stats = FuzzStats()
+    deadline = stats.started + budget
+    n = start
+    while time.monotonic() < deadline:
+        scenario = scenario_from_seed(n, mode=mode, sink=sink, mutants=mutants)
+        n += 1
+        result = run(scenario)
+        stats.add(result)
+        try:
+            check(result, on_restore=lambda _r: setattr(stats, "restores", stats.restores + 1))
+        except Violation as violation:
+            stats.violations += 1
+            return FuzzOutcome("violation", stats, stats.elapsed, finding=violation.finding,
+                               scenario=scenario, first_size=scenario.size,
+                               first_seconds=stats.elapsed, first_scenarios=stats.scenarios,
+                               shrink_seconds=0.0)
+    return FuzzOutcome("clean", stats, stats.elapsed)

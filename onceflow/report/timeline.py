@@ -1,0 +1,253 @@
+"""A text timeline of one run's timeline, centred on a finding's offending records.
+
+One line per event, `t=12.345  where  what`, in time order.  Control events
+(barriers, snapshots, commits, crashes, restores) are always shown; a record
+buffer (`read`/`process`) only when it carries an offending record, or, with
+no finding, as a one-line summary when the run is small.  Acknowledgements
+are left out: `completed` says every subtask acknowledged.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Any, NamedTuple
+
+from onceflow.errors import RestoreError
+from onceflow.model.simulation import RunResult, restore
+from onceflow.properties.checks import restores_of, timeline_label
+from onceflow.properties.violation import Finding
+from onceflow.report._history import (RESTORED, Event, Offenders, history, snapshot_label,
+                                      store_events)
+
+__all__ = ["text_timeline", "violating_timeline"]
+
+BUFFER_KINDS = frozenset({"read", "process"})
+HIDDEN_KINDS = frozenset({"ack"})
+#: Events the elision keeps close to when no record is offending.
+INCIDENT_KINDS = frozenset({"failed", "fault", "restart", "deploy", "aborted", "declined",
+                            "commit_lost", RESTORED, "savepoint_failed", "finished"})
+#: With no finding, record buffers are summarized only for traces this short.
+SMALL_RUN_EVENTS = 400
+MARK, NO_MARK = ">> ", "   "
+
+
+class Line(NamedTuple):
+    time: float
+    where: str
+    what: str
+    marked: bool
+    incident: bool  # a crash, restore, abort...: or a transaction of offending records
+
+    @property
+    def tier(self) -> int:
+        """Which lines the elision gives up last: incidents, then offending records."""
+        return 0 if self.incident else 1 if self.marked else 2
+
+
+# -- the API -------------------------------------------------------------------------------
+
+def text_timeline(result: RunResult, finding: Finding | None = None, *, limit: int = 80) -> str:
+    """A readable timeline of `result` (the timeline `finding` is about), at most `limit`
+    event lines; lines of the offending records start with `>>`."""
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit!r}")
+    offenders = Offenders.of(result, finding)
+    events = history(result)
+    events = list(heapq.merge(events, store_events(result, offenders, events), key=_time))
+    summarize = finding is None and len(events) <= SMALL_RUN_EVENTS
+    names = _snapshot_names(events)
+    lines = [line for e in events if (line := _line(e, offenders, summarize, names)) is not None]
+    return "\n".join([_header(result, finding)] + _render(lines, limit))
+
+
+def violating_timeline(result: RunResult, finding: Finding) -> RunResult:
+    """The timeline `finding` is about: `result` itself for "the original run", else
+    `result` restored from the snapshot the finding names (at the drawn parallelism)."""
+    if finding.timeline == timeline_label(result):
+        return result
+    if not finding.timeline.startswith("restored from"):
+        raise RestoreError(f"the finding is about {finding.timeline!r}, not a restore of "
+                           f"{timeline_label(result)!r}")
+    label = finding.snapshot or finding.timeline.removeprefix("restored from ").split(" at ")[0]
+    for snapshot, parallelism in restores_of(result):
+        if snapshot_label(snapshot) == label:
+            return restore(result, snapshot, parallelism)
+    raise RestoreError(f"no restorable snapshot of this run matches {label!r}; "
+                       "pass the run the finding came from")
+
+
+# -- events to lines ---------------------------------------------------------------------------
+
+def _time(event: Event) -> float:
+    return event[0]
+
+
+def _snapshot_names(events: list[Event]) -> dict[int, str]:
+    """Snapshot ids by what they are: `{3: "savepoint 3"}` (ids are shared by both kinds)."""
+    return {d[0]: f"{d[1]} {d[0]}" for _, kind, _, d in events if kind == "trigger"}
+
+
+def _line(event: Event, offenders: Offenders, summarize: bool,
+          names: dict[int, str]) -> Line | None:
+    time, kind, where, detail = event
+    if kind in HIDDEN_KINDS:
+        return None
+    if kind in BUFFER_KINDS:
+        return _buffer_line(event, offenders, summarize)
+    held = offenders.in_txn(detail[0]) if detail else ()
+    what = _describe(kind, where, detail, names)
+    if held:
+        what += f"; holds {', '.join(held)}"
+    return Line(time, _where(where), what, bool(held), kind in INCIDENT_KINDS or bool(held))
+
+
+def _buffer_line(event: Event, offenders: Offenders, summarize: bool) -> Line | None:
+    time, kind, where, (records,) = event
+    verb = "read" if kind == "read" else "processed"
+    hits = offenders.in_buffer(records)
+    if hits:
+        what = f"{verb} {', '.join(hits)} ({len(hits)} of {_count(len(records))})"
+        txns = offenders.written_at(time, records)
+        if txns:
+            what += "; written " + ", ".join(f"in txn {t}" if t else "to the store" for t in txns)
+        return Line(time, where, what, True, False)
+    if summarize and records:
+        span = records[0].id if len(records) == 1 else f"{records[0].id}..{records[-1].id}"
+        return Line(time, where, f"{verb} {_count(len(records))} ({span})", False, False)
+    return None
+
+
+def _count(n: int) -> str:
+    return f"{n} record" if n == 1 else f"{n} records"
+
+
+def _where(where: str) -> str:
+    return "coordinator" if where == "*" else where
+
+
+def _describe(kind: str, where: str, d: tuple[Any, ...], names: dict[int, str]) -> str:
+    """What one control event means, in words."""
+
+    def snap(i: int) -> str:
+        return names.get(i, f"checkpoint {i}")
+
+    words = {
+        "trigger": lambda: f"trigger {d[1]} {d[0]}",
+        "snapshot": lambda: f"barrier of {d[1]} {d[0]}: snapshot taken",
+        "completed": lambda: f"{d[1]} {d[0]} completed",
+        "aborted": lambda: f"{snap(d[0])} aborted: {d[1]}",
+        "declined": lambda: f"declined {snap(d[0])}: {d[1]}",
+        "notified": lambda: f"notified: {snap(d[0])} complete",
+        "notified_aborted": lambda: f"notified: {snap(d[0])} aborted",
+        "pre_commit": lambda: f"pre-commit txn {d[0]} ({snap(d[1])})",
+        "commit": lambda: f"COMMIT txn {d[0]} ({snap(d[1])}, {d[2]})",
+        "commit_lost": lambda: f"commit of txn {d[0]} FAILED: aborted or expired "
+                               f"({snap(d[1])}, {d[2]})",
+        "commit_retry": lambda: f"commit of txn {d[0]} failed transiently, retrying",
+        "abort": lambda: f"ABORT txn {d[0]}",
+        "failed": lambda: ("coordinator lost: " if where == "coordinator" else "CRASH: ") + str(d[0]),
+        "restart": lambda: f"restart #{d[0]} from "
+                           + (f"checkpoint {d[1]}" if d[1] is not None else "scratch"),
+        "deploy": lambda: f"deploy attempt {d[0]} from {d[1]}",
+        RESTORED: lambda: f"RESTORED from {d[0]}: the original run's later events are not "
+                          "on this timeline",
+        "end_of_input": lambda: "end of input",
+        "task_finished": lambda: "task finished",
+        "finished": lambda: "job finished",
+        "savepoint_failed": lambda: f"savepoint failed: {d[0]}",
+        "fault": lambda: _fault(d),
+        "txn_committed": lambda: f"txn {d[0]} committed",
+        "txn_aborted": lambda: f"txn {d[0]} aborted",
+        "txn_expired": lambda: f"txn {d[0]} EXPIRED (transaction timeout)",
+        "txn_open": lambda: f"txn {d[0]} still {d[1]} at the end: NEVER COMMITTED",
+    }
+    describe = words.get(kind)
+    return describe() if describe is not None else f"{kind} {' '.join(map(str, d))}".rstrip()
+
+
+def _fault(d: tuple[Any, ...]) -> str:
+    phase = f" at {d[1]}" if len(d) > 1 and d[1] else ""
+    ckpt = f" of checkpoint {d[2]}" if len(d) > 2 and d[2] else ""
+    return f"FAULT {d[0]}{phase}{ckpt}"
+
+
+# -- layout and elision ------------------------------------------------------------------------
+
+def _header(result: RunResult, finding: Finding | None) -> str:
+    if finding is None:
+        return f"# run {result.run_id}: {result.status} at t={result.end_time:.3f}"
+    ids = ", ".join(r.id for r in finding.records) or "none"
+    return (f"# {finding.property}: {finding.anomaly} ({finding.timeline}); "
+            f"offending records: {ids}")
+
+
+def _render(lines: list[Line], limit: int) -> list[str]:
+    kept = _keep(lines, limit)
+    shown = [lines[i] for i in sorted(kept)]
+    times = {line.time: f"t={line.time:.3f}" for line in shown}
+    t_width = max(map(len, times.values()), default=0)
+    w_width = max((len(line.where) for line in shown), default=0)
+    out: list[str] = []
+    skipped = 0
+    for i, line in enumerate(lines):
+        if i not in kept:
+            skipped += 1
+            continue
+        if skipped:
+            out.append(_elided(skipped))
+            skipped = 0
+        mark = MARK if line.marked else NO_MARK
+        out.append(f"{mark}{times[line.time]:<{t_width}}  {line.where:<{w_width}}  {line.what}")
+    if skipped:
+        out.append(_elided(skipped))
+    return out
+
+
+def _elided(n: int) -> str:
+    return f"{NO_MARK}... {n} line{'' if n == 1 else 's'} elided ..."
+
+
+def _keep(lines: list[Line], limit: int) -> set[int]:
+    """The indices of the lines to show: those nearest the anchors (incidents first), so
+    that the shown lines and the elision notes together stay within `limit`."""
+    n = len(lines)
+    if n <= limit:
+        return set(range(n))
+    anchors = _anchors(lines)
+    distance = _distances(n, anchors)
+    order = sorted(range(n), key=lambda i: (distance[i], lines[i].tier, i))
+    for k in range(limit, 0, -1):
+        kept = _fill_single_gaps(set(order[:k]), n)
+        if len(kept) + _gaps(kept, n) <= limit:
+            return kept
+    return set(order[:1])
+
+
+def _anchors(lines: list[Line]) -> list[int]:
+    marked = [i for i, line in enumerate(lines) if line.marked or line.incident]
+    if any(line.marked for line in lines):
+        return marked
+    return [0, len(lines) - 1] + marked
+
+
+def _distances(n: int, anchors: list[int]) -> list[int]:
+    """For every line, how many lines away the nearest anchor is."""
+    far = n + 1
+    dist = [far] * n
+    for a in anchors:
+        dist[a] = 0
+    for i in range(1, n):
+        dist[i] = min(dist[i], dist[i - 1] + 1)
+    for i in range(n - 2, -1, -1):
+        dist[i] = min(dist[i], dist[i + 1] + 1)
+    return dist
+
+
+def _fill_single_gaps(kept: set[int], n: int) -> set[int]:
+    """A note for one elided line takes a line too: show the line instead."""
+    return kept | {i for i in range(n) if i not in kept and (i == 0 or i - 1 in kept)
+                   and (i == n - 1 or i + 1 in kept)}
+
+
+def _gaps(kept: set[int], n: int) -> int:
+    return sum(1 for i in range(n) if i not in kept and (i == 0 or i - 1 in kept))
