@@ -205,12 +205,19 @@ def test_every_valid_target_and_phase_is_accepted() -> None:
     """The other side of the validation: nothing legal is refused."""
     targets = [f"{v.uid}[{i}]" for v in TOPOLOGY.vertices for i in range(v.parallelism)]
     faults = [PhaseCrash(phase, target, cp) for phase in CRASH_PHASES
-              for target, cp in zip(targets, range(8))]
+              for target, cp in zip(targets, range(8))
+              if phase != "end_of_input" or cp == 0]
     faults += [Crash(0, t) for t in targets] + [WorkerCrash(1e9, w) for w in (0, 1)]
     for start in range(0, len(faults), 60):
         scenario(*faults[start:start + 60])
     for effect in ("lose", "delay", "duplicate", "reorder"):
         scenario(NotifyFault(effect, 10_000, "*", 0), NotifyFault(effect, 0, "sink[1]", 1e9))
+
+
+def test_end_of_input_is_not_tied_to_a_checkpoint() -> None:
+    with pytest.raises(ScenarioError) as info:
+        scenario(PhaseCrash("end_of_input", "map[0]", 2))
+    assert info.value.field == "faults[0].checkpoint"
 
 
 # -- round trip --------------------------------------------------------------------------------
