@@ -1,1 +1,250 @@
-def write_html(*a, **k): pass
+"""A space-time diagram of one timeline in a browser page (plotly, embedded for offline use).
+
+One horizontal lane per subtask, plus "coordinator" (the job's own events
+too) and "store"; x is simulated time in ms.  Vertical lines mark crashes,
+restarts and the fork of a restored timeline; the offending records of a
+finding are big markers of their own colour, named in the legend.
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+from pathlib import Path
+from typing import Any
+
+from attrs import define, field
+
+from onceflow.errors import OnceflowError
+from onceflow.model.simulation import RunResult
+from onceflow.properties.violation import Finding
+from onceflow.report._history import (RESTORED, TXN_KINDS, Event, Offenders, history,
+                                      store_events)
+from onceflow.report.timeline import event_line, snapshot_names
+
+__all__ = ["write_html"]
+
+COORDINATOR, STORE = "coordinator", "store"
+OFFENDING = "offending"
+_SUBTASK = re.compile(r"(?P<uid>.+)\[(?P<index>\d+)\]")
+
+#: Series key -> (legend name, marker style).  Legend order is this order.
+STYLES: dict[str, tuple[str, dict[str, Any]]] = {
+    "records": ("record buffers (read / process)",
+                {"symbol": "circle", "size": 5, "color": "#b8b8b8"}),
+    "store_write": ("store writes", {"symbol": "line-ns-open", "size": 8, "color": "#9a9a9a"}),
+    "barrier": ("barrier: snapshot taken", {"symbol": "line-ns-open", "size": 16,
+                                            "color": "#1f77b4", "line": {"width": 2.5}}),
+    "trigger": ("checkpoint triggered", {"symbol": "triangle-right", "size": 11,
+                                         "color": "#1f77b4"}),
+    "completed": ("checkpoint completed", {"symbol": "star", "size": 15, "color": "#2ca02c"}),
+    "aborted": ("checkpoint aborted / declined", {"symbol": "x", "size": 12,
+                                                  "color": "#ff7f0e"}),
+    "pre_commit": ("pre-commit", {"symbol": "diamond-open", "size": 11, "color": "#2ca02c",
+                                  "line": {"width": 2}}),
+    "commit": ("commit", {"symbol": "diamond", "size": 12, "color": "#2ca02c"}),
+    "abort": ("abort / lost commit", {"symbol": "square-x-open", "size": 12,
+                                      "color": "#8c564b", "line": {"width": 2}}),
+    "failed": ("crash (failed)", {"symbol": "x", "size": 17, "color": "#d62728"}),
+    "deploy": ("deploy / restart / restore", {"symbol": "triangle-up", "size": 13,
+                                              "color": "#ff7f0e"}),
+    "fault": ("fault injected", {"symbol": "star-triangle-up", "size": 15,
+                                 "color": "#9467bd"}),
+    "finished": ("job finished", {"symbol": "square", "size": 11, "color": "#222222"}),
+    OFFENDING: ("offending records", {"symbol": "circle", "size": 15, "color": "#e6007e",
+                                      "line": {"width": 2, "color": "#000000"}}),
+}
+
+#: Trace kind -> series key (per-buffer and transaction events are placed apart).
+SERIES = {
+    "snapshot": "barrier", "trigger": "trigger", "completed": "completed",
+    "aborted": "aborted", "declined": "aborted", "savepoint_failed": "aborted",
+    "pre_commit": "pre_commit", "commit": "commit", "abort": "abort", "commit_lost": "abort",
+    "failed": "failed", "deploy": "deploy", "restart": "deploy", RESTORED: "deploy",
+    "fault": "fault", "finished": "finished",
+    "txn_committed": "commit", "txn_aborted": "abort", "txn_expired": "abort",
+    "txn_open": "abort",
+}
+#: Transaction events that also get a marker in the store lane.
+STORE_ECHO = frozenset({"commit", "commit_lost", "abort"})
+
+
+@define
+class Series:
+    """The points of one legend entry."""
+
+    xs: list[float | None] = field(factory=list)
+    ys: list[str | None] = field(factory=list)
+    texts: list[str | None] = field(factory=list)
+
+    def add(self, x: float, y: str, text: str) -> None:
+        self.xs.append(x)
+        self.ys.append(y)
+        self.texts.append(text)
+
+    def gap(self) -> None:
+        self.add(None, None, None)  # type: ignore[arg-type]
+
+
+# -- the API -------------------------------------------------------------------------------
+
+def write_html(result: RunResult, path: str | Path, finding: Finding | None = None) -> Path:
+    """Write a space-time diagram of `result` (the timeline `finding` is about) to `path`."""
+    go = _plotly()
+    offenders = Offenders.of(result, finding)
+    events = history(result)
+    events = list(heapq.merge(events, store_events(result, offenders, events),
+                              key=lambda e: e[0]))
+    lanes = _lanes(result, events)
+    series = _series(result, events, offenders)
+    fig = go.Figure()
+    for key, (name, marker) in STYLES.items():
+        points = series.get(key)
+        if points is None or not any(x is not None for x in points.xs):
+            continue
+        fig.add_trace(_scatter(go, key, _legend_name(key, name, offenders), marker, points))
+    for x, text, colour, dash in _verticals(events):
+        fig.add_vline(x=x, line_color=colour, line_dash=dash, line_width=1.5, opacity=0.7,
+                      annotation_text=text, annotation_position="top",
+                      annotation_font_size=10, annotation_font_color=colour)
+    _layout(fig, result, finding, lanes)
+    out = Path(path)
+    fig.write_html(out, include_plotlyjs=True, full_html=True)
+    return out
+
+
+def _plotly() -> Any:
+    try:
+        import plotly.graph_objects as go  # noqa: PLC0415
+    except ImportError:
+        raise OnceflowError("the HTML diagram needs plotly: pip install 'onceflow[html]'") from None
+    return go
+
+
+# -- lanes and points ------------------------------------------------------------------------
+
+def _lane(where: str) -> str:
+    return where if where == STORE or _SUBTASK.fullmatch(where) else COORDINATOR
+
+
+def _lanes(result: RunResult, events: list[Event]) -> list[str]:
+    """Top to bottom: the coordinator, every subtask in topology order, the store."""
+    order = {v.uid: i for i, v in enumerate(result.scenario.topology.vertices)}
+
+    def key(name: str) -> tuple[int, str, int]:
+        m = _SUBTASK.fullmatch(name)
+        assert m is not None
+        return (order.get(m["uid"], len(order)), m["uid"], int(m["index"]))
+
+    subtasks = {e[2] for e in events if _SUBTASK.fullmatch(e[2])}
+    return [COORDINATOR, *sorted(subtasks, key=key), STORE]
+
+
+def _series(result: RunResult, events: list[Event], offenders: Offenders) -> dict[str, Series]:
+    """Every event as a point of its legend entry; barriers joined per snapshot."""
+    names = snapshot_names(events)
+    out: dict[str, Series] = {key: Series() for key in STYLES}
+    barriers: dict[tuple[int, int], list[tuple[float, str, str]]] = {}
+    attempt = 0  # snapshot ids restart on a restored timeline: join barriers per deployment
+    for event in events:
+        time, kind, where, detail = event
+        attempt += kind == "deploy"
+        line = event_line(event, offenders, True, names)
+        if line is None:
+            continue
+        text = f"t={time:.3f}  {where}<br>{line.what}"
+        lane = _lane(where)
+        if kind in ("read", "process"):
+            out[OFFENDING if line.marked else "records"].add(time, lane, text)
+            continue
+        if kind == "snapshot":
+            barriers.setdefault((attempt, detail[0]), []).append((time, lane, text))
+            continue
+        key = SERIES.get(kind)
+        if key is None:
+            continue
+        out[key].add(time, lane, text)
+        if kind in STORE_ECHO:
+            out[key].add(time, STORE, text)
+        if line.marked:
+            out[OFFENDING].add(time, lane, text)
+            if kind in STORE_ECHO:
+                out[OFFENDING].add(time, STORE, text)
+    _add_barriers(out["barrier"], barriers, _lanes(result, events))
+    _add_store_writes(out, result, offenders)
+    return out
+
+
+def _add_barriers(series: Series, barriers: dict[tuple[int, int], list[tuple[float, str, str]]],
+                  lanes: list[str]) -> None:
+    """One zig-zag line per snapshot through the subtasks its barrier reached: the cut."""
+    rank = {lane: i for i, lane in enumerate(lanes)}
+    for points in barriers.values():
+        for time, lane, text in sorted(points, key=lambda p: (rank.get(p[1], 0), p[0])):
+            series.add(time, lane, text)
+        series.gap()
+
+
+def _add_store_writes(out: dict[str, Series], result: RunResult, offenders: Offenders) -> None:
+    for op in result.store.ops:
+        if op[0] not in ("write", "append", "upsert"):
+            continue
+        records = op[-1]
+        txn = f" in txn {op[2]}" if op[0] == "write" else ""
+        span = records[0].id if len(records) == 1 else f"{records[0].id}..{records[-1].id}"
+        out["store_write"].add(op[1], STORE, f"t={op[1]:.3f}  store<br>{op[0]} "
+                                             f"{len(records)} record(s) ({span}){txn}")
+    for time, txn, ids in offenders.writes:
+        where = f" in txn {txn}" if txn else ""
+        out[OFFENDING].add(time, STORE, f"t={time:.3f}  store<br>wrote {', '.join(ids)}{where}")
+
+
+def _verticals(events: list[Event]) -> list[tuple[float, str, str, str]]:
+    """(time, label, colour, dash) of the lines across every lane."""
+    out = []
+    for time, kind, where, detail in events:
+        if kind == "failed":
+            out.append((time, "crash" if where != COORDINATOR else "coordinator lost",
+                        "#d62728", "dash"))
+        elif kind == "restart":
+            out.append((time, f"restart #{detail[0]}", "#ff7f0e", "dot"))
+        elif kind == RESTORED:
+            out.append((time, f"restored from {detail[0].split(' (')[0]}", "#000000", "dash"))
+    return out
+
+
+# -- figure ------------------------------------------------------------------------------------
+
+def _legend_name(key: str, name: str, offenders: Offenders) -> str:
+    if key != OFFENDING:
+        return name
+    shown = ", ".join(offenders.ids[:8]) + (", ..." if len(offenders.ids) > 8 else "")
+    return f"offending records: {shown}"
+
+
+def _scatter(go: Any, key: str, name: str, marker: dict[str, Any], points: Series) -> Any:
+    joined = key == "barrier"
+    return go.Scatter(
+        x=points.xs, y=points.ys, text=points.texts, name=name, marker=marker,
+        mode="lines+markers" if joined else "markers", hoverinfo="text",
+        line={"width": 1, "dash": "dot", "color": marker["color"]} if joined else None,
+        connectgaps=False)
+
+
+def _layout(fig: Any, result: RunResult, finding: Finding | None, lanes: list[str]) -> None:
+    if finding is not None:
+        title = (f"{finding.property}: {finding.anomaly} — {finding.timeline}"
+                 f"<br><sup>{finding.summary}</sup>")
+    else:
+        title = f"onceflow run {result.run_id}: {result.status}"
+    fig.update_layout(
+        title={"text": title, "x": 0.01},
+        height=max(420, 170 + 34 * len(lanes)),
+        xaxis={"title": {"text": "simulated time (ms)"}, "zeroline": False,
+               "showgrid": True, "gridcolor": "#eeeeee"},
+        yaxis={"type": "category", "categoryorder": "array", "categoryarray": lanes,
+               "autorange": "reversed", "showgrid": True, "gridcolor": "#dddddd"},
+        plot_bgcolor="#ffffff", hovermode="closest",
+        legend={"orientation": "v", "x": 1.01, "y": 1},
+        margin={"l": 110, "r": 20, "t": 110, "b": 60},
+    )

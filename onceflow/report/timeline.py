@@ -55,8 +55,8 @@ def text_timeline(result: RunResult, finding: Finding | None = None, *, limit: i
     events = history(result)
     events = list(heapq.merge(events, store_events(result, offenders, events), key=_time))
     summarize = finding is None and len(events) <= SMALL_RUN_EVENTS
-    names = _snapshot_names(events)
-    lines = [line for e in events if (line := _line(e, offenders, summarize, names)) is not None]
+    names = snapshot_names(events)
+    lines = [line for e in events if (line := event_line(e, offenders, summarize, names)) is not None]
     return "\n".join([_header(result, finding)] + _render(lines, limit))
 
 
@@ -82,12 +82,12 @@ def _time(event: Event) -> float:
     return event[0]
 
 
-def _snapshot_names(events: list[Event]) -> dict[int, str]:
+def snapshot_names(events: list[Event]) -> dict[int, str]:
     """Snapshot ids by what they are: `{3: "savepoint 3"}` (ids are shared by both kinds)."""
     return {d[0]: f"{d[1]} {d[0]}" for _, kind, _, d in events if kind == "trigger"}
 
 
-def _line(event: Event, offenders: Offenders, summarize: bool,
+def event_line(event: Event, offenders: Offenders, summarize: bool,
           names: dict[int, str]) -> Line | None:
     time, kind, where, detail = event
     if kind in HIDDEN_KINDS:
