@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+import heapq
+from collections.abc import Iterable
+from typing import Any
 
 from attrs import frozen
 
@@ -11,15 +13,13 @@ from onceflow.model.simulation import RunResult
 from onceflow.model.snapshot import Snapshot
 from onceflow.properties.violation import Finding
 
-__all__ = ["RESTORED", "TXN_KINDS", "Event", "Offenders", "history", "snapshot_label",
+__all__ = ["RESTORED", "Event", "Offenders", "events_of", "history", "snapshot_label",
            "store_events"]
 
 Event = tuple[float, str, str, tuple[Any, ...]]
 
 #: A synthetic event kind: where a restored timeline forks off its parent.
 RESTORED = "restored"
-#: Synthetic events on the "store" lane: what became of a transaction holding offending records.
-TXN_KINDS = ("txn_committed", "txn_aborted", "txn_expired", "txn_open")
 _MIRRORED = frozenset({"pre_commit", "commit", "commit_lost", "commit_retry", "abort"})
 
 
@@ -40,6 +40,12 @@ def history(result: RunResult) -> list[Event]:
     return before[:cut] + [fork] + own
 
 
+def events_of(result: RunResult, offenders: Offenders) -> list[Event]:
+    """The timeline's events with what the store did to the offending transactions."""
+    events = history(result)
+    return list(heapq.merge(events, store_events(result, offenders, events), key=lambda e: e[0]))
+
+
 def _completion(events: list[Event], snapshot: Snapshot) -> int:
     """How many events precede and include the completion of `snapshot`."""
     for i in range(len(events) - 1, -1, -1):
@@ -58,7 +64,7 @@ class Offenders:
     writes: tuple[tuple[float, str, tuple[str, ...]], ...]  # (time, txn or "", ids) per write
 
     @classmethod
-    def of(cls, result: RunResult, finding: Finding | None) -> "Offenders":
+    def of(cls, result: RunResult, finding: Finding | None) -> Offenders:
         ids = tuple(r.id for r in finding.records) if finding is not None else ()
         wanted = set(ids)
         txns: dict[str, list[str]] = {}
@@ -100,7 +106,8 @@ class Offenders:
 
 def store_events(result: RunResult, offenders: Offenders, events: list[Event]) -> list[Event]:
     """What became of the offending records' transactions where no trace event says so:
-    a commit or abort nobody traced (a closing task), an expiry, an end still open."""
+    a commit or abort nobody traced (a closing task), an expiry, an end still open.
+    Synthetic events on the "store" lane: txn_committed/aborted/expired/open."""
     store = result.store
     store.unfinished(result.end_time)  # lets the store expire what timed out by the end
     shown = {(e[0], e[3][0]) for e in events if e[1] in _MIRRORED and e[3]}

@@ -8,7 +8,6 @@ finding are big markers of their own colour, named in the legend.
 
 from __future__ import annotations
 
-import heapq
 import re
 from pathlib import Path
 from typing import Any
@@ -18,14 +17,14 @@ from attrs import define, field
 from onceflow.errors import OnceflowError
 from onceflow.model.simulation import RunResult
 from onceflow.properties.violation import Finding
-from onceflow.report._history import (RESTORED, TXN_KINDS, Event, Offenders, history,
-                                      store_events)
-from onceflow.report.timeline import event_line, snapshot_names
+from onceflow.report._history import RESTORED, Event, Offenders, events_of
+from onceflow.report.timeline import described
 
 __all__ = ["write_html"]
 
 COORDINATOR, STORE = "coordinator", "store"
 OFFENDING = "offending"
+LEGEND_IDS = 8
 _SUBTASK = re.compile(r"(?P<uid>.+)\[(?P<index>\d+)\]")
 
 #: Series key -> (legend name, marker style).  Legend order is this order.
@@ -43,7 +42,7 @@ STYLES: dict[str, tuple[str, dict[str, Any]]] = {
     "pre_commit": ("pre-commit", {"symbol": "diamond-open", "size": 11, "color": "#2ca02c",
                                   "line": {"width": 2}}),
     "commit": ("commit", {"symbol": "diamond", "size": 12, "color": "#2ca02c"}),
-    "abort": ("abort / lost commit", {"symbol": "square-x-open", "size": 12,
+    "abort": ("abort / failed or missing commit", {"symbol": "square-x-open", "size": 12,
                                       "color": "#8c564b", "line": {"width": 2}}),
     "failed": ("crash (failed)", {"symbol": "x", "size": 17, "color": "#d62728"}),
     "deploy": ("deploy / restart / restore", {"symbol": "triangle-up", "size": 13,
@@ -92,11 +91,9 @@ def write_html(result: RunResult, path: str | Path, finding: Finding | None = No
     """Write a space-time diagram of `result` (the timeline `finding` is about) to `path`."""
     go = _plotly()
     offenders = Offenders.of(result, finding)
-    events = history(result)
-    events = list(heapq.merge(events, store_events(result, offenders, events),
-                              key=lambda e: e[0]))
+    events = events_of(result, offenders)
     lanes = _lanes(result, events)
-    series = _series(result, events, offenders)
+    series = _series(result, events, offenders, lanes)
     fig = go.Figure()
     for key, (name, marker) in STYLES.items():
         points = series.get(key)
@@ -115,7 +112,7 @@ def write_html(result: RunResult, path: str | Path, finding: Finding | None = No
 
 def _plotly() -> Any:
     try:
-        import plotly.graph_objects as go  # noqa: PLC0415
+        import plotly.graph_objects as go  # type: ignore[import-untyped]  # noqa: PLC0415
     except ImportError:
         raise OnceflowError("the HTML diagram needs plotly: pip install 'onceflow[html]'") from None
     return go
@@ -140,39 +137,41 @@ def _lanes(result: RunResult, events: list[Event]) -> list[str]:
     return [COORDINATOR, *sorted(subtasks, key=key), STORE]
 
 
-def _series(result: RunResult, events: list[Event], offenders: Offenders) -> dict[str, Series]:
+def _series(result: RunResult, events: list[Event], offenders: Offenders,
+            lanes: list[str]) -> dict[str, Series]:
     """Every event as a point of its legend entry; barriers joined per snapshot."""
-    names = snapshot_names(events)
     out: dict[str, Series] = {key: Series() for key in STYLES}
     barriers: dict[tuple[int, int], list[tuple[float, str, str]]] = {}
-    attempt = 0  # snapshot ids restart on a restored timeline: join barriers per deployment
-    for event in events:
-        time, kind, where, detail = event
+    attempt = 0  # join the barriers of one snapshot within one deployment
+    for (time, kind, where, detail), line in described(events, offenders, True):
         attempt += kind == "deploy"
-        line = event_line(event, offenders, True, names)
         if line is None:
             continue
         text = f"t={time:.3f}  {where}<br>{line.what}"
-        lane = _lane(where)
-        if kind in ("read", "process"):
-            out[OFFENDING if line.marked else "records"].add(time, lane, text)
-            continue
         if kind == "snapshot":
-            barriers.setdefault((attempt, detail[0]), []).append((time, lane, text))
-            continue
-        key = SERIES.get(kind)
-        if key is None:
-            continue
-        out[key].add(time, lane, text)
-        if kind in STORE_ECHO:
-            out[key].add(time, STORE, text)
-        if line.marked:
-            out[OFFENDING].add(time, lane, text)
-            if kind in STORE_ECHO:
-                out[OFFENDING].add(time, STORE, text)
-    _add_barriers(out["barrier"], barriers, _lanes(result, events))
+            barriers.setdefault((attempt, detail[0]), []).append((time, _lane(where), text))
+        else:
+            _place(out, kind, (time, _lane(where), text), offending=line.marked)
+    _add_barriers(out["barrier"], barriers, lanes)
     _add_store_writes(out, result, offenders)
     return out
+
+
+def _place(out: dict[str, Series], kind: str, point: tuple[float, str, str], *,
+           offending: bool) -> None:
+    """One event's markers: on its lane, echoed on the store's for transaction ends."""
+    time, lane, text = point
+    if kind in ("read", "process"):
+        out[OFFENDING if offending else "records"].add(time, lane, text)
+        return
+    key = SERIES.get(kind)
+    if key is None:
+        return
+    places = (lane, STORE) if kind in STORE_ECHO else (lane,)
+    for place in places:
+        out[key].add(time, place, text)
+        if offending:
+            out[OFFENDING].add(time, place, text)
 
 
 def _add_barriers(series: Series, barriers: dict[tuple[int, int], list[tuple[float, str, str]]],
@@ -187,9 +186,9 @@ def _add_barriers(series: Series, barriers: dict[tuple[int, int], list[tuple[flo
 
 def _add_store_writes(out: dict[str, Series], result: RunResult, offenders: Offenders) -> None:
     for op in result.store.ops:
-        if op[0] not in ("write", "append", "upsert"):
-            continue
         records = op[-1]
+        if op[0] not in ("write", "append", "upsert") or not records:
+            continue
         txn = f" in txn {op[2]}" if op[0] == "write" else ""
         span = records[0].id if len(records) == 1 else f"{records[0].id}..{records[-1].id}"
         out["store_write"].add(op[1], STORE, f"t={op[1]:.3f}  store<br>{op[0]} "
@@ -218,7 +217,8 @@ def _verticals(events: list[Event]) -> list[tuple[float, str, str, str]]:
 def _legend_name(key: str, name: str, offenders: Offenders) -> str:
     if key != OFFENDING:
         return name
-    shown = ", ".join(offenders.ids[:8]) + (", ..." if len(offenders.ids) > 8 else "")
+    ids = offenders.ids
+    shown = ", ".join(ids[:LEGEND_IDS]) + (", ..." if len(ids) > LEGEND_IDS else "")
     return f"offending records: {shown}"
 
 

@@ -9,21 +9,20 @@ are left out: `completed` says every subtask acknowledged.
 
 from __future__ import annotations
 
-import heapq
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from onceflow.errors import RestoreError
 from onceflow.model.simulation import RunResult, restore
 from onceflow.properties.checks import restores_of, timeline_label
 from onceflow.properties.violation import Finding
-from onceflow.report._history import (RESTORED, Event, Offenders, history, snapshot_label,
-                                      store_events)
+from onceflow.report._history import RESTORED, Event, Offenders, events_of, snapshot_label
 
 __all__ = ["text_timeline", "violating_timeline"]
 
 BUFFER_KINDS = frozenset({"read", "process"})
 HIDDEN_KINDS = frozenset({"ack"})
-#: Events the elision keeps close to when no record is offending.
+#: Events the elision gives up last (and keeps close to when no record is offending).
 INCIDENT_KINDS = frozenset({"failed", "fault", "restart", "deploy", "aborted", "declined",
                             "commit_lost", RESTORED, "savepoint_failed", "finished"})
 #: With no finding, record buffers are summarized only for traces this short.
@@ -52,11 +51,9 @@ def text_timeline(result: RunResult, finding: Finding | None = None, *, limit: i
     if limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit!r}")
     offenders = Offenders.of(result, finding)
-    events = history(result)
-    events = list(heapq.merge(events, store_events(result, offenders, events), key=_time))
+    events = events_of(result, offenders)
     summarize = finding is None and len(events) <= SMALL_RUN_EVENTS
-    names = snapshot_names(events)
-    lines = [line for e in events if (line := event_line(e, offenders, summarize, names)) is not None]
+    lines = [line for _, line in described(events, offenders, summarize) if line is not None]
     return "\n".join([_header(result, finding)] + _render(lines, limit))
 
 
@@ -78,17 +75,18 @@ def violating_timeline(result: RunResult, finding: Finding) -> RunResult:
 
 # -- events to lines ---------------------------------------------------------------------------
 
-def _time(event: Event) -> float:
-    return event[0]
+def described(events: list[Event], offenders: Offenders,
+              summarize: bool) -> Iterator[tuple[Event, Line | None]]:
+    """Each event with its line (None: not shown)."""
+    names: dict[int, str] = {}  # snapshot ids by kind ("savepoint 3"): both kinds share ids
+    for event in events:
+        if event[1] == "trigger":
+            names[event[3][0]] = f"{event[3][1]} {event[3][0]}"
+        yield event, _event_line(event, offenders, summarize, names)
 
 
-def snapshot_names(events: list[Event]) -> dict[int, str]:
-    """Snapshot ids by what they are: `{3: "savepoint 3"}` (ids are shared by both kinds)."""
-    return {d[0]: f"{d[1]} {d[0]}" for _, kind, _, d in events if kind == "trigger"}
-
-
-def event_line(event: Event, offenders: Offenders, summarize: bool,
-          names: dict[int, str]) -> Line | None:
+def _event_line(event: Event, offenders: Offenders, summarize: bool,
+                names: dict[int, str]) -> Line | None:
     time, kind, where, detail = event
     if kind in HIDDEN_KINDS:
         return None
@@ -131,7 +129,7 @@ def _describe(kind: str, where: str, d: tuple[Any, ...], names: dict[int, str]) 
     def snap(i: int) -> str:
         return names.get(i, f"checkpoint {i}")
 
-    words = {
+    words: dict[str, Callable[[], str]] = {
         "trigger": lambda: f"trigger {d[1]} {d[0]}",
         "snapshot": lambda: f"barrier of {d[1]} {d[0]}: snapshot taken",
         "completed": lambda: f"{d[1]} {d[0]} completed",
@@ -145,7 +143,8 @@ def _describe(kind: str, where: str, d: tuple[Any, ...], names: dict[int, str]) 
                                f"({snap(d[1])}, {d[2]})",
         "commit_retry": lambda: f"commit of txn {d[0]} failed transiently, retrying",
         "abort": lambda: f"ABORT txn {d[0]}",
-        "failed": lambda: ("coordinator lost: " if where == "coordinator" else "CRASH: ") + str(d[0]),
+        "failed": lambda: ("coordinator lost: " if where == "coordinator" else "CRASH: ")
+                          + str(d[0]),
         "restart": lambda: f"restart #{d[0]} from "
                            + (f"checkpoint {d[1]}" if d[1] is not None else "scratch"),
         "deploy": lambda: f"deploy attempt {d[0]} from {d[1]}",
@@ -166,9 +165,9 @@ def _describe(kind: str, where: str, d: tuple[Any, ...], names: dict[int, str]) 
 
 
 def _fault(d: tuple[Any, ...]) -> str:
-    phase = f" at {d[1]}" if len(d) > 1 and d[1] else ""
-    ckpt = f" of checkpoint {d[2]}" if len(d) > 2 and d[2] else ""
-    return f"FAULT {d[0]}{phase}{ckpt}"
+    kind, phase, checkpoint = (*d, None, None)[:3]
+    return (f"FAULT {kind}" + (f" at {phase}" if phase else "")
+            + (f" of checkpoint {checkpoint}" if checkpoint else ""))
 
 
 # -- layout and elision ------------------------------------------------------------------------

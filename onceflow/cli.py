@@ -1,0 +1,349 @@
+"""The `onceflow` command: run, replay, shrink, fuzz, mutants, bench.
+
+Exit codes: 0 clean, 1 a property was violated, 2 a usage or input error
+(one line on stderr, no traceback), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from attrs import evolve
+
+from onceflow.errors import OnceflowError
+from onceflow.mutants import MUTANTS
+from onceflow.scenario import BARRIER_MODES, SINK_KINDS, Scenario
+
+__all__ = ["main", "parse_budget"]
+
+USAGE, VIOLATION, INTERRUPTED = 2, 1, 130
+
+
+class UsageError(OnceflowError):
+    """A bad flag value or input; reported in one line with exit status 2."""
+
+
+def parse_budget(text: str) -> float:
+    """'90' or '90s', '10m', '1h', '500ms' -> seconds."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", text or "")
+    if m is None:
+        raise UsageError(f"bad budget {text!r}: use a number with an optional unit, e.g. 90s, 10m, 1h")
+    value = float(m[1]) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m[2]]
+    if value <= 0:
+        raise UsageError(f"bad budget {text!r}: it must be more than zero")
+    return value
+
+
+# -- loading scenarios ---------------------------------------------------------------------
+
+def load_scenario(source: str) -> Scenario:
+    """A scenario from a token (`of1.`...) or a JSON file."""
+    from onceflow.token import decode  # noqa: PLC0415
+
+    if source.startswith("of") and not Path(source).exists():
+        return decode(source)
+    path = Path(source)
+    if not path.exists():
+        raise UsageError(f"{source!r} is neither a replay token (of1....) nor an existing file")
+    if path.is_dir():
+        raise UsageError(f"{source} is a directory; give a scenario JSON file or a token")
+    try:
+        if path.stat().st_size > 1_000_000:
+            raise UsageError(f"{source} is larger than 1 MB; a scenario file is a few KB")
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {source}: {exc}") from None
+    if text.lstrip().startswith("of"):
+        return decode(text.strip())
+    return Scenario.from_json(text)
+
+
+def _scenario_from_args(args: argparse.Namespace) -> Scenario:
+    from onceflow.strategies import scenario_from_seed  # noqa: PLC0415
+
+    mutants = tuple(args.mutant or ())
+    if args.scenario:
+        scenario = load_scenario(args.scenario)
+        if mutants:
+            scenario = evolve(scenario, mutants=mutants)
+        return scenario
+    return scenario_from_seed(args.seed, mode=args.mode, sink=args.sink, mutants=mutants)
+
+
+def describe(scenario: Scenario) -> str:
+    chain = " -> ".join(f"{v.uid}(p={v.parallelism}{'' if i == 0 else ', ' + v.edge})"
+                        for i, v in enumerate(scenario.topology.vertices))
+    return (f"{scenario.checkpoints.mode} barriers, {scenario.sink} sink, "
+            f"{scenario.workload.records} records over {scenario.workload.keys} keys: {chain}")
+
+
+def _fault_line(f: dict[str, Any]) -> str:
+    phase = f" at {f['phase']}" if f.get("phase") else ""
+    ckpt = f" of checkpoint {f['checkpoint']}" if f.get("checkpoint") else ""
+    target = f" on {f['target']}" if f.get("target") else ""
+    return f"t={f['time']:g} {f['kind']}{phase}{ckpt}{target}"
+
+
+def _faults_json(result: Any) -> list[dict[str, Any]]:
+    return [{"kind": f["kind"], "phase": f["phase"], "time": f["time"], "target": f["target"],
+             "checkpoint": f["checkpoint"]} for f in result.faults_fired]
+
+
+# -- commands ------------------------------------------------------------------------------
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from onceflow.model.simulation import restore, run  # noqa: PLC0415
+    from onceflow.properties.checks import restores_of  # noqa: PLC0415
+    from onceflow.properties.oracle import canonical  # noqa: PLC0415
+    from onceflow.token import encode  # noqa: PLC0415
+
+    scenario = _scenario_from_args(args)
+    result = run(scenario)
+    summary = result.summary()
+    summary["faults_fired"] = _faults_json(result)
+    summary["token"] = encode(scenario)
+    restores: list[dict[str, Any]] = []
+    if args.restore_all:
+        baseline = run(evolve(scenario, faults=(), savepoints=()))
+        want = canonical(baseline.committed(), scenario.topology)
+        for snapshot, parallelism in restores_of(result):
+            restored = restore(result, snapshot, parallelism)
+            restores.append({
+                "snapshot": snapshot.id, "kind": snapshot.kind, "parallelism": parallelism,
+                "status": restored.status,
+                "same_output": canonical(restored.committed(), scenario.topology) == want})
+        summary["restores"] = restores
+    if args.json:
+        print(json.dumps(summary, sort_keys=True))
+        return 0
+    print(f"scenario: {describe(scenario)}")
+    print(f"status: {result.status} at t={result.end_time:g} ms, restarts: {result.restarts}")
+    print(f"records in: {summary['records_in']}, records out (read-committed): "
+          f"{summary['records_out']}")
+    print(f"checkpoints completed: {summary['checkpoints_completed']}, "
+          f"savepoints completed: {summary['savepoints_completed']}")
+    print("faults fired:" + ("" if result.faults_fired else " none"))
+    for f in result.faults_fired:
+        print(f"  {_fault_line(f)}")
+    for r in restores:
+        where = f" at parallelism {r['parallelism']}" if r["parallelism"] else ""
+        verdict = "same output" if r["same_output"] else "DIFFERENT output"
+        print(f"restore from {r['kind']} {r['snapshot']}{where}: {r['status']}, {verdict}")
+    print(f"digest: {result.digest}")
+    print(f"token: {summary['token']}")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from onceflow.model.simulation import run  # noqa: PLC0415
+    from onceflow.properties.checks import check  # noqa: PLC0415
+    from onceflow.properties.violation import Violation  # noqa: PLC0415
+
+    scenario = load_scenario(args.source)
+    result = run(scenario)
+    finding = None
+    try:
+        check(result)
+    except Violation as violation:
+        finding = violation.finding
+    timeline = None
+    if finding is not None or args.timeline:
+        timeline = _timeline(result, finding)
+    if args.html:
+        from onceflow.report import violating_timeline, write_html  # noqa: PLC0415
+
+        shown = violating_timeline(result, finding) if finding is not None else result
+        write_html(shown, args.html, finding)
+    if args.json:
+        print(json.dumps({"status": "violation" if finding else "clean", "digest": result.digest,
+                          "violation": finding.to_data() if finding else None,
+                          "faults": _faults_json(result)}, sort_keys=True))
+    else:
+        print(f"scenario: {describe(scenario)}")
+        if finding is None:
+            print("every property holds")
+        else:
+            print(_render(finding))
+        if timeline:
+            print("\ntimeline:")
+            print(timeline)
+        print(f"digest: {result.digest}")
+        if args.html:
+            print(f"diagram: {args.html}")
+    return VIOLATION if finding else 0
+
+
+def _render(finding: Any) -> str:
+    return finding.render()
+
+
+def _timeline(result: Any, finding: Any) -> str:
+    from onceflow.report import text_timeline, violating_timeline  # noqa: PLC0415
+
+    shown = violating_timeline(result, finding) if finding is not None else result
+    return text_timeline(shown, finding)
+
+
+def cmd_shrink(args: argparse.Namespace) -> int:
+    from onceflow.shrinking import shrink  # noqa: PLC0415
+    from onceflow.token import encode  # noqa: PLC0415
+
+    scenario = load_scenario(args.source)
+    outcome = shrink(scenario)
+    if outcome is None:
+        if args.json:
+            print(json.dumps({"status": "clean", "token": encode(scenario)}))
+        else:
+            print("the scenario passes every property: nothing to shrink")
+        return 0
+    data = {"status": "violation", "property": outcome.finding.property,
+            "anomaly": outcome.finding.anomaly, "size_before": scenario.size,
+            "size_after": outcome.scenario.size, "steps": outcome.steps,
+            "tried": outcome.tried, "token": encode(outcome.scenario)}
+    if args.json:
+        print(json.dumps(data, sort_keys=True))
+    else:
+        print(f"shrunk in {outcome.steps} steps ({outcome.tried} candidates tried)")
+        print(f"  before: {_size(scenario.size)}")
+        print(f"  after:  {_size(outcome.scenario.size)}")
+        print(outcome.finding.render())
+    return VIOLATION
+
+
+def _size(size: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in size.items())
+
+
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    from onceflow.console import run_fuzz  # noqa: PLC0415
+
+    return run_fuzz(budget=parse_budget(args.budget), mode=args.mode, sink=args.sink,
+                    mutants=tuple(args.mutant or ()), db=args.db, seed=args.seed,
+                    workers=args.workers, as_json=args.json)
+
+
+def cmd_mutants(args: argparse.Namespace) -> int:
+    from onceflow.console import run_mutants  # noqa: PLC0415
+
+    if args.only:
+        for name in args.only:
+            if name not in MUTANTS:
+                raise UsageError(f"unknown mutant {name!r}; known: {', '.join(sorted(MUTANTS))}")
+    return run_mutants(budget=parse_budget(args.budget), only=tuple(args.only or ()),
+                       as_json=args.json, baseline=not args.no_baseline, seed=args.seed)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from onceflow.bench import bench, format_report  # noqa: PLC0415
+
+    if args.records < 100 or args.repeat < 1:
+        raise UsageError("--records must be at least 100 and --repeat at least 1")
+    result = bench(records=args.records, repeat=args.repeat)
+    print(json.dumps(result, sort_keys=True, default=str) if args.json else format_report(result))
+    return 0
+
+
+# -- parser -------------------------------------------------------------------------------
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _non_negative(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("expected a number >= 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="onceflow", description="Exactly-once harness for Flink-style stream "
+                                                  "processors: simulate, inject faults, check.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    def pins(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--mode", choices=BARRIER_MODES, help="pin the barrier mode")
+        p.add_argument("--sink", choices=SINK_KINDS, help="pin the sink kind")
+        p.add_argument("--mutant", action="append", choices=sorted(MUTANTS), metavar="NAME",
+                       help="switch on a mutant (repeatable): " + ", ".join(sorted(MUTANTS)))
+
+    p = sub.add_parser("run", help="draw (or load) one scenario, run it, print what happened")
+    p.add_argument("--seed", type=_non_negative, default=0, help="draw the scenario from this seed")
+    p.add_argument("--scenario", metavar="FILE|TOKEN", help="load the scenario instead")
+    pins(p)
+    p.add_argument("--restore-all", action="store_true",
+                   help="restore from every snapshot and compare with the uninterrupted run")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("replay", help="re-run a scenario from a token or JSON file and judge it")
+    p.add_argument("source", metavar="TOKEN|FILE")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--html", metavar="OUT.html", help="write a space-time diagram")
+    p.add_argument("--timeline", action="store_true", help="print the timeline even if it passes")
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("shrink", help="shrink a failing token or file to a minimal scenario")
+    p.add_argument("source", metavar="TOKEN|FILE")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_shrink)
+
+    p = sub.add_parser("fuzz", help="fuzz until the budget is spent or a property fails")
+    p.add_argument("--budget", default="10m", help="e.g. 60s, 10m, 1h (default 10m)")
+    pins(p)
+    p.add_argument("--workers", type=_positive, default=1, help="processes sharing the corpus")
+    p.add_argument("--db", default=".onceflow/db", help="failure corpus directory")
+    p.add_argument("--seed", type=_non_negative, default=None, help="reproducible batch seeds")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_fuzz)
+
+    p = sub.add_parser("mutants", help="how fast the fuzzer finds each re-created real bug")
+    p.add_argument("--budget", default="60s", help="per mutant (default 60s)")
+    p.add_argument("--only", action="append", metavar="NAME", help="only this mutant (repeatable)")
+    p.add_argument("--no-baseline", action="store_true", help="skip the random-seed baseline")
+    p.add_argument("--seed", type=_non_negative, default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_mutants)
+
+    p = sub.add_parser("bench", help="simulated events per second against a bare event loop")
+    p.add_argument("--records", type=int, default=20_000)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except OnceflowError as exc:
+        print(f"onceflow: error: {exc}", file=sys.stderr)
+        return USAGE
+    except KeyboardInterrupt:
+        print("onceflow: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

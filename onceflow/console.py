@@ -1,0 +1,273 @@
+"""What `onceflow fuzz` and `onceflow mutants` show: progress while running, tables after.
+
+Progress is a rich live display on a terminal and a plain status line every
+few seconds elsewhere (CI logs).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import statistics
+import sys
+import time
+from typing import Any, Callable
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from onceflow.faults.plan import CRASH_PHASES
+from onceflow.fuzz import FuzzOutcome, FuzzStats, baseline, fuzz, open_corpus
+from onceflow.mutants import MUTANTS
+from onceflow.strategies import scenarios
+
+__all__ = ["run_fuzz", "run_mutants"]
+
+PLAIN_EVERY = 5.0
+
+
+def _status_line(stats: FuzzStats) -> str:
+    rate = stats.scenarios / stats.elapsed if stats.elapsed else 0.0
+    phases = sum(1 for p in CRASH_PHASES if stats.phases.get(f"phase_crash:{p}"))
+    return (f"[{stats.elapsed:6.1f}s] scenarios {stats.scenarios} ({rate:.0f}/s), "
+            f"events {stats.events:,}, restores checked {stats.restores}, "
+            f"crash phases hit {phases}/{len(CRASH_PHASES)}, violations {stats.violations}")
+
+
+def _progress_table(stats: FuzzStats) -> Table:
+    table = Table(title="onceflow fuzz", show_header=False, box=None)
+    rate = stats.scenarios / stats.elapsed if stats.elapsed else 0.0
+    for label, value in (("elapsed", f"{stats.elapsed:.1f} s"),
+                         ("scenarios", f"{stats.scenarios} ({rate:.0f}/s)"),
+                         ("simulated events", f"{stats.events:,}"),
+                         ("restores checked", str(stats.restores)),
+                         ("violations", str(stats.violations))):
+        table.add_row(label, value)
+    hits = ", ".join(f"{k} {v}" for k, v in sorted(stats.phases.items())) or "none yet"
+    table.add_row("faults fired", hits)
+    return table
+
+
+class _Reporter:
+    """Feeds progress to a rich live display (terminal) or plain lines (elsewhere)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.err = Console(stderr=True)
+        self.live: Live | None = None
+        self.quiet = quiet
+        self.last_plain = 0.0
+        if not quiet and self.err.is_terminal:
+            self.live = Live(console=self.err, refresh_per_second=4, transient=True)
+            self.live.start()
+
+    def update(self, stats: FuzzStats) -> None:
+        if self.quiet:
+            return
+        if self.live is not None:
+            self.live.update(_progress_table(stats))
+        elif time.monotonic() - self.last_plain >= PLAIN_EVERY:
+            self.last_plain = time.monotonic()
+            print(_status_line(stats), file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+
+
+def _worker(index: int, kwargs: dict[str, Any], queue: Any, stop: Any) -> None:
+    def progress(stats: FuzzStats) -> None:
+        queue.put(("progress", index, stats))
+    try:
+        outcome = fuzz(**kwargs, on_progress=progress, should_stop=stop.is_set)
+    except KeyboardInterrupt:
+        return
+    if outcome.status == "violation":
+        stop.set()
+    queue.put(("done", index, outcome))
+
+
+def _fuzz_parallel(kwargs: dict[str, Any], workers: int,
+                   update: Callable[[FuzzStats], None]) -> FuzzOutcome:
+    ctx = multiprocessing.get_context("fork")
+    queue, stop = ctx.Queue(), ctx.Event()
+    seed = kwargs.pop("seed")
+    procs = []
+    for w in range(workers):
+        args = dict(kwargs, seed=None if seed is None else seed * 1000 + w)
+        proc = ctx.Process(target=_worker, args=(w, args, queue, stop), daemon=True)
+        proc.start()
+        procs.append(proc)
+    latest: dict[int, FuzzStats] = {}
+    outcomes: dict[int, FuzzOutcome] = {}
+    started = time.monotonic()
+    interrupted = False
+    try:
+        while len(outcomes) < workers and any(p.is_alive() for p in procs) or not queue.empty():
+            try:
+                kind, index, payload = queue.get(timeout=0.5)
+            except Exception:  # queue.Empty
+                continue
+            if kind == "progress":
+                latest[index] = payload
+            else:
+                outcomes[index] = payload
+                latest[index] = payload.stats
+            update(_merged(latest, started))
+    except KeyboardInterrupt:
+        interrupted = True
+        stop.set()
+    for proc in procs:
+        proc.join(timeout=5)
+    total = _merged(latest, started)
+    found = next((o for o in outcomes.values() if o.status == "violation"), None)
+    if found is not None:
+        return FuzzOutcome("violation", total, total.elapsed, finding=found.finding,
+                           scenario=found.scenario, first_size=found.first_size,
+                           first_seconds=found.first_seconds,
+                           first_scenarios=found.first_scenarios,
+                           shrink_seconds=found.shrink_seconds)
+    return FuzzOutcome("interrupted" if interrupted else "clean", total, total.elapsed)
+
+
+def _merged(latest: dict[int, FuzzStats], started: float) -> FuzzStats:
+    total = FuzzStats(started=started)
+    for stats in latest.values():
+        total.merge(stats)
+    return total
+
+
+def run_fuzz(*, budget: float, mode: str | None, sink: str | None, mutants: tuple[str, ...],
+             db: str | None, seed: int | None, workers: int, as_json: bool) -> int:
+    scenarios(mode=mode, sink=sink, mutants=mutants)  # bad pins fail here, before anything
+    open_corpus(db)
+    reporter = _Reporter(quiet=as_json)
+    kwargs: dict[str, Any] = dict(budget=budget, mode=mode, sink=sink, mutants=mutants, db=db,
+                                  seed=seed)
+    try:
+        if workers == 1:
+            outcome = fuzz(**kwargs, on_progress=reporter.update)
+        else:
+            outcome = _fuzz_parallel(kwargs, workers, reporter.update)
+    finally:
+        reporter.close()
+    if as_json:
+        print(json.dumps(outcome.to_data(), sort_keys=True))
+    else:
+        _print_summary(outcome, db)
+    return {"clean": 0, "violation": 1, "interrupted": 130}[outcome.status]
+
+
+def _print_summary(outcome: FuzzOutcome, db: str | None) -> None:
+    out = Console()
+    stats = outcome.stats
+    table = Table(title=f"onceflow fuzz: {outcome.status}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    rate = stats.scenarios / outcome.elapsed if outcome.elapsed else 0.0
+    table.add_row("scenarios", f"{stats.scenarios} ({rate:.0f}/s)")
+    table.add_row("simulated events", f"{stats.events:,}")
+    table.add_row("restores checked", str(stats.restores))
+    phases = [p for p in CRASH_PHASES if stats.phases.get(f"phase_crash:{p}")]
+    table.add_row("crash phases hit", f"{len(phases)}/{len(CRASH_PHASES)}")
+    table.add_row("faults fired", str(sum(stats.phases.values())))
+    table.add_row("elapsed", f"{outcome.elapsed:.1f} s")
+    table.add_row("corpus", str(db) if db else "none")
+    out.print(table)
+    if outcome.status == "interrupted":
+        out.print("interrupted: the corpus is intact; run again to continue")
+    if outcome.finding is None or outcome.scenario is None:
+        return
+    before = outcome.first_size or {}
+    after = outcome.scenario.size
+    sizes = Table(title="shrunk counterexample")
+    sizes.add_column("")
+    sizes.add_column("found", justify="right")
+    sizes.add_column("shrunk", justify="right")
+    for key in after:
+        sizes.add_row(key, str(before.get(key, "?")), str(after[key]))
+    out.print(sizes)
+    out.print(f"found after {outcome.first_scenarios} scenarios "
+              f"({outcome.first_seconds:.1f} s), shrunk in {outcome.shrink_seconds:.1f} s")
+    print(outcome.finding.render())
+
+
+# -- mutants -------------------------------------------------------------------------------
+
+def _row(name: str, outcome: FuzzOutcome, base: FuzzOutcome | None) -> dict[str, Any]:
+    f = outcome.finding
+    size = outcome.scenario.size if outcome.scenario is not None else None
+    row: dict[str, Any] = {
+        "name": name, "source": MUTANTS[name].source, "expected": MUTANTS[name].symptom,
+        "found": outcome.status == "violation",
+        "seconds": round(outcome.first_seconds, 3) if outcome.first_seconds is not None else None,
+        "scenarios": outcome.first_scenarios,
+        "property": f.property if f else None, "anomaly": f.anomaly if f else None,
+        "shrunk": ({"records": size["records"], "faults": size["faults"],
+                    "parallelism": size["parallelism"]} if size else None),
+        "shrink_seconds": round(outcome.shrink_seconds, 3) if outcome.shrink_seconds else None,
+        "token": f.token if f else None,
+    }
+    if base is not None:
+        bsize = base.scenario.size if base.scenario is not None else None
+        row["baseline"] = {
+            "found": base.status == "violation",
+            "seconds": round(base.first_seconds, 3) if base.first_seconds is not None else None,
+            "scenarios": base.first_scenarios,
+            "records": bsize["records"] if bsize else None,
+            "faults": bsize["faults"] if bsize else None,
+        }
+    return row
+
+
+def run_mutants(*, budget: float, only: tuple[str, ...], as_json: bool, baseline: bool,
+                seed: int | None) -> int:
+    names = only or tuple(MUTANTS)
+    err = Console(stderr=True)
+    rows = []
+    for i, name in enumerate(names):
+        if not as_json:
+            err.print(f"[{i + 1}/{len(names)}] {name} ...", highlight=False)
+        outcome = fuzz(budget=budget, mutants=(name,), db=None,
+                       seed=None if seed is None else seed + i)
+        base = None
+        if baseline:
+            base = _baseline(budget, name, seed, i)
+        rows.append(_row(name, outcome, base))
+    if as_json:
+        print(json.dumps(rows, sort_keys=True))
+    else:
+        _print_mutants(rows)
+    return 0 if all(r["found"] for r in rows) else 1
+
+
+def _baseline(budget: float, name: str, seed: int | None, i: int) -> FuzzOutcome:
+    start = (seed or 0) * 1_000_003 + i * 10_007
+    return baseline(budget=budget, mutants=(name,), start=start)
+
+
+def _print_mutants(rows: list[dict[str, Any]]) -> None:
+    out = Console()
+    table = Table(title="onceflow mutants")
+    for col in ("mutant", "found", "s to 1st", "scenarios", "property / anomaly",
+                "shrunk rec/flt/p", "shrink s", "baseline s", "baseline rec/flt"):
+        table.add_column(col)
+    for r in rows:
+        s = r["shrunk"] or {}
+        b = r.get("baseline") or {}
+        table.add_row(
+            r["name"], "yes" if r["found"] else "NO", _num(r["seconds"]), str(r["scenarios"] or "-"),
+            f"{r['property']} / {r['anomaly']}" if r["found"] else "-",
+            f"{s.get('records', '-')}/{s.get('faults', '-')}/{s.get('parallelism', '-')}",
+            _num(r["shrink_seconds"]),
+            _num(b.get("seconds")) if b.get("found") else ("not found" if b else "-"),
+            f"{b.get('records', '-')}/{b.get('faults', '-')}" if b.get("found") else "-")
+    out.print(table)
+    found = [r for r in rows if r["found"]]
+    times = [r["seconds"] for r in found if r["seconds"] is not None]
+    out.print(f"kill rate {len(found)}/{len(rows)}"
+              + (f", median time to first violation {statistics.median(times):.2f} s" if times else ""))
+
+
+def _num(value: Any) -> str:
+    return "-" if value is None else f"{value:.2f}"
