@@ -3,6 +3,8 @@
 from onceflow.errors import OnceflowError, RestoreError, ScenarioError, TokenError
 from onceflow.model import Record, RunResult, Snapshot, restore, run
 from onceflow.properties import Violation, check
+from onceflow.token import decode as decode_token
+from onceflow.token import encode as encode_token
 from onceflow.scenario import (CheckpointConfig, RestartStrategy, SavepointRequest, Scenario,
                                Timing, Topology, Vertex, Workload)
 
@@ -11,5 +13,15 @@ __version__ = "0.1.0"
 __all__ = [
     "CheckpointConfig", "OnceflowError", "Record", "RestartStrategy", "RestoreError",
     "RunResult", "SavepointRequest", "Scenario", "ScenarioError", "Snapshot", "Timing",
-    "TokenError", "Topology", "Vertex", "Violation", "Workload", "check", "restore", "run",
+    "TokenError", "Topology", "Vertex", "Violation", "Workload", "check", "decode_token",
+    "encode_token", "restore", "run", "scenario_test",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # the pytest plugin imports pytest: load it only when asked for
+    if name == "scenario_test":
+        from onceflow.pytest_plugin import scenario_test
+
+        return scenario_test
+    raise AttributeError(f"module 'onceflow' has no attribute {name!r}")
