@@ -45,10 +45,14 @@ def load_scenario(source: str) -> Scenario:
     """A scenario from a token (`of1.`...) or a JSON file."""
     from onceflow.token import decode  # noqa: PLC0415
 
-    if source.startswith("of") and not Path(source).exists():
-        return decode(source)
     path = Path(source)
-    if not path.exists():
+    try:
+        exists = path.exists()
+    except OSError:  # e.g. a token longer than a file name may be
+        exists = False
+    if source.startswith("of") and not exists:
+        return decode(source)
+    if not exists:
         raise UsageError(f"{source!r} is neither a replay token (of1....) nor an existing file")
     if path.is_dir():
         raise UsageError(f"{source} is a directory; give a scenario JSON file or a token")
