@@ -17,6 +17,7 @@ from attrs import evolve
 
 from onceflow.errors import OnceflowError
 from onceflow.mutants import MUTANTS
+from onceflow.registry import SINKS
 from onceflow.scenario import BARRIER_MODES, SINK_KINDS, Scenario
 
 __all__ = ["main", "parse_budget"]
@@ -279,12 +280,14 @@ def _positive(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="onceflow", description="Exactly-once harness for Flink-style stream "
                                                   "processors: simulate, inject faults, check.")
+    parser.add_argument("--plugin", action="append", metavar="MODULE",
+                        help="import MODULE first (it registers operators and sinks)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
     def pins(p: argparse.ArgumentParser) -> None:
         p.add_argument("--mode", choices=BARRIER_MODES, help="pin the barrier mode")
-        p.add_argument("--sink", choices=SINK_KINDS, help="pin the sink kind")
+        p.add_argument("--sink", choices=SINK_KINDS + tuple(sorted(SINKS)), help="pin the sink kind")
         p.add_argument("--mutant", action="append", choices=sorted(MUTANTS), metavar="NAME",
                        help="switch on a mutant (repeatable): " + ", ".join(sorted(MUTANTS)))
 
@@ -334,7 +337,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _load_plugins(argv: list[str]) -> None:
+    """Import `--plugin MODULE` modules first: they register operators and sinks."""
+    import importlib  # noqa: PLC0415
+
+    for i, arg in enumerate(argv):
+        name = None
+        if arg == "--plugin" and i + 1 < len(argv):
+            name = argv[i + 1]
+        elif arg.startswith("--plugin="):
+            name = arg.split("=", 1)[1]
+        if name is not None:
+            try:
+                importlib.import_module(name)
+            except Exception as exc:  # any failure to import user code is an input error
+                raise UsageError(f"cannot import plugin module {name!r}: "
+                                 f"{type(exc).__name__}: {exc}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        _load_plugins(argv)
+    except OnceflowError as exc:
+        print(f"onceflow: error: {exc}", file=sys.stderr)
+        return USAGE
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "OnceflowError",
+    "OperatorError",
     "ScenarioError",
     "RestoreError",
     "TokenError",
@@ -29,3 +30,7 @@ class RestoreError(OnceflowError, ValueError):
 
 class TokenError(OnceflowError, ValueError):
     """A replay token is malformed, of another version, or too large."""
+
+
+class OperatorError(OnceflowError, RuntimeError):
+    """A user operator or sink raised: a bug in that code, not an exactly-once violation."""

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from attrs import evolve, field, fields, frozen
 
 from onceflow.errors import ScenarioError
+from onceflow.registry import OPERATORS, SINKS
 
 __all__ = [
     "BARRIER_MODES",
@@ -102,7 +103,8 @@ class Vertex:
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.uid, str) or not self.uid or len(self.uid) > 64:
             _fail("uid", f"must be a non-empty string of at most 64 characters, got {self.uid!r}")
-        _check_choice("kind", self.kind, OPERATOR_KINDS)
+        if self.kind not in OPERATORS:
+            _check_choice("kind", self.kind, OPERATOR_KINDS + tuple(sorted(OPERATORS)))
         _check_int("parallelism", self.parallelism, 1, MAX_PARALLELISM_LIMIT)
         _check_choice("edge", self.edge, EDGE_KINDS)
         _check_int("param", self.param, 0, 1_000_000)
@@ -115,7 +117,8 @@ class Vertex:
 
     @property
     def keyed(self) -> bool:
-        return self.kind in KEYED_KINDS
+        spec = OPERATORS.get(self.kind)
+        return self.kind in KEYED_KINDS or (spec is not None and spec.keyed)
 
 
 @frozen
@@ -313,7 +316,8 @@ class Scenario:
                           ("restart", RestartStrategy)):
             if not isinstance(getattr(self, name), cls):
                 _fail(name, f"must be a {cls.__name__}")
-        _check_choice("sink", self.sink, SINK_KINDS)
+        if self.sink not in SINKS:
+            _check_choice("sink", self.sink, SINK_KINDS + tuple(sorted(SINKS)))
         _check_time("txn_timeout", self.txn_timeout, positive=True)
         _check_int("seed", self.seed, 0, 2**63 - 1)
         if self.version != SCENARIO_VERSION:

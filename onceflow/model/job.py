@@ -24,6 +24,7 @@ from onceflow.model.snapshot import SAVEPOINT, Snapshot, state_for_subtask
 from onceflow.model.store import Store
 from onceflow.model.task import SourceTask, SplitReader, Task
 from onceflow.model.trace import Trace
+from onceflow.registry import OPERATORS
 
 if TYPE_CHECKING:
     from onceflow.scenario import Scenario, Vertex
@@ -42,7 +43,7 @@ def horizon(scenario: "Scenario") -> float:
     work = scenario.workload.records * scenario.timing.record_cost
     return last + QUIET_PERIOD + 100 * work
 
-RUNNING, FINISHED, FAILED, STUCK = "running", "finished", "failed", "stuck"
+RUNNING, FINISHED, FAILED, STUCK, ERROR = "running", "finished", "failed", "stuck", "error"
 
 
 class Attempt:
@@ -63,6 +64,8 @@ class Attempt:
 
 def make_operator(vertex: "Vertex", sink_kind: str) -> Any:
     kind = vertex.kind
+    if kind in OPERATORS:
+        return OPERATORS[kind].factory(vertex.param)
     if kind == "map":
         return MapOperator(vertex.param)
     if kind == "filter":
@@ -102,6 +105,7 @@ class Job:
         self.stopping: int | None = None
         self.restoring: Snapshot | None = None
         self.savepoint_requests: dict[int, Any] = {}
+        self.error: str | None = None
         self.drained_at: float | None = None
         self.drained_offsets: dict[int, int] = {}
         self.end_time = 0.0
@@ -283,6 +287,19 @@ class Job:
         else:
             self.status = FAILED
             self.end_time = self.env.now
+
+    def operator_error(self, task: Task, exc: Exception) -> None:
+        """An operator raised: stop the run and keep the error for the report."""
+        self.error = (f"operator {task.vertex.uid!r} ({task.vertex.kind}) raised "
+                      f"{type(exc).__name__}: {exc} in {task.name} at t={self.env.now:g}")
+        self.trace.add(self.env.now, "operator_error", task.name, type(exc).__name__, str(exc))
+        attempt = self.attempt
+        if attempt is not None:
+            attempt.alive = False
+            for t in attempt.tasks:
+                t.wake()
+        self.status = ERROR
+        self.end_time = self.env.now
 
     def coordinator_crash(self, reason: str) -> None:
         """The coordinator is lost: recover from the durable checkpoint store, or fail."""

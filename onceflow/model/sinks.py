@@ -141,5 +141,9 @@ class TwoPhaseCommitSink:
 
 
 def make_sink(kind: str) -> Any:
+    from onceflow.registry import SINKS  # noqa: PLC0415
+
+    if kind in SINKS:
+        return SINKS[kind].factory()
     return {"append": AppendSink, "idempotent": IdempotentSink,
             "two_phase": TwoPhaseCommitSink}[kind]()

@@ -140,6 +140,8 @@ class Task:
                     yield self.env.timeout(cost * self.slowdown)
         except TaskCrash as crash:
             self.job.fail(self, str(crash))
+        except Exception as exc:  # user code raised: report it as such
+            self.job.operator_error(self, exc)
 
     def idle(self) -> "simpy.Event":
         self.waiter = self.env.event()

@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Callable, Iterator
 
+from onceflow.errors import OperatorError
 from onceflow.model.records import Record, split_logs
 from onceflow.model.simulation import RunResult, restore, run
 from onceflow.model.snapshot import SAVEPOINT, Snapshot
 from onceflow.properties.guarantees import EXACTLY_ONCE, guarantee
 from onceflow.properties.oracle import canonical, expected_output, expected_state, order_fixed
 from onceflow.properties.violation import Finding, RecordIssue, Violation, describe_faults, issue
+from onceflow.registry import SINKS
 from onceflow.token import encode
 
 __all__ = [
@@ -86,7 +88,8 @@ def expected_records(result: RunResult) -> list[Record]:
     else:
         per_key = expected_output(scenario)
     out = [r for rs in per_key.values() for r in rs]
-    if scenario.sink == "idempotent":
+    spec = SINKS.get(scenario.sink)
+    if scenario.sink == "idempotent" or (spec is not None and spec.upsert):
         out = list({r.id: r for r in out}.values())
     return out
 
@@ -198,6 +201,8 @@ def exactly_once_after_restores(result: RunResult,
     promised = guarantee(_root(result).scenario) == EXACTLY_ONCE
     for snapshot, parallelism in restores_of(result):
         restored = restore(result, snapshot, parallelism)
+        if restored.error is not None:
+            raise OperatorError(f"{restored.error} (restored from {snapshot.label})")
         if on_restore is not None:
             on_restore(restored)
         job_liveness(restored)
@@ -406,6 +411,9 @@ PROPERTIES: dict[str, Callable[[RunResult], None]] = {
 def check(result: RunResult, *, restores: bool = True, deterministic: bool = True,
           on_restore: Callable[[RunResult], None] | None = None) -> None:
     """Run every property that the guarantee matrix promises for this scenario."""
+    if result.error is not None:
+        raise OperatorError(f"{result.error}; fix the operator: onceflow judges pipelines whose "
+                            "operators do not raise")
     promised = guarantee(result.scenario) == EXACTLY_ONCE
     job_liveness(result)
     no_loss(result)

@@ -10,6 +10,7 @@ while embarrassingly parallel pipelines stay exactly-once.
 
 from __future__ import annotations
 
+from onceflow.registry import SINKS
 from onceflow.scenario import BARRIER_MODES, SINK_KINDS, Scenario, Topology
 
 __all__ = ["AT_LEAST_ONCE", "EXACTLY_ONCE", "MATRIX", "guarantee", "single_input"]
@@ -34,8 +35,11 @@ def single_input(topology: Topology) -> bool:
 
 def guarantee(scenario: Scenario) -> str:
     mode, sink = scenario.checkpoints.mode, scenario.sink
-    if sink == "append":
+    spec = SINKS.get(sink)
+    if sink == "append" or (spec is not None and not spec.exactly_once):
         return AT_LEAST_ONCE
+    if spec is not None:
+        sink = "two_phase"  # a user sink that promises exactly-once effects
     if mode == "at_least_once" and single_input(scenario.topology):
         return EXACTLY_ONCE
     return MATRIX[(mode, sink)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from onceflow.model.records import Record, split_logs
+from onceflow.registry import OPERATORS
 from onceflow.scenario import Scenario, Topology
 
 __all__ = ["canonical", "expected_output", "expected_state", "order_fixed"]
@@ -42,6 +43,8 @@ def _apply(kind: str, param: int, records: list[Record], state: dict[Any, Any],
                 state[(r.key, "last")] = r
     elif kind in ("sink", "source"):
         out = list(records)
+    elif kind in OPERATORS:
+        out = list(OPERATORS[kind].fold(param, records, state))
     else:
         raise ValueError(f"the oracle does not know operator kind {kind!r}")
     return [r for r in out for _ in range(copies)]
@@ -147,7 +150,7 @@ def _order_dependent_keyed(topology: Topology) -> str | None:
             shuffled = True
         if v.keyed and shuffled:
             kind = v.kind
-        elif kind is not None and v.kind in ("filter", "flat_map"):
+        elif kind is not None and (v.kind in ("filter", "flat_map") or v.kind in OPERATORS):
             raise ValueError(
                 "canonical form: a filter or flat_map after a keyed operator fed out of order "
                 "makes even the set of output ids timing-dependent; move it before the "

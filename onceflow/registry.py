@@ -1,0 +1,86 @@
+"""Plug your own operators and sinks into scenarios, by name.
+
+A scenario is data, so user code enters it through a name registered here:
+a vertex with `kind="my_op"` runs `factory(param)`, and the oracle computes
+its expected output with `fold`, a plain sequential function (never the
+simulation).  A sink registered with `register_sink` is chosen with
+`Scenario(sink="my_sink")`.  Register in a module and load it with
+`onceflow ... --plugin my_module` on the command line, or import it in your
+tests.
+
+`fold(param, records, state)` gets the records of one key in order (a fresh
+`state` dict per key and vertex) and returns the output records in order.  A
+keyed operator keeps the key's state as `state[key]`, equal to what its
+`snapshot_state()` holds for that key, so that consistent cuts can be checked.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable
+
+from attrs import frozen
+
+from onceflow.errors import OnceflowError
+
+__all__ = ["OPERATORS", "SINKS", "OperatorSpec", "SinkSpec", "register_operator",
+           "register_sink"]
+
+_BUILTIN_OPERATORS = ("source", "map", "filter", "flat_map", "reduce", "window", "sink")
+_BUILTIN_SINKS = ("append", "idempotent", "two_phase")
+_NAME = re.compile(r"[a-z][a-z0-9_\-]{0,40}")
+
+
+@frozen
+class OperatorSpec:
+    name: str
+    factory: Callable[[int], Any]
+    fold: Callable[[int, list[Any], dict[Any, Any]], list[Any]]
+    keyed: bool = False
+
+
+@frozen
+class SinkSpec:
+    name: str
+    factory: Callable[[], Any]
+    exactly_once: bool
+    upsert: bool = False
+
+
+OPERATORS: dict[str, OperatorSpec] = {}
+SINKS: dict[str, SinkSpec] = {}
+
+
+def _check_name(name: str, builtin: tuple[str, ...]) -> None:
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise OnceflowError(f"bad name {name!r}: use lowercase letters, digits, _ and -")
+    if name in builtin:
+        raise OnceflowError(f"{name!r} is a built-in; choose another name")
+
+
+def register_operator(name: str, *, factory: Callable[[int], Any],
+                      fold: Callable[[int, list[Any], dict[Any, Any]], list[Any]],
+                      keyed: bool = False) -> OperatorSpec:
+    """Make `Vertex(uid, name, ...)` run `factory(param)`; `fold` is its oracle."""
+    _check_name(name, _BUILTIN_OPERATORS)
+    if not callable(factory) or not callable(fold):
+        raise OnceflowError("factory and fold must be callables")
+    spec = OperatorSpec(name, factory, fold, keyed)
+    OPERATORS[name] = spec
+    return spec
+
+
+def register_sink(name: str, *, factory: Callable[[], Any], exactly_once: bool,
+                  upsert: bool = False) -> SinkSpec:
+    """Make `Scenario(sink=name)` use `factory()`.
+
+    `exactly_once` says whether the sink promises exactly-once effects (as a
+    two-phase or idempotent sink does); `upsert` that its output is keyed by
+    record id (later writes replace earlier ones).
+    """
+    _check_name(name, _BUILTIN_SINKS)
+    if not callable(factory):
+        raise OnceflowError("factory must be a callable")
+    spec = SinkSpec(name, factory, exactly_once, upsert)
+    SINKS[name] = spec
+    return spec
