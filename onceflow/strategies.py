@@ -149,7 +149,10 @@ def generate(src: _Source, *, mode: str | None, sink: str | None, max_records: i
                 at=round(horizon * src.integer(0, 100) / 100, 2), stop=stop,
                 drain=stop and _flag(src),
                 restore_parallelism=src.integer(1, max_parallelism) if _flag(src) else None))
-    faults = [_fault(src, groups, topology, horizon, sink, plan) for _ in range(n_faults)]
+    # each fault is drawn behind its own switch, so that shrinking can drop any one of
+    # them (not only the last) by turning the switch to its simplest value, off
+    faults = [f for f in (_fault(src, groups, topology, horizon, sink, plan)
+                          if src.integer(0, 3) else None for _ in range(n_faults)) if f is not None]
     crashes = sum(isinstance(f, (Crash, WorkerCrash, PhaseCrash, CoordinatorCrash)) for f in faults)
     return Scenario(
         topology=topology,
@@ -206,7 +209,9 @@ def _fault(src: _Source, groups: list[str], topology: Topology, horizon: float, 
         phases = tuple(p for p in CRASH_PHASES
                        if (p not in _SINK_PHASES or sink == "two_phase" or p == "stop_savepoint")
                        and (p != "stop_savepoint" or any(r.stop for r in plan)))
-        phase = _choice(src, phases)
+        # a stop-with-savepoint in the plan is a window worth aiming at directly
+        stop_planned = any(r.stop for r in plan)
+        phase = "stop_savepoint" if stop_planned and _flag(src) else _choice(src, phases)
         checkpoint = 0 if phase in ("stop_savepoint", "end_of_input") else src.integer(0, 4)
         return PhaseCrash(phase, _target(src, topology, sink=phase in _SINK_PHASES), checkpoint)
     if group == "crash":

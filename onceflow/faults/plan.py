@@ -44,7 +44,7 @@ CRASH_PHASES = (
     "commit_after",         # committing, after the external effect
     "restore",              # a task is restoring its state
     "recovery_commit",      # a 2PC sink re-commits restored transactions
-    "stop_savepoint",       # stop-with-savepoint completed, before its commit
+    "stop_savepoint",       # stop-with-savepoint committed here, before the job finished
     "end_of_input",         # end of input reached, before the final checkpoint
 )
 

@@ -321,10 +321,12 @@ class Task:
 
     def notify_complete(self, checkpoint_id: int, stop: bool) -> None:
         self.phase("notify_complete", checkpoint_id)
-        if stop:
-            self.phase("stop_savepoint", checkpoint_id)
         self.job.trace.add(self.env.now, "notified", self.name, checkpoint_id)
         self.operator.notify_checkpoint_complete(checkpoint_id)
+        if stop:
+            # the stop-with-savepoint's side effects are committed here; the job is
+            # not finished yet
+            self.phase("stop_savepoint", checkpoint_id)
         if self.is_sink and (stop or (self.final_after is not None
                                       and checkpoint_id >= self.final_after)):
             self.finish()
