@@ -330,8 +330,6 @@ class Scenario:
         for i, sp in enumerate(self.savepoints):
             if not isinstance(sp, SavepointRequest):
                 _fail(f"savepoints[{i}]", "must be a SavepointRequest")
-        if self.workload.splits < self.topology.vertices[0].parallelism:
-            pass  # idle source subtasks are legal, as in Flink
         from onceflow.faults.plan import validate_faults  # noqa: PLC0415 (cycle)
         from onceflow.mutants import validate_mutants  # noqa: PLC0415
 
