@@ -88,7 +88,7 @@ class CheckpointCoordinator:
         job.trace.add(self.env.now, "trigger", "coordinator", cid, kind)
         barrier = Barrier(cid, kind)
         for source in attempt.sources:
-            job.later(job.scenario.timing.rpc_latency, source.mail,
+            job.later(job.rpc_delay(), source.mail,
                       lambda s=source: s.trigger(barrier, stop, drain))
         job.later(self.config.timeout, self.expire, cid)
         return cid

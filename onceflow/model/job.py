@@ -138,10 +138,17 @@ class Job:
 
     def notify(self, task: Task, checkpoint_id: int, action: Callable[[], None]) -> None:
         """Send a checkpoint notification to `task` (best effort: faults may interfere)."""
-        rpc = self.scenario.timing.rpc_latency
         delays = self.notify_filter(task, checkpoint_id) if self.notify_filter else (0.0,)
         for extra in delays:
-            self.later(rpc + extra, task.mail, action)
+            self.later(self.rpc_delay() + extra, task.mail, action)
+
+    def rpc_delay(self) -> float:
+        """One message's latency from the coordinator: its order among simultaneous
+        messages is drawn from the scenario's seed when the timing has jitter."""
+        timing = self.scenario.timing
+        if timing.jitter:
+            return timing.rpc_latency + self.rng.random() * timing.jitter
+        return timing.rpc_latency
 
     def phase(self, task: Task, name: str, checkpoint_id: int) -> None:
         """Task `task` reached phase `name` of snapshot `checkpoint_id` (fault hook)."""
