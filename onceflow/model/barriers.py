@@ -69,8 +69,9 @@ class BarrierHandler(ABC):
         self.current = None
         self.capturing = False
 
-    def captured(self, channel: int, buffer: list[Any]) -> None:
-        """A buffer taken from `channel` while this handler records channel state."""
+    def captured(self, channel: int, item: Any) -> None:
+        """An item (a buffer, or end of input) taken from `channel` while this handler
+        records channel state."""
 
 
 class AlignedHandler(BarrierHandler):
@@ -138,10 +139,10 @@ class UnalignedHandler(AlignedHandler):
             task.acknowledge(barrier, self.state, self.channel_state)
             self.current_done()
 
-    def captured(self, channel: int, buffer: list[Any]) -> None:
+    def captured(self, channel: int, item: Any) -> None:
         if self.arrived[channel]:
             return
-        self.channel_state[f"in:{self.task.inputs[channel].name}"].append(buffer)
+        self.channel_state[f"in:{self.task.inputs[channel].name}"].append(item)
 
 
 def make_handler(mode: str, task: "Task") -> BarrierHandler:

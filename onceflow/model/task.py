@@ -183,6 +183,8 @@ class Task:
         if item.__class__ is Barrier:
             self.handler.on_barrier(channel.index, item)
         else:
+            if self.handler.capturing:
+                self.handler.captured(channel.index, item)  # end of input is channel state too
             self.end_of_channel(channel.index)
         self.flush()
         return 0.0
