@@ -27,6 +27,12 @@ __all__ = ["run_fuzz", "run_mutants"]
 PLAIN_EVERY = 5.0
 
 
+def _stdout() -> Console:
+    """stdout for tables: as wide as needed when it is a log, not a terminal."""
+    out = Console()
+    return out if out.is_terminal else Console(width=200)
+
+
 def _status_line(stats: FuzzStats) -> str:
     rate = stats.scenarios / stats.elapsed if stats.elapsed else 0.0
     phases = sum(1 for p in CRASH_PHASES if stats.phases.get(f"phase_crash:{p}"))
@@ -159,7 +165,7 @@ def run_fuzz(*, budget: float, mode: str | None, sink: str | None, mutants: tupl
 
 
 def _print_summary(outcome: FuzzOutcome, db: str | None) -> None:
-    out = Console()
+    out = _stdout()
     stats = outcome.stats
     table = Table(title=f"onceflow fuzz: {outcome.status}")
     table.add_column("measure")
@@ -247,7 +253,7 @@ def _baseline(budget: float, name: str, seed: int | None, i: int) -> FuzzOutcome
 
 
 def _print_mutants(rows: list[dict[str, Any]]) -> None:
-    out = Console()
+    out = _stdout()
     table = Table(title="onceflow mutants")
     for col in ("mutant", "found", "s to 1st", "scenarios", "property / anomaly",
                 "shrunk rec/flt/p", "shrink s", "baseline s", "baseline rec/flt"):
