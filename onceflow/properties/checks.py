@@ -115,9 +115,19 @@ def exactly_once(result: RunResult) -> None:
         full = {r.id for rs in expected_output(_root(result).scenario).values() for r in rs}
         got = [r for r in got if r.id not in full or r.id in {e.id for e in expected}]
         got = list({r.id: r for r in got}.values()) if result.scenario.sink == "idempotent" else got
-    if canonical(got, topology) == canonical(expected, topology):
+    closed = _windows_closed(result)
+    if canonical(got, topology, windows_closed=closed) == canonical(
+            expected, topology, windows_closed=closed):
         return
     raise _diagnose(result, "exactly_once", expected, got)
+
+
+def _windows_closed(result: RunResult) -> bool:
+    """Did every window fire (the input ended) on this timeline?"""
+    if result.stopped_with is None:
+        return True
+    sp = result.snapshot(result.stopped_with)
+    return sp.input_ended or _drained(result, sp)
 
 
 def _diagnose(result: RunResult, prop: str, expected: list[Record], got: list[Record]) -> Violation:

@@ -113,7 +113,8 @@ def order_fixed(topology: Topology) -> bool:
     return all(v.edge in ("forward", "hash") for v in topology.vertices[1:])
 
 
-def canonical(records: list[Record], topology: Topology) -> dict[int, Any]:
+def canonical(records: list[Record], topology: Topology, *,
+              windows_closed: bool = True) -> dict[int, Any]:
     """The comparable form of an output: exact where the topology fixes order.
 
     - Order fixed (only forward and hash edges): per key, the sequence of
@@ -122,7 +123,8 @@ def canonical(records: list[Record], topology: Topology) -> dict[int, Any]:
       does not depend on order, and for records produced downstream of a
       keyed operator fed out of order only the sorted ids plus the keyed
       aggregate that is order-independent (the largest running sum of a
-      reduce, the total of a window's sums).
+      reduce, the total of a window's sums once every window fired:
+      `windows_closed=False` for a job stopped before its end of input).
     """
     per_key: dict[int, list[Record]] = {}
     for r in records:
@@ -136,7 +138,12 @@ def canonical(records: list[Record], topology: Topology) -> dict[int, Any]:
     for k, rs in per_key.items():
         ids = sorted(r.id for r in rs)
         values = [r.value for r in rs]
-        aggregate = max(values) if last_keyed == "reduce" else sum(values)
+        if last_keyed == "reduce":
+            aggregate: Any = max(values)
+        else:
+            # windows fed out of order: their sums add up to the key's total only once
+            # every window fired (end of input); before, the open window's share varies
+            aggregate = sum(values) if windows_closed else None
         out[k] = (ids, aggregate)
     return out
 
