@@ -16,7 +16,6 @@ from typing import Any, Callable
 
 from attrs import define, field, frozen
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
-from hypothesis import seed as hypothesis_seed
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 from onceflow.errors import OnceflowError
@@ -169,7 +168,9 @@ def fuzz(*, budget: float, mode: str | None = None, sink: str | None = None,
             test = given(strategy)(config(example))
             test._hypothesis_internal_database_key = _corpus_key(mode, sink, mutants)  # type: ignore[attr-defined]
             if seed is not None:
-                test = hypothesis_seed(seed * 100_003 + batch)(test)
+                # what @hypothesis.seed sets, without the `database=None` it adds:
+                # a seeded fuzz run keeps its corpus too
+                test._hypothesis_internal_use_seed = seed * 100_003 + batch  # type: ignore[attr-defined]
             batch += 1
             test()
     except KeyboardInterrupt:

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import event, given, note
 from hypothesis import strategies as st
 
+from onceflow.errors import OnceflowError
 from onceflow.model.simulation import RunResult, run
 from onceflow.properties.checks import check
 from onceflow.properties.violation import Violation
@@ -70,7 +71,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     token = config.getoption("--onceflow-replay", default=None)
     if token:
-        decode(token)  # a bad token is a usage error before any test runs
+        try:
+            decode(token)  # a bad token is a usage error before any test runs
+        except OnceflowError as exc:
+            raise pytest.UsageError(f"--onceflow-replay: {exc}") from None
     _REPLAY["token"] = token
 
 

@@ -37,11 +37,14 @@ class BarrierHandler(ABC):
         self.arrived: list[bool] = []
         self.count = 0
         self.capturing = False
+        # barriers up to this id belong to snapshots this task finished or gave up
+        # (completed, aborted, subsumed): they are ignored when they straggle in
+        self.done_id = 0
 
     def on_barrier(self, channel: int, barrier: Barrier) -> None:
+        if barrier.id <= self.done_id:
+            return
         current = self.current
-        if current is not None and barrier.id < current.id:
-            return  # a late barrier of a snapshot this task already left behind
         if current is None or barrier.id > current.id:
             if current is not None:
                 self.cancel()
@@ -62,9 +65,17 @@ class BarrierHandler(ABC):
         """Barrier `barrier` arrived on `channel` (first time for this snapshot)."""
 
     def cancel(self, checkpoint_id: int | None = None) -> None:
-        """Give up the snapshot in progress (aborted, or subsumed by a newer one)."""
+        """Give up the snapshot in progress (aborted, or subsumed by a newer one).
+
+        An abort of a snapshot this task has not reached yet is remembered too, so
+        that its barriers, when they come, do not start an alignment that can never
+        complete.
+        """
+        if checkpoint_id is not None:
+            self.done_id = max(self.done_id, checkpoint_id)
         if self.current is None or (checkpoint_id is not None and checkpoint_id != self.current.id):
             return
+        self.done_id = max(self.done_id, self.current.id)
         self.task.unblock_all()
         self.current = None
         self.capturing = False
@@ -87,9 +98,9 @@ class AlignedHandler(BarrierHandler):
                 task.phase("alignment", barrier.id)
 
     def current_done(self) -> None:
-        # keep `current` so that a straggling duplicate barrier is recognised as old
-        self.arrived = [True] * len(self.arrived)
-        self.count = len(self.arrived)
+        assert self.current is not None
+        self.done_id = max(self.done_id, self.current.id)
+        self.current = None
 
 
 class AtLeastOnceHandler(AlignedHandler):

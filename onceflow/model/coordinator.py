@@ -23,7 +23,7 @@ __all__ = ["CheckpointCoordinator", "PendingCheckpoint"]
 
 class PendingCheckpoint:
     __slots__ = ("id", "kind", "triggered", "attempt", "acks", "channel_state", "expected",
-                 "stop", "drain", "ended_sources")
+                 "stop", "drain", "ended_sources", "fork_version")
 
     def __init__(self, checkpoint_id: int, kind: str, triggered: float, attempt: int,
                  expected: int, stop: bool, drain: bool) -> None:
@@ -37,6 +37,7 @@ class PendingCheckpoint:
         self.stop = stop
         self.drain = drain
         self.ended_sources = 0
+        self.fork_version: int | None = None
 
 
 class CheckpointCoordinator:
@@ -49,6 +50,7 @@ class CheckpointCoordinator:
         self.retained: list[Snapshot] = []  # the completed-checkpoint store: N latest
         self.history: list[Snapshot] = []  # every snapshot that ever completed, in order
         self.final_wanted = False
+        self.queued: list[tuple[bool, bool, Any]] = []  # savepoints waiting (unaligned mode)
 
     def start(self) -> None:
         self.env.process(self.periodic())
@@ -62,7 +64,8 @@ class CheckpointCoordinator:
 
     # -- triggering ---------------------------------------------------------------
 
-    def trigger(self, kind: str, *, stop: bool = False, drain: bool = False) -> int | None:
+    def trigger(self, kind: str, *, stop: bool = False, drain: bool = False,
+                request: Any = None) -> int | None:
         job = self.job
         attempt = job.attempt
         if attempt is None or not attempt.alive or not job.running:
@@ -74,6 +77,12 @@ class CheckpointCoordinator:
             if kind == SAVEPOINT:
                 job.trace.add(self.env.now, "savepoint_failed", "coordinator",
                               "stop-with-savepoint in progress")
+            return None
+        if self.pending and self.config.mode == "unaligned":
+            # unaligned snapshots never run concurrently (FLIP-76): an overtaking barrier
+            # would pass an older snapshot's barrier; a savepoint waits for its turn
+            if kind == SAVEPOINT:
+                self.queued.append((stop, drain, request))
             return None
         if kind == CHECKPOINT and len(self.pending) >= self.config.max_concurrent:
             return None
@@ -91,6 +100,8 @@ class CheckpointCoordinator:
             job.later(job.rpc_delay(), source.mail,
                       lambda s=source: s.trigger(barrier, stop, drain))
         job.later(self.config.timeout, self.expire, cid)
+        if request is not None:
+            job.savepoint_requests[cid] = request
         return cid
 
     def request_final(self) -> None:
@@ -99,6 +110,9 @@ class CheckpointCoordinator:
         self._maybe_final()
 
     def _maybe_final(self) -> None:
+        if self.queued and not self.pending:
+            stop, drain, request = self.queued.pop(0)
+            self.trigger(SAVEPOINT, stop=stop, drain=drain, request=request)
         if self.final_wanted and self.job.running and not self.pending:
             self.trigger(CHECKPOINT)
 
@@ -145,6 +159,8 @@ class CheckpointCoordinator:
         ack = (task.vertex.uid, task.subtask, final_state)
         task.attempt.finished[task.name] = ack
         for pending in list(self.pending.values()):
+            if pending.id <= task.last_snapshot:
+                continue  # it took part: its own acknowledgement is on its way
             if pending.attempt == task.attempt.number and task.name not in pending.acks:
                 pending.acks[task.name] = ack
                 if len(pending.acks) == pending.expected:
@@ -170,7 +186,9 @@ class CheckpointCoordinator:
             completed=self.env.now, mode=self.config.mode,
             parallelism={v.uid: v.parallelism for v in topology.vertices},
             max_parallelism=topology.max_parallelism, state=state,
-            channel_state=dict(pending.channel_state), store_version=job.store.version(),
+            channel_state=dict(pending.channel_state),
+            store_version=(job.store.version() if pending.fork_version is None
+                           else pending.fork_version),
             run=job.run_id, stop=pending.stop, timeline=job.timeline,
             input_ended=pending.ended_sources == len(attempt.sources))
         self.history.append(snapshot)
@@ -178,11 +196,15 @@ class CheckpointCoordinator:
             self.retained.append(snapshot)
             del self.retained[:-self.config.retained]
         job.trace.add(self.env.now, "completed", "coordinator", pending.id, pending.kind)
+        commits = (pending.kind == CHECKPOINT or pending.stop
+                   or job.mutant("savepoint-commits"))
         for older in sorted(cid for cid in self.pending if cid < pending.id):
             if self.pending[older].kind == CHECKPOINT:
                 self.abort(older, "subsumed")
-        commits = (pending.kind == CHECKPOINT or pending.stop
-                   or job.mutant("savepoint-commits"))
+            elif commits and self.pending[older].fork_version is None:
+                # from here on the store holds commits of epochs after that savepoint:
+                # a restore of it forks the store as it stood before them
+                self.pending[older].fork_version = job.store.version()
         if commits:
             for task in attempt.tasks:
                 job.notify(task, pending.id,

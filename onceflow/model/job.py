@@ -181,9 +181,8 @@ class Job:
         self.drained_offsets.update(offsets)
 
     def savepoint(self, request: Any) -> None:
-        cid = self.coordinator.trigger(SAVEPOINT, stop=request.stop, drain=request.drain)
-        if cid is not None:
-            self.savepoint_requests[cid] = request
+        self.coordinator.trigger(SAVEPOINT, stop=request.stop, drain=request.drain,
+                                 request=request)
 
     def deploy(self, snapshot: Snapshot | None) -> None:
         """Start a new attempt, restoring `snapshot` (None: from the beginning)."""

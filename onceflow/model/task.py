@@ -96,6 +96,7 @@ class Task:
         self.record_cost = job.scenario.timing.record_cost
         self.process: "simpy.Process | None" = None
         self.deferred: Barrier | None = None
+        self.last_snapshot = 0  # the newest snapshot this task took its state for
 
     # -- wiring -------------------------------------------------------------
 
@@ -305,6 +306,7 @@ class Task:
         state = self.operator.snapshot_state(barrier.id)
         if self.ended and self.final_after is None:
             self.final_after = barrier.id
+        self.last_snapshot = max(self.last_snapshot, barrier.id)
         self.job.trace.add(self.env.now, "snapshot", self.name, barrier.id, barrier.kind)
         self.acknowledge(barrier, state, {})
 
@@ -314,6 +316,7 @@ class Task:
         state = self.operator.snapshot_state(barrier.id)
         if self.ended and self.final_after is None:
             self.final_after = barrier.id
+        self.last_snapshot = max(self.last_snapshot, barrier.id)
         self.job.trace.add(self.env.now, "snapshot", self.name, barrier.id, barrier.kind)
         self.phase("after_sync_snapshot", barrier.id)
         return state, channel_state
