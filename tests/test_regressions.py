@@ -14,6 +14,9 @@ REGRESSIONS = [
     ("a job stopped with a savepoint before its end of input: the open window's share of a "
      "key's total depends on the order a rebalance left open, so the total is not invariant",
      "of1.eNqNUu1OwzAMfJf8rlA7BEJ9FYQiL3W30DSJnGRlQn137OyDDYRE_7SNz-e7cz6V2aOZYrA-J9V_qqEQbB3qlAOh6kdwCRvFVaQDONW3D0-NmuFDm-BNIUKfVd_xURgYrsDZncdBNYowg5VPqWY7YyiMfGof2rVRIxQn817fuLNk8JcfwpSBsiiBnHGOUtg0akAHxzqduxMc8KL4VYBSaBlEPPGqWajYg45A4Bw6m2bV--IcE-QQVZ-p4MozE4pK7k_WT-whL0HHPSRUVbj1O5GzLeOIpAlNoIEHvzQcHXiPThuIYGw-VqvvlnXTWZGDjN5U4Z0okl5OLuXLSTT6HlOiCzBoCaxysF0WG1zYHUWFJH9nqNuwkANStgZPceCwk02MgRYg2cRkPftTKRQy4um-__Q_1wCKvQGuzZWLcAsOfO0-s80Qf1JtflMxqr0l4lT33xwLv8Lyt6LNheYE7G6ZftuT5f3DnMDWN4n1w-vrvXxu5ZGVcZbJBl-bl0CTrEOSn_CY6uH1BjzeXp0Jl_POU3RWbma3rl8D5RtF"),
+    ("a barrier of a checkpoint aborted before it reached a task started an alignment "
+     "there that could never complete: the channel stayed blocked and the job stuck",
+     "of1.eNqNU9Fu4yAQ_BeercrOKVWVX4kitMVrhzMGtEDcKPK_d5cmJ7dqq8sTWXZnZmfwTZkzmikG63NSh5vqC8GrQ51yIFSHAVzCRvEt0gWcOrRP-0bN8KZN8KYQoc_q0HEp9NyuwNnRY68aRZjBylFus50xFO7ct0_t2qgBihO-423Dz-CN6tHBVWj4jMOAhsvcbp1eyGZk4Ml6BlUiEEYpZKARpW2G2B67k1pPrKdkqCsdT6IlcVOW_SBnnKNc7DZke9aU4IIPH2Qo4V18sn5i9LwEHc-QKqWdrR8F77WwSNKEJlDPky8NbwTeo9MGIhibrxXkr2Viui_mIKM3lbkTdTLLhqb8qESjP_eU6AL0WnysGKw3hxhcGK-iQgKJQOAcOptmZtyxkAtStgY_fMZ-lICGQAtQv_ExFDKy06f53cf_uWZS7KZxbX7G4gD-A0hi2sKwp-dfMf58i9H9jFET-wLSfbORtK0n8fLN639v9LmVn-TEBiYbfB1eAk2Sgdg94ZVN3T-i43P38ngwPJYmXO5fSorO1se2ru9O9hyb"),
 ]
 
 
