@@ -1,5 +1,10 @@
 """The pytest plugin, in a pytest subprocess: scenario_test, the reproduce section,
---onceflow-replay and its errors."""
+--onceflow-replay and its errors.
+
+The inner tests are derandomized so that they draw the same examples with and
+without CI=1 (with random draws, 40 examples miss the commit-only-exact-id
+mutant in roughly one run out of eight).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ FAILING = '''
 import onceflow
 from hypothesis import settings
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, derandomize=True)
 @onceflow.scenario_test(mode="aligned", sink="two_phase", mutants=("commit-only-exact-id",),
                         max_faults=2)
 def test_buggy_pipeline(result):
@@ -28,7 +33,7 @@ from hypothesis import settings
 
 SEEN = []
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=10, deadline=None, derandomize=True)
 @onceflow.scenario_test(mode="aligned", sink="two_phase")
 def test_correct_pipeline(result):
     SEEN.append(result.digest)
