@@ -23,12 +23,14 @@ from onceflow.model.simulation import RunResult, run
 from onceflow.properties.checks import check
 from onceflow.properties.violation import Finding, Violation
 from onceflow.scenario import Scenario
+from onceflow.shrinking import shrink as greedy_shrink
 from onceflow.strategies import scenario_from_seed, scenarios
 
 __all__ = ["FuzzOutcome", "FuzzStats", "baseline", "fuzz", "open_corpus"]
 
 BATCH = 60
 PROGRESS_EVERY = 0.5
+POLISH_SECONDS = 30.0
 
 
 @define
@@ -176,12 +178,12 @@ def fuzz(*, budget: float, mode: str | None = None, sink: str | None = None,
     except KeyboardInterrupt:
         return FuzzOutcome("interrupted", stats, stats.elapsed)
     except Violation as violation:
-        return _violation_outcome(stats, state, violation)
+        return _violation_outcome(stats, state, violation, polish=shrink)
     except BaseExceptionGroup as group:  # several distinct failures: report the first
         found = next((e for e in _leaves(group) if isinstance(e, Violation)), None)
         if found is None:
             raise
-        return _violation_outcome(stats, state, found)
+        return _violation_outcome(stats, state, found, polish=shrink)
     if on_progress is not None:
         on_progress(stats)
     return FuzzOutcome("clean", stats, stats.elapsed)
@@ -194,12 +196,18 @@ def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
     return out
 
 
-def _violation_outcome(stats: FuzzStats, state: dict[str, Any], violation: Violation) -> FuzzOutcome:
+def _violation_outcome(stats: FuzzStats, state: dict[str, Any], violation: Violation, *,
+                       polish: bool) -> FuzzOutcome:
     size, first_s, first_n, first_t = state["first"] or (None, None, None, time.monotonic())
     scenario = state["last"][0] if state["last"] else None
-    if state["last"] is not None and state["last"][1].finding.token == violation.finding.token:
-        scenario = state["last"][0]
-    return FuzzOutcome("violation", stats, stats.elapsed, finding=violation.finding,
+    finding = violation.finding
+    if polish and scenario is not None and state["last"][1].finding.token == finding.token:
+        # Hypothesis shrinks the draws; the greedy pass then simplifies the scenario
+        # itself (it can trade time for records, which no single draw does)
+        polished = greedy_shrink(scenario, finding=finding, max_seconds=POLISH_SECONDS)
+        if polished is not None:
+            scenario, finding = polished.scenario, polished.finding
+    return FuzzOutcome("violation", stats, stats.elapsed, finding=finding,
                        scenario=scenario, first_size=size, first_seconds=first_s,
                        first_scenarios=first_n, shrink_seconds=time.monotonic() - first_t)
 

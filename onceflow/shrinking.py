@@ -7,7 +7,8 @@ keep each one that still violates the same property, until none does.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+import time
+from typing import Any, Callable, Iterator
 
 from attrs import evolve
 
@@ -39,15 +40,21 @@ class ShrinkResult:
         self.tried = tried
 
 
-def shrink(scenario: Scenario, *, max_tries: int = 2000,
+def shrink(scenario: Scenario, *, max_tries: int = 2000, max_seconds: float | None = None,
+           finding: Finding | None = None,
            on_step: Callable[[Scenario], None] | None = None) -> ShrinkResult | None:
-    """A smaller scenario violating the same property as `scenario` (None if it passes)."""
-    finding = violation_of(scenario)
+    """A smaller scenario violating the same property as `scenario` (None if it passes).
+
+    `finding`, when given, is the violation `scenario` is already known to have;
+    `max_seconds` bounds the wall time spent (the best scenario so far is kept).
+    """
+    finding = finding or violation_of(scenario)
     if finding is None:
         return None
+    deadline = None if max_seconds is None else time.monotonic() + max_seconds
     current, steps, tried = scenario, 0, 0
     improved = True
-    while improved and tried < max_tries:
+    while improved and tried < max_tries and not _past(deadline):
         improved = False
         for candidate in _candidates(current):
             tried += 1
@@ -58,9 +65,13 @@ def shrink(scenario: Scenario, *, max_tries: int = 2000,
                     on_step(current)
                 improved = True
                 break
-            if tried >= max_tries:
+            if tried >= max_tries or _past(deadline):
                 break
     return ShrinkResult(scenario, current, finding, steps, tried)
+
+
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() > deadline
 
 
 def _valid(build: Callable[[], Scenario]) -> Scenario | None:
@@ -77,7 +88,8 @@ def _candidates(s: Scenario) -> Iterator[Scenario]:
     for i in range(len(s.savepoints)):
         options.append(lambda i=i: evolve(s, savepoints=s.savepoints[:i] + s.savepoints[i + 1:]))
     w = s.workload
-    for records in sorted({0, 1, w.records // 4, w.records // 2, w.records - 1}):
+    for records in sorted({0, 1, w.records // 4, w.records // 2, w.records * 3 // 4,
+                           w.records - 1}):
         if 0 <= records < w.records:
             options.append(lambda r=records: evolve(s, workload=evolve(w, records=r)))
     for keys in sorted({1, w.keys // 2, w.keys - 1}):
@@ -97,14 +109,66 @@ def _candidates(s: Scenario) -> Iterator[Scenario]:
     for i in range(1, len(top.vertices) - 1):
         options.append(lambda i=i: evolve(s, topology=Topology(
             top.vertices[:i] + top.vertices[i + 1:], top.max_parallelism)))
-    if s.timing.jitter:
-        options.append(lambda: evolve(s, timing=evolve(s.timing, jitter=0.0)))
+    trades = _timing_trades(s)
+    options.extend(trades)
+    # two changes at once, where neither alone keeps the failure: slower timing with
+    # fewer records, or a fault dropped with the savepoints moved to where it shifted them
+    for trade in trades:
+        for records in sorted({w.records // 4, w.records // 3, w.records // 2,
+                               w.records * 2 // 3, w.records * 3 // 4}):
+            if 0 < records < w.records:
+                options.append(lambda trade=trade, r=records: _with_records(trade(), r))
+    for i in range(len(s.faults)):
+        for scale in (0.5, 0.75, 1.25, 1.5):
+            options.append(lambda i=i, scale=scale: evolve(
+                s, faults=s.faults[:i] + s.faults[i + 1:], savepoints=tuple(
+                    evolve(r, at=round(r.at * scale, 2)) for r in s.savepoints))
+                if s.savepoints else s)
+    for i, request in enumerate(s.savepoints):
+        if request.at > 0:
+            for at in (0.0, round(request.at / 2, 2)):
+                options.append(lambda i=i, at=at: evolve(s, savepoints=_replace(
+                    s.savepoints, i, evolve(s.savepoints[i], at=at))))
+    for i, fault in enumerate(s.faults):
+        if getattr(fault, "at", 0) > 0:
+            options.append(lambda i=i: evolve(s, faults=_replace(
+                s.faults, i, evolve(s.faults[i], at=round(s.faults[i].at / 2, 2)))))
     if s.seed:
         options.append(lambda: evolve(s, seed=0))
     for build in options:
         candidate = _valid(build)
         if candidate is not None:
             yield candidate
+
+
+def _timing_trades(s: Scenario) -> list[Callable[[], Scenario]]:
+    """Simpler timing, and time traded for records: smaller buffers, slower records,
+    shorter checkpoint intervals keep a window open with fewer records in flight."""
+    t, c = s.timing, s.checkpoints
+    out: list[Callable[[], Scenario]] = []
+    if t.jitter:
+        out.append(lambda: evolve(s, timing=evolve(t, jitter=0.0)))
+    for buffer in sorted({1, 2, t.buffer_records // 2}):
+        if 1 <= buffer < t.buffer_records:
+            out.append(lambda b=buffer: evolve(s, timing=evolve(t, buffer_records=b)))
+    if t.channel_capacity > 1:
+        out.append(lambda: evolve(s, timing=evolve(t, channel_capacity=1)))
+    for cost in (0.1, 0.2, 0.5, 1.0):
+        if cost > t.record_cost and s.workload.records > 1:
+            out.append(lambda cost=cost: evolve(s, timing=evolve(t, record_cost=cost)))
+    if c.interval > 0.5:
+        out.append(lambda: evolve(s, checkpoints=evolve(c, interval=0.5)))
+    if t.upload_time:
+        out.append(lambda: evolve(s, timing=evolve(t, upload_time=0.0)))
+    return out
+
+
+def _with_records(s: Scenario, records: int) -> Scenario:
+    return evolve(s, workload=evolve(s.workload, records=records))
+
+
+def _replace(items: tuple[Any, ...], index: int, item: Any) -> tuple[Any, ...]:
+    return items[:index] + (item,) + items[index + 1:]
 
 
 def _with_vertex(top: Topology, index: int, vertex: object) -> Topology:
