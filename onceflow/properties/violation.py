@@ -1,7 +1,8 @@
 """`Violation`: a failed property, with a diagnosis a person can act on.
 
 Anomalies are named as Jepsen's queue checker names them: duplicate, lost,
-reordered, uncommitted-read, stuck; plus `nondeterministic` for a scenario
+reordered, uncommitted-read, stuck; plus `misrouted` for a record processed by
+a subtask its edge does not route it to, and `nondeterministic` for a scenario
 whose two runs differ.
 """
 
@@ -18,7 +19,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ANOMALIES", "Finding", "RecordIssue", "Violation"]
 
-ANOMALIES = ("duplicate", "lost", "reordered", "uncommitted-read", "stuck", "nondeterministic")
+ANOMALIES = ("duplicate", "lost", "reordered", "uncommitted-read", "stuck", "misrouted",
+             "nondeterministic")
 
 
 @frozen

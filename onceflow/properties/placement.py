@@ -1,0 +1,93 @@
+"""Partitioning: every record is processed by the subtask its edge routes it to.
+
+Flink's rescaling tests check key-group placement after a restore; this is the
+same check over the whole trace.  The expected subtask is computed here from
+the job graph alone, with its own copy of the key-group formula (hash of the
+key, modulo max parallelism, times parallelism over max parallelism), never by
+asking the model:
+
+- a hash edge routes a key to ``kg * p // maxP``;
+- a forward edge keeps the subtask index of the record's upstream subtask,
+  which for the source is the subtask that owns the record's split
+  (``split % p``);
+- rebalance and broadcast edges leave the subtask open.
+
+A record processed elsewhere (for example in-flight data of a forward channel
+replayed into the neighbouring subtask after a restore, FLINK-21945) is
+``misrouted``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from attrs import evolve
+
+from onceflow.properties.violation import issue
+
+if TYPE_CHECKING:
+    from onceflow.model.simulation import RunResult
+    from onceflow.scenario import Topology
+
+__all__ = ["expected_subtask", "partitioning"]
+
+
+def _murmur_finaliser(value: int) -> int:
+    h = value & 0xFFFFFFFF
+    for shift, factor in ((16, 0x85EBCA6B), (13, 0xC2B2AE35)):
+        h ^= h >> shift
+        h = (h * factor) & 0xFFFFFFFF
+    return h ^ (h >> 16)
+
+
+def _key_subtask(key: int, parallelism: int, max_parallelism: int) -> int:
+    return (_murmur_finaliser(key) % max_parallelism) * parallelism // max_parallelism
+
+
+def expected_subtask(topology: "Topology", vertex_index: int, key: int, split: int) -> int | None:
+    """The subtask of vertex `vertex_index` that must process a record (None: any)."""
+    vertices = topology.vertices
+    i = vertex_index
+    while i > 0 and vertices[i].edge == "forward":
+        i -= 1
+    vertex = vertices[i]
+    if i == 0:
+        return split % vertex.parallelism
+    if vertex.edge == "hash":
+        return _key_subtask(key, vertex.parallelism, topology.max_parallelism)
+    return None
+
+
+def partitioning(result: "RunResult") -> None:
+    """No record is processed by a subtask its edges do not route it to."""
+    from onceflow.properties.checks import _finding  # noqa: PLC0415
+
+    topology = result.scenario.topology
+    index = {v.uid: i for i, v in enumerate(topology.vertices)}
+    for time, kind, where, detail in result.trace:
+        if kind != "process":
+            continue
+        uid, _, rest = where.partition("[")
+        i = index.get(uid)
+        if not i:
+            continue
+        subtask = int(rest.rstrip("]"))
+        for record in _records(detail):
+            want = expected_subtask(topology, i, record.key, record.split)
+            if want is not None and want != subtask:
+                vertex = topology.vertices[i]
+                committed = sum(1 for r in result.store.read_committed(result.end_time)
+                                if r.id == record.id)
+                found = issue(record, 1, committed, result)
+                found = evolve(found, events=(
+                    f"processed by {where} at t={time:g}, but its {vertex.edge} edge "
+                    f"routes it to {uid}[{want}]",) + found.events)
+                raise _finding(result, "partitioning", "misrouted",
+                               f"{record.id} (key {record.key}, split "
+                               f"{record.split}) reached {where}, expected {uid}[{want}]",
+                               records=(found,))
+
+
+def _records(detail: tuple[Any, ...]) -> list[Any]:
+    batch = detail[0] if detail else ()
+    return [r for r in batch if hasattr(r, "split")]
