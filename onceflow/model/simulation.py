@@ -12,7 +12,7 @@ from onceflow.model.records import Record
 from onceflow.model.snapshot import CHECKPOINT, SAVEPOINT, Snapshot
 from onceflow.model.store import Entry, Store
 from onceflow.model.trace import Trace
-from onceflow.scenario import SavepointRequest, Scenario
+from onceflow.scenario import SavepointRequest, Scenario, Topology
 
 __all__ = ["RunResult", "restore", "run"]
 
@@ -116,12 +116,15 @@ def run(scenario: Scenario) -> RunResult:
     return _finish(job, scenario)
 
 
-def restore(result: RunResult, snapshot: Snapshot, parallelism: int | None = None) -> RunResult:
+def restore(result: RunResult, snapshot: Snapshot, parallelism: int | None = None, *,
+            topology: Topology | None = None) -> RunResult:
     """Start a fresh job from `snapshot` of `result`, on its own timeline.
 
     The store is forked as it stood when the snapshot completed.  A savepoint
-    may be restored at another `parallelism` (every vertex rescaled to it);
-    a checkpoint only at the parallelism it was taken with.
+    may be restored at another `parallelism` (every vertex rescaled to it) or
+    into an upgraded job graph (`topology`): state is matched by operator uid,
+    and every uid that holds state must still exist with the same max
+    parallelism.  A checkpoint restores only at the parallelism it was taken with.
     """
     if not isinstance(snapshot, Snapshot) or snapshot.run != result.run_id or \
             snapshot.timeline != result.timeline or \
@@ -130,7 +133,10 @@ def restore(result: RunResult, snapshot: Snapshot, parallelism: int | None = Non
             f"{getattr(snapshot, 'label', snapshot)!r} is not a completed snapshot of this run; "
             "pick one from result.snapshots")
     scenario = result.scenario
-    topology = scenario.topology
+    if topology is None:
+        topology = scenario.topology
+    else:
+        _check_topology(snapshot, scenario.topology, topology)
     if parallelism is not None:
         if not isinstance(parallelism, int) or not 1 <= parallelism <= min(
                 32, topology.max_parallelism):
@@ -148,6 +154,19 @@ def restore(result: RunResult, snapshot: Snapshot, parallelism: int | None = Non
               initial=snapshot, timeline=result.timeline + 1, run_id=result.run_id)
     job.run()
     return _finish(job, restored_scenario, parent=result, restored_from=snapshot)
+
+
+def _check_topology(snapshot: Snapshot, old: Topology, new: object) -> None:
+    if not isinstance(new, Topology):
+        raise RestoreError(f"topology must be a onceflow.Topology, got {type(new).__name__}")
+    if snapshot.kind == CHECKPOINT:
+        before = {v.uid: v.parallelism for v in old.vertices}
+        changed = [v.uid for v in new.vertices
+                   if v.uid in before and before[v.uid] != v.parallelism]
+        if changed:
+            raise RestoreError(
+                f"{snapshot.label} restores only at the parallelism it was taken with "
+                f"({changed[0]} changed); take a savepoint to rescale")
 
 
 def _check_compatible(snapshot: Snapshot, topology: object) -> None:
