@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from onceflow.model.records import Record
 from onceflow.model.task import TaskCrash
@@ -21,7 +21,8 @@ COMMIT_RETRIES = 5
 if TYPE_CHECKING:
     from onceflow.model.task import OperatorContext
 
-__all__ = ["AppendSink", "IdempotentSink", "TwoPhaseCommitSink", "make_sink"]
+__all__ = ["AppendSink", "Committer", "IdempotentSink", "SinkWriter", "StoreCommitter", "StoreWriter",
+           "TwoPhaseCommitSink", "make_sink"]
 
 
 class _Sink:
@@ -53,15 +54,81 @@ class IdempotentSink(_Sink):
         self.ctx.store.upsert(self.ctx.now, records)
 
 
+class SinkWriter(Protocol):
+    """The writing half of a two-phase sink (Flink's `PrecommittingSinkWriter`)."""
+
+    def begin(self, ctx: "OperatorContext") -> str:
+        """Open a new transaction in the external system; return its id."""
+
+    def write(self, ctx: "OperatorContext", txn: str, records: list[Record]) -> None:
+        """Write records into open transaction `txn` (invisible to read-committed)."""
+
+    def pre_commit(self, ctx: "OperatorContext", txn: str) -> None:
+        """Flush `txn`: after this, committing it must succeed."""
+
+    def abort(self, ctx: "OperatorContext", txn: str) -> None:
+        """Drop transaction `txn` and what was written into it."""
+
+
+class Committer(Protocol):
+    """The committing half (Flink's `Committer`): commit must be idempotent, since
+    a restored job commits again what may have committed before the crash."""
+
+    def commit(self, ctx: "OperatorContext", txn: str) -> bool | None:
+        """Commit `txn`: True when committed (now or before), False when the external
+        system no longer has it (expired), None for a transient failure (retried)."""
+
+
+class StoreWriter:
+    """Writes into transactions of the simulated external store (one writer per subtask)."""
+
+    def __init__(self) -> None:
+        self.sequence = 0
+
+    def begin(self, ctx: "OperatorContext") -> str:
+        self.sequence += 1
+        txn = f"{ctx.uid}.{ctx.subtask}.{ctx.attempt}.{self.sequence}"
+        ctx.store.begin(ctx.now, txn, (ctx.uid, ctx.subtask))
+        return txn
+
+    def write(self, ctx: "OperatorContext", txn: str, records: list[Record]) -> None:
+        ctx.store.write(ctx.now, txn, records)
+
+    def pre_commit(self, ctx: "OperatorContext", txn: str) -> None:
+        ctx.store.precommit(ctx.now, txn)
+
+    def abort(self, ctx: "OperatorContext", txn: str) -> None:
+        ctx.store.abort(ctx.now, txn)
+
+
+class StoreCommitter:
+    """Commits transactions of the simulated external store (idempotently)."""
+
+    def commit(self, ctx: "OperatorContext", txn: str) -> bool | None:
+        return ctx.store.commit(ctx.now, txn)
+
+
 class TwoPhaseCommitSink:
-    """A transaction per checkpoint; its list state is the pending transactions."""
+    """A transaction per checkpoint, shaped like Flink's two-phase committing sink.
+
+    On snapshot n the writer pre-commits the open transaction, which becomes the
+    committable of n (the sink's list state) and a new one begins; on
+    notify-complete(n) the committer commits every committable <= n; on restore
+    the restored committables are committed again (idempotent) and every other
+    transaction this subtask left open is aborted.  Plug in another external
+    system with your own `writer` and `committer`.
+    """
 
     state_kind: ClassVar[str | None] = "list"
+
+    def __init__(self, writer: SinkWriter | None = None,
+                 committer: Committer | None = None) -> None:
+        self.writer: SinkWriter = writer if writer is not None else StoreWriter()
+        self.committer: Committer = committer if committer is not None else StoreCommitter()
 
     def open(self, ctx: "OperatorContext", restored: Any) -> None:
         self.ctx = ctx
         self.pending: list[tuple[int, str]] = []  # (checkpoint id, transaction), ascending
-        self.sequence = 0
         store = ctx.store
         if restored is not None:
             for checkpoint_id, txn_id in restored:
@@ -72,29 +139,23 @@ class TwoPhaseCommitSink:
             p = ctx.parallelism
             for txn in store.open_transactions(ctx.uid):
                 if txn.owner[1] % p == ctx.subtask and txn.id not in keep:
-                    store.abort(ctx.now, txn.id)
+                    self.writer.abort(ctx, txn.id)
                     ctx.event("abort", txn.id)
-        self._begin()
-
-    def _begin(self) -> None:
-        ctx = self.ctx
-        self.sequence += 1
-        self.txn = f"{ctx.uid}.{ctx.subtask}.{ctx.attempt}.{self.sequence}"
-        ctx.store.begin(ctx.now, self.txn, (ctx.uid, ctx.subtask))
+        self.txn = self.writer.begin(ctx)
 
     def process(self, records: list[Record], out: list[Record]) -> None:
-        self.ctx.store.write(self.ctx.now, self.txn, records)
+        self.writer.write(self.ctx, self.txn, records)
 
     def end_input(self, out: list[Record]) -> None:
         pass
 
     def snapshot_state(self, checkpoint_id: int) -> Any:
         ctx = self.ctx
-        ctx.store.precommit(ctx.now, self.txn)
+        self.writer.pre_commit(ctx, self.txn)
         ctx.event("pre_commit", self.txn, checkpoint_id)
         ctx.phase("pre_commit", checkpoint_id)
         self.pending.append((checkpoint_id, self.txn))
-        self._begin()
+        self.txn = self.writer.begin(ctx)
         if ctx.mutant("unaligned-committables") and ctx.task.job.scenario.checkpoints.mode == "unaligned":
             return list(self.pending[:-1])  # the committable was overtaken by the barrier
         return list(self.pending)
@@ -116,15 +177,15 @@ class TwoPhaseCommitSink:
         """The task finished: abort what is still open (empty, after the final commit)."""
         ctx = self.ctx
         for _, txn in self.pending:
-            ctx.store.abort(ctx.now, txn)
+            self.writer.abort(ctx, txn)
         self.pending = []
-        ctx.store.abort(ctx.now, self.txn)
+        self.writer.abort(ctx, self.txn)
 
     def _commit(self, txn: str, checkpoint_id: int, why: str) -> None:
         """Commit `txn`, retrying transient failures; a commit that keeps failing fails the task."""
         ctx = self.ctx
         for _ in range(COMMIT_RETRIES):
-            ok = ctx.store.commit(ctx.now, txn)
+            ok = self.committer.commit(ctx, txn)
             if ok is not None:
                 ctx.event("commit" if ok else "commit_lost", txn, checkpoint_id, why)
                 return
@@ -135,7 +196,7 @@ class TwoPhaseCommitSink:
         if self.ctx.mutant("abort-discards"):
             for pending_id, txn in self.pending:
                 if pending_id == checkpoint_id:
-                    self.ctx.store.abort(self.ctx.now, txn)
+                    self.writer.abort(self.ctx, txn)
                     self.ctx.event("abort", txn)
             self.pending = [p for p in self.pending if p[0] != checkpoint_id]
 
