@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -44,6 +45,13 @@ def parse_budget(text: str) -> float:
 
 def load_scenario(source: str) -> Scenario:
     """A scenario from a token (`of1.`...) or a JSON file."""
+    try:
+        return _load_scenario(source)
+    except RecursionError:  # hostile input nested deeper than the parser allows
+        raise UsageError(f"{source[:40]!r}: the scenario is nested too deeply") from None
+
+
+def _load_scenario(source: str) -> Scenario:
     from onceflow.token import decode  # noqa: PLC0415
 
     path = Path(source)
@@ -149,6 +157,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from onceflow.properties.checks import check  # noqa: PLC0415
     from onceflow.properties.violation import Violation  # noqa: PLC0415
 
+    if args.html is not None:
+        _check_output_path(args.html, "--html")
     scenario = load_scenario(args.source)
     result = run(scenario)
     finding = None
@@ -181,6 +191,20 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if args.html:
             print(f"diagram: {args.html}")
     return VIOLATION if finding else 0
+
+
+def _check_output_path(path: str, flag: str) -> None:
+    """Fail before the run, not after it, on a path that cannot be written."""
+    if not path:
+        raise OnceflowError(f"{flag} needs a file name, e.g. {flag} out.html")
+    target = Path(path)
+    if target.is_dir():
+        raise OnceflowError(f"{flag} {path} is a directory; give a file name inside it")
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise OnceflowError(f"{flag} {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise OnceflowError(f"{flag} {path}: directory {parent} is not writable")
 
 
 def _render(finding: Any) -> str:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import signal
 import statistics
 import sys
+import threading
 import time
 from typing import Any, Callable
 
@@ -143,22 +145,56 @@ def _merged(latest: dict[int, FuzzStats], started: float) -> FuzzStats:
     return total
 
 
+class _StopOnInterrupt:
+    """The first Ctrl-C asks the fuzzer to stop between scenarios; a second one interrupts.
+
+    A KeyboardInterrupt raised at an arbitrary moment can land in a callback
+    where Python ignores it (Hypothesis runs code in a gc callback), so the
+    first signal only sets a flag the fuzz loop polls.
+    """
+
+    def __init__(self) -> None:
+        self.flag = False
+        self.previous: Any = None
+
+    def is_set(self) -> bool:
+        return self.flag
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.flag:
+            raise KeyboardInterrupt
+        self.flag = True
+
+    def __enter__(self) -> "_StopOnInterrupt":
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
 def run_fuzz(*, budget: float, mode: str | None, sink: str | None, mutants: tuple[str, ...],
              db: str | None, seed: int | None, workers: int, as_json: bool) -> int:
     scenarios(mode=mode, sink=sink, mutants=mutants)  # bad pins fail here, before anything
     open_corpus(db)
-    reporter = _Reporter(quiet=as_json)
+    # progress goes to stderr even with --json (stdout then holds only the object)
+    reporter = _Reporter(quiet=False)
     kwargs: dict[str, Any] = dict(budget=budget, mode=mode, sink=sink, mutants=mutants, db=db,
                                   seed=seed)
     try:
         if workers == 1:
-            outcome = fuzz(**kwargs, on_progress=reporter.update)
+            with _StopOnInterrupt() as stop:
+                outcome = fuzz(**kwargs, on_progress=reporter.update, should_stop=stop.is_set)
         else:
             outcome = _fuzz_parallel(kwargs, workers, reporter.update)
     finally:
         reporter.close()
     if as_json:
         print(json.dumps(outcome.to_data(), sort_keys=True))
+        if outcome.finding is not None:
+            print(f"replay: onceflow replay {outcome.finding.token}", file=sys.stderr)
     else:
         _print_summary(outcome, db)
     return {"clean": 0, "violation": 1, "interrupted": 130}[outcome.status]

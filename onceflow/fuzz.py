@@ -104,6 +104,8 @@ def open_corpus(path: str | Path | None) -> DirectoryBasedExampleDatabase | None
     """The failure corpus at `path` (created if missing); None for no corpus."""
     if path is None:
         return None
+    if not str(path).strip():
+        raise OnceflowError("the corpus path is empty; give a directory, e.g. --db .onceflow/db")
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise OnceflowError(f"corpus path {p} is a file; give a directory (or a new path)")
@@ -186,7 +188,8 @@ def fuzz(*, budget: float, mode: str | None = None, sink: str | None = None,
         return _violation_outcome(stats, state, found, polish=shrink)
     if on_progress is not None:
         on_progress(stats)
-    return FuzzOutcome("clean", stats, stats.elapsed)
+    stopped = should_stop is not None and should_stop()
+    return FuzzOutcome("interrupted" if stopped else "clean", stats, stats.elapsed)
 
 
 def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
