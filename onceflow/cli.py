@@ -43,6 +43,9 @@ def parse_budget(text: str) -> float:
 
 # -- loading scenarios ---------------------------------------------------------------------
 
+_MAX_SCENARIO_BYTES = 1_000_000
+
+
 def load_scenario(source: str) -> Scenario:
     """A scenario from a token (`of1.`...) or a JSON file."""
     try:
@@ -54,6 +57,8 @@ def load_scenario(source: str) -> Scenario:
 def _load_scenario(source: str) -> Scenario:
     from onceflow.token import decode  # noqa: PLC0415
 
+    if not source.strip():
+        raise UsageError("the scenario is empty: give a replay token (of1....) or a JSON file")
     path = Path(source)
     try:
         exists = path.exists()
@@ -66,9 +71,11 @@ def _load_scenario(source: str) -> Scenario:
     if path.is_dir():
         raise UsageError(f"{source} is a directory; give a scenario JSON file or a token")
     try:
-        if path.stat().st_size > 1_000_000:
+        with path.open("rb") as stream:  # bounded: a device such as /dev/zero never ends
+            data = stream.read(_MAX_SCENARIO_BYTES + 1)
+        if len(data) > _MAX_SCENARIO_BYTES:
             raise UsageError(f"{source} is larger than 1 MB; a scenario file is a few KB")
-        text = path.read_text(encoding="utf-8")
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read {source}: {exc}") from None
     if text.lstrip().startswith("of"):

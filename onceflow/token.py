@@ -37,6 +37,9 @@ def decode(token: str) -> Scenario:
     if not token.startswith("of"):
         raise TokenError("not an onceflow token: it should start with 'of1.' "
                          "(copy the whole line printed after 'replay:')")
+    if token == PREFIX.rstrip("."):
+        raise TokenError(f"the token is cut off after {token!r}: copy the whole line printed "
+                         "after 'replay:'")
     if not token.startswith(PREFIX):
         version = token.split(".", 1)[0]
         raise TokenError(f"token version {version!r} is not readable by this onceflow "
@@ -59,3 +62,5 @@ def decode(token: str) -> Scenario:
         return Scenario.from_json(text)
     except ScenarioError as exc:
         raise TokenError(f"token holds an invalid scenario: {exc}") from None
+    except RecursionError:  # Scenario.from_json refuses deep nesting; in case it recursed
+        raise TokenError("token holds JSON nested too deeply; refusing it") from None

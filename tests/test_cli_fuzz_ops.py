@@ -86,3 +86,13 @@ def test_replay_refuses_an_html_path_it_cannot_write(path: str) -> None:
 def test_an_empty_corpus_path_is_a_usage_error() -> None:
     proc = cli("fuzz", "--db", "", "--budget", "1s")
     assert proc.returncode == 2 and "corpus path is empty" in proc.stderr
+
+
+@pytest.mark.parametrize("source,message", [
+    ("/dev/zero", "larger than 1 MB"),
+    ("", "the scenario is empty"),
+    ("of1", "cut off"),
+])
+def test_replay_names_what_is_wrong_with_its_input(source: str, message: str) -> None:
+    proc = cli("replay", source, timeout=30)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
