@@ -12,6 +12,27 @@ itself is always `Task.snapshot` (checkpoints and savepoints alike).
   state too.  Pointwise (forward, broadcast) inputs still align.
 - at-least-once: nothing is blocked; the snapshot is taken when barrier n has
   arrived on every input, after records that followed it on early channels.
+
+Trace events (on the task's lane; `n` is the barrier's snapshot id):
+
+- `barrier_received (n, channel, sender)`: barrier n arrived on input `channel`
+  (its index among the task's inputs) from subtask `sender`, in every mode, also
+  when it straggles in for a snapshot the task already finished or gave up;
+- `aligned (n, kind, waited)`: barrier n arrived on every input of an aligning
+  task (aligned mode, savepoints, pointwise inputs in unaligned mode): it
+  snapshots now; `waited` is the simulated ms since its first barrier n;
+- `barrier_overtaken (n, channel, records)`: unaligned mode, barrier n (on
+  `channel`) made the task snapshot: at once, the first one, or once aligned on
+  pointwise inputs (recorded right after its `snapshot`); its barrier overtook
+  `records` in flight on its exchange outputs, which became channel state;
+- `barriers_complete (n, kind, records)`: unaligned and at-least-once modes,
+  barrier n arrived on every input; `records` is the number of records kept as
+  channel state (0 in at-least-once mode);
+- `alignment_cancelled (n, newer)`: a newer barrier arrived before barrier n had
+  arrived everywhere; the task gives snapshot n up.
+
+The task itself records `barrier_sent (n, kind)` (once, for all its outputs) and
+`snapshot (n, kind)`.
 """
 
 from __future__ import annotations
@@ -36,17 +57,23 @@ class BarrierHandler(ABC):
         self.current: Barrier | None = None
         self.arrived: list[bool] = []
         self.count = 0
+        self.started = 0.0  # when the first barrier of `current` arrived
         self.capturing = False
         # barriers up to this id belong to snapshots this task finished or gave up
         # (completed, aborted, subsumed): they are ignored when they straggle in
         self.done_id = 0
 
     def on_barrier(self, channel: int, barrier: Barrier) -> None:
+        task = self.task
+        task.job.trace.add(task.env.now, "barrier_received", task.name, barrier.id, channel,
+                           task.inputs[channel].sender)
         if barrier.id <= self.done_id:
             return
         current = self.current
         if current is None or barrier.id > current.id:
             if current is not None:
+                task.job.trace.add(task.env.now, "alignment_cancelled", task.name, current.id,
+                                   barrier.id)
                 self.cancel()
             self._start(barrier)
         if self.arrived[channel]:
@@ -59,6 +86,11 @@ class BarrierHandler(ABC):
         self.current = barrier
         self.arrived = [False] * len(self.task.inputs)
         self.count = 0
+        self.started = self.task.env.now
+
+    def _event(self, kind: str, *detail: Any) -> None:
+        task = self.task
+        task.job.trace.add(task.env.now, kind, task.name, *detail)
 
     @abstractmethod
     def _arrive(self, channel: int, barrier: Barrier) -> None:
@@ -89,6 +121,7 @@ class AlignedHandler(BarrierHandler):
     def _arrive(self, channel: int, barrier: Barrier) -> None:
         task = self.task
         if self.count == len(self.arrived):
+            self._event("aligned", barrier.id, barrier.kind, task.env.now - self.started)
             task.snapshot(barrier)
             task.unblock_all()
             self.current_done()
@@ -106,6 +139,7 @@ class AlignedHandler(BarrierHandler):
 class AtLeastOnceHandler(AlignedHandler):
     def _arrive(self, channel: int, barrier: Barrier) -> None:
         if self.count == len(self.arrived):
+            self._event("barriers_complete", barrier.id, barrier.kind, 0)
             self.task.snapshot(barrier)
             self.current_done()
 
@@ -130,7 +164,9 @@ class UnalignedHandler(AlignedHandler):
             # pointwise inputs align (FLINK-21945), but the barrier still overtakes
             # the task's exchange outputs once it is aligned
             if self.count == len(self.arrived):
+                self._event("aligned", barrier.id, barrier.kind, task.env.now - self.started)
                 state, out_state = task.take_state(barrier, overtake=True)
+                self._event("barrier_overtaken", barrier.id, channel, _records(out_state))
                 task.unblock_all()
                 task.acknowledge(barrier, state, out_state)
                 self.current_done()
@@ -145,8 +181,11 @@ class UnalignedHandler(AlignedHandler):
                     self.channel_state[f"in:{ch.name}"] = []
             self.state, out_state = task.take_state(barrier, overtake=True)
             self.channel_state.update(out_state)
+            self._event("barrier_overtaken", barrier.id, channel, _records(out_state))
         if self.count == len(self.arrived):
             self.capturing = False
+            self._event("barriers_complete", barrier.id, barrier.kind,
+                        _records(self.channel_state))
             task.acknowledge(barrier, self.state, self.channel_state)
             self.current_done()
 
@@ -154,6 +193,12 @@ class UnalignedHandler(AlignedHandler):
         if self.arrived[channel]:
             return
         self.channel_state[f"in:{self.task.inputs[channel].name}"].append(item)
+
+
+def _records(channel_state: dict[str, list[Any]]) -> int:
+    """How many records the buffers of `channel_state` hold."""
+    return sum(len(item) for items in channel_state.values() for item in items
+               if item.__class__ is list)
 
 
 def make_handler(mode: str, task: "Task") -> BarrierHandler:

@@ -242,6 +242,16 @@ class CheckpointCoordinator:
                 job.notify(task, checkpoint_id, lambda t=task: t.notify_aborted(checkpoint_id))
         self._maybe_final()
 
+    def shutdown(self, reason: str) -> None:
+        """The job reached a terminal state: abort every pending snapshot (Flink's
+        CHECKPOINT_COORDINATOR_SHUTDOWN) and fail the savepoint requests still queued."""
+        queued, self.queued = self.queued, []
+        for _ in queued:
+            self.job.trace.add(self.env.now, "savepoint_failed", "coordinator", reason)
+        self.final_wanted = False
+        for cid in sorted(self.pending):
+            self.abort(cid, reason)
+
     def on_failover(self) -> None:
         for cid in sorted(self.pending):
             self.job.trace.add(self.env.now, "aborted", "coordinator", cid, "failover")

@@ -4,12 +4,21 @@ Failover restarts the whole job (all edges are potentially all-to-all, so
 the failover region is the job) from the latest completed *checkpoint*:
 sources seek, state is restored, two-phase sinks recover their transactions.
 Savepoints are never used for failover.
+
+Trace events of this module and of the tasks it deploys: `deploy`, one
+`restore (snapshot id, kind)` per task that starts from a snapshot, one
+`crash (attempt, reason)` per subtask that crashed (on the "coordinator" lane
+for a lost coordinator) followed by the attempt's `failed`, `restart`,
+`finished`.  When the job reaches a terminal state (finished, or an operator
+error) the coordinator shuts down: every pending snapshot gets its `aborted`
+event, as Flink's CHECKPOINT_COORDINATOR_SHUTDOWN.
 """
 
 from __future__ import annotations
 
 import gc
 import random
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable
 
 import simpy
@@ -271,12 +280,20 @@ class Job:
                         items = items + saved(first.name)
                     ch.prefill([item for item in items if item.__class__ is not Barrier])
 
-    def fail(self, task: Task | None, reason: str) -> None:
+    def fail(self, task: Task | None, reason: str, crashed: Sequence[Task] = ()) -> None:
+        """Task `task` failed (None: the job, for a recovered coordinator): fail over.
+
+        Each subtask that crashed (`crashed`, or else `task`) gets a `crash` event;
+        then the job records `failed` and restarts every task.
+        """
         attempt = self.attempt
         if attempt is None or not attempt.alive:
             return
         attempt.alive = False
-        self.trace.add(self.env.now, "failed", task.name if task else "job", reason)
+        now = self.env.now
+        for t in crashed or ((task,) if task is not None else ()):
+            self.trace.add(now, "crash", t.name, attempt.number, reason)
+        self.trace.add(now, "failed", task.name if task else "job", reason)
         for ch in attempt.channels:
             ch.close()
         for t in attempt.tasks:
@@ -306,9 +323,13 @@ class Job:
                 t.wake()
         self.status = ERROR
         self.end_time = self.env.now
+        self.coordinator.shutdown("job failed")
 
     def coordinator_crash(self, reason: str) -> None:
         """The coordinator is lost: recover from the durable checkpoint store, or fail."""
+        if self.running:
+            self.trace.add(self.env.now, "crash", "coordinator",
+                           self.attempt.number if self.attempt else 0, reason)
         if self.scenario.checkpoints.durable_store:
             self.fail(None, reason)
             return
@@ -358,3 +379,6 @@ class Job:
             attempt.alive = False
             for t in attempt.tasks:
                 t.wake()
+        # as Flink's coordinator shuts down with the job: what is pending is aborted
+        # (the tasks are gone: nobody is notified)
+        self.coordinator.shutdown("job finished")

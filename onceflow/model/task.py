@@ -157,6 +157,8 @@ class Task:
 
     def initialize(self) -> None:
         snapshot = self.job.restoring
+        if snapshot is not None:
+            self.job.trace.add(self.env.now, "restore", self.name, snapshot.id, snapshot.kind)
         self.phase("restore", snapshot.id if snapshot is not None else 0)
         self.operator.open(OperatorContext(self, self.restored_union), self.restored)
 
@@ -246,6 +248,8 @@ class Task:
     def emit_barrier(self, barrier: Barrier, overtake: bool) -> dict[str, list[Any]]:
         """Send `barrier` on every output; overtaken buffers come back as channel state."""
         self.flush()
+        if self.outputs:  # one event for all outputs (a sink has none)
+            self.job.trace.add(self.env.now, "barrier_sent", self.name, barrier.id, barrier.kind)
         state: dict[str, list[Any]] = {}
         for ch in self.outputs:
             if overtake and not ch.pointwise:
