@@ -1,9 +1,13 @@
 """A space-time diagram of one timeline in a browser page (plotly, embedded for offline use).
 
 One horizontal lane per subtask, plus "coordinator" (the job's own events
-too) and "store"; x is simulated time in ms.  Vertical lines mark crashes,
+too) and "store"; x is simulated time in ms.  Vertical lines mark failovers,
 restarts and the fork of a restored timeline; the offending records of a
-finding are big markers of their own colour, named in the legend.
+finding are big markers of their own colour, named in the legend.  Barriers
+are drawn as they travel (a thin line from the sender's `barrier_sent` to each
+receiver's `barrier_received`), an alignment as a thick stretch of its task's
+lane (from its first barrier to the last), and each snapshot's cut as a dotted
+zig-zag through the subtasks' snapshots.
 """
 
 from __future__ import annotations
@@ -32,8 +36,16 @@ STYLES: dict[str, tuple[str, dict[str, Any]]] = {
     "records": ("record buffers (read / process)",
                 {"symbol": "circle", "size": 5, "color": "#b8b8b8"}),
     "store_write": ("store writes", {"symbol": "line-ns-open", "size": 8, "color": "#9a9a9a"}),
+    "barrier_hop": ("barrier in flight (sent → received)",
+                    {"symbol": "triangle-right", "size": 6, "color": "#9ecae1"}),
+    "alignment": ("alignment (early inputs blocked)",
+                  {"symbol": "line-ns-open", "size": 10, "color": "#17becf",
+                   "line": {"width": 2}}),
     "barrier": ("barrier: snapshot taken", {"symbol": "line-ns-open", "size": 16,
                                             "color": "#1f77b4", "line": {"width": 2.5}}),
+    "channel_state": ("unaligned: records kept as channel state",
+                      {"symbol": "hexagon-open", "size": 11, "color": "#1f77b4",
+                       "line": {"width": 2}}),
     "trigger": ("checkpoint triggered", {"symbol": "triangle-right", "size": 11,
                                          "color": "#1f77b4"}),
     "completed": ("checkpoint completed", {"symbol": "star", "size": 15, "color": "#2ca02c"}),
@@ -44,9 +56,11 @@ STYLES: dict[str, tuple[str, dict[str, Any]]] = {
     "commit": ("commit", {"symbol": "diamond", "size": 12, "color": "#2ca02c"}),
     "abort": ("abort / failed or missing commit", {"symbol": "square-x-open", "size": 12,
                                       "color": "#8c564b", "line": {"width": 2}}),
-    "failed": ("crash (failed)", {"symbol": "x", "size": 17, "color": "#d62728"}),
-    "deploy": ("deploy / restart / restore", {"symbol": "triangle-up", "size": 13,
-                                              "color": "#ff7f0e"}),
+    "failed": ("crash", {"symbol": "x", "size": 17, "color": "#d62728"}),
+    "deploy": ("deploy / restart / restored timeline", {"symbol": "triangle-up", "size": 13,
+                                                        "color": "#ff7f0e"}),
+    "restore": ("task restores a snapshot", {"symbol": "triangle-up-open", "size": 11,
+                                             "color": "#ff7f0e", "line": {"width": 2}}),
     "fault": ("fault injected", {"symbol": "star-triangle-up", "size": 15,
                                  "color": "#9467bd"}),
     "finished": ("job finished", {"symbol": "square", "size": 11, "color": "#222222"}),
@@ -58,11 +72,19 @@ STYLES: dict[str, tuple[str, dict[str, Any]]] = {
 SERIES = {
     "snapshot": "barrier", "trigger": "trigger", "completed": "completed",
     "aborted": "aborted", "declined": "aborted", "savepoint_failed": "aborted",
+    "alignment_cancelled": "aborted",
+    "barrier_overtaken": "channel_state", "barriers_complete": "channel_state",
     "pre_commit": "pre_commit", "commit": "commit", "abort": "abort", "commit_lost": "abort",
-    "failed": "failed", "deploy": "deploy", "restart": "deploy", RESTORED: "deploy",
+    "crash": "failed", "deploy": "deploy", "restart": "deploy", RESTORED: "deploy",
     "fault": "fault", "finished": "finished",
     "txn_committed": "commit", "txn_aborted": "abort", "txn_expired": "abort",
     "txn_open": "abort",
+}
+#: Series drawn as lines (their points come in runs separated by gaps), and how.
+LINES: dict[str, dict[str, Any]] = {
+    "barrier": {"width": 1, "dash": "dot"},  # a snapshot's cut
+    "barrier_hop": {"width": 1},  # sender -> receiver
+    "alignment": {"width": 5},  # along one lane
 }
 #: Transaction events that also get a marker in the store lane.
 STORE_ECHO = frozenset({"commit", "commit_lost", "abort"})
@@ -142,9 +164,13 @@ def _series(result: RunResult, events: list[Event], offenders: Offenders,
     """Every event as a point of its legend entry; barriers joined per snapshot."""
     out: dict[str, Series] = {key: Series() for key in STYLES}
     barriers: dict[tuple[int, int], list[tuple[float, str, str]]] = {}
+    sent: dict[tuple[int, int, str], tuple[float, str]] = {}  # -> (time, snapshot kind)
     attempt = 0  # join the barriers of one snapshot within one deployment
     for (time, kind, where, detail), line in described(events, offenders, True):
         attempt += kind == "deploy"
+        if kind in _BARRIER_KINDS:
+            _barrier_point(out, sent, attempt, (time, kind, where, detail))
+            continue
         if line is None:
             continue
         text = f"t={time:.3f}  {where}<br>{line.what}"
@@ -155,6 +181,38 @@ def _series(result: RunResult, events: list[Event], offenders: Offenders,
     _add_barriers(out["barrier"], barriers, lanes)
     _add_store_writes(out, result, offenders)
     return out
+
+
+_BARRIER_KINDS = frozenset({"barrier_sent", "barrier_received", "aligned", "restore"})
+
+
+def _barrier_point(out: dict[str, Series], sent: dict[tuple[int, int, str], tuple[float, str]],
+                   attempt: int, event: Event) -> None:
+    """The events the text timeline folds or leaves out, drawn one by one: a barrier's
+    hop from sender to receiver, an alignment's stretch, each task's restore."""
+    time, kind, where, d = event
+    lane = _lane(where)
+    if kind == "barrier_sent":
+        sent[(attempt, d[0], where)] = (time, d[1])
+    elif kind == "barrier_received":
+        start, snapshot = sent.get((attempt, d[0], d[2]), (None, "checkpoint"))
+        if start is None:
+            return
+        text = (f"t={start:.3f} → t={time:.3f}  {d[2]} → {where}<br>barrier of {snapshot} "
+                f"{d[0]} (input {d[1]})")
+        out["barrier_hop"].add(start, _lane(d[2]), text)
+        out["barrier_hop"].add(time, lane, text)
+        out["barrier_hop"].gap()
+    elif kind == "aligned":
+        if not d[2]:
+            return  # every barrier came at once: nothing was blocked
+        text = (f"t={time - d[2]:.3f} → t={time:.3f}  {where}<br>alignment of {d[1]} {d[0]}: "
+                f"{d[2]:.3f} ms")
+        out["alignment"].add(time - d[2], lane, text)
+        out["alignment"].add(time, lane, text)
+        out["alignment"].gap()
+    else:  # restore
+        out["restore"].add(time, lane, f"t={time:.3f}  {where}<br>restore {d[1]} {d[0]}")
 
 
 def _place(out: dict[str, Series], kind: str, point: tuple[float, str, str], *,
@@ -203,7 +261,7 @@ def _verticals(events: list[Event]) -> list[tuple[float, str, str, str]]:
     out = []
     for time, kind, where, detail in events:
         if kind == "failed":
-            out.append((time, "crash" if where != COORDINATOR else "coordinator lost",
+            out.append((time, "failover" if where != COORDINATOR else "coordinator lost",
                         "#d62728", "dash"))
         elif kind == "restart":
             out.append((time, f"restart #{detail[0]}", "#ff7f0e", "dot"))
@@ -223,11 +281,11 @@ def _legend_name(key: str, name: str, offenders: Offenders) -> str:
 
 
 def _scatter(go: Any, key: str, name: str, marker: dict[str, Any], points: Series) -> Any:
-    joined = key == "barrier"
+    joined = key in LINES
     return go.Scatter(
         x=points.xs, y=points.ys, text=points.texts, name=name, marker=marker,
         mode="lines+markers" if joined else "markers", hoverinfo="text",
-        line={"width": 1, "dash": "dot", "color": marker["color"]} if joined else None,
+        line=LINES[key] | {"color": marker["color"]} if joined else None,
         connectgaps=False)
 
 

@@ -4,12 +4,17 @@ One line per event, `t=12.345  where  what`, in time order.  Control events
 (barriers, snapshots, commits, crashes, restores) are always shown; a record
 buffer (`read`/`process`) only when it carries an offending record, or, with
 no finding, as a one-line summary when the run is small.  Acknowledgements
-are left out: `completed` says every subtask acknowledged.
+are left out: `completed` says every subtask acknowledged.  So are the barrier's
+single hops (`barrier_sent`, `barrier_received`): a task's snapshot line says
+how its barriers came in (`aligned after 4.2 ms`), and an unaligned barrier
+that overtook records gets a line of its own.  The `restore` of every task of
+one deployment is one line.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from itertools import takewhile
 from typing import Any, NamedTuple
 
 from onceflow.errors import RestoreError
@@ -21,10 +26,11 @@ from onceflow.report._history import RESTORED, Event, Offenders, events_of, snap
 __all__ = ["text_timeline", "violating_timeline"]
 
 BUFFER_KINDS = frozenset({"read", "process"})
-HIDDEN_KINDS = frozenset({"ack"})
+HIDDEN_KINDS = frozenset({"ack", "barrier_sent", "barrier_received"})
 #: Events the elision gives up last (and keeps close to when no record is offending).
-INCIDENT_KINDS = frozenset({"failed", "fault", "restart", "deploy", "aborted", "declined",
-                            "commit_lost", RESTORED, "savepoint_failed", "finished"})
+INCIDENT_KINDS = frozenset({"crash", "failed", "fault", "restart", "deploy", "restore",
+                            "aborted", "declined", "commit_lost", RESTORED,
+                            "savepoint_failed", "finished"})
 #: With no finding, record buffers are summarized only for traces this short.
 SMALL_RUN_EVENTS = 400
 MARK, NO_MARK = ">> ", "   "
@@ -79,14 +85,40 @@ def described(events: list[Event], offenders: Offenders,
               summarize: bool) -> Iterator[tuple[Event, Line | None]]:
     """Each event with its line (None: not shown)."""
     names: dict[int, str] = {}  # snapshot ids by kind ("savepoint 3"): both kinds share ids
-    for event in events:
-        if event[1] == "trigger":
+    arrivals: dict[tuple[str, Any], Event] = {}  # (task, snapshot id) -> its `aligned`
+    restored: set[tuple[float, Any]] = set()  # (time, snapshot id) of restores told
+    for i, event in enumerate(events):
+        kind = event[1]
+        if kind == "trigger":
             names[event[3][0]] = f"{event[3][1]} {event[3][0]}"
-        yield event, _event_line(event, offenders, summarize, names)
+        elif kind == "aligned":
+            arrivals[(event[2], event[3][0])] = event  # told with the snapshot line
+            yield event, None
+            continue
+        elif kind == "barriers_complete" and not event[3][2]:
+            yield event, None  # no channel state: the snapshot line says enough
+            continue
+        elif kind == "restore":
+            yield event, _restore_line(events, i, restored)
+            continue
+        yield event, _event_line(event, offenders, summarize, names, arrivals)
+
+
+def _restore_line(events: list[Event], i: int, told: set[tuple[float, Any]]) -> Line | None:
+    """One line for the restores of one snapshot at one moment (a deployment)."""
+    time, _, where, detail = events[i]
+    if (time, detail[0]) in told:
+        return None
+    told.add((time, detail[0]))
+    tasks = [e[2] for e in takewhile(lambda e: e[0] == time, events[i:])
+             if e[1] == "restore" and e[3] == detail]
+    who = where if len(tasks) == 1 else f"{len(tasks)} tasks"
+    return Line(time, "job" if len(tasks) > 1 else where,
+                f"{who} restore {detail[1]} {detail[0]}", False, True)
 
 
 def _event_line(event: Event, offenders: Offenders, summarize: bool,
-                names: dict[int, str]) -> Line | None:
+                names: dict[int, str], arrivals: dict[tuple[str, Any], Event]) -> Line | None:
     time, kind, where, detail = event
     if kind in HIDDEN_KINDS:
         return None
@@ -94,6 +126,10 @@ def _event_line(event: Event, offenders: Offenders, summarize: bool,
         return _buffer_line(event, offenders, summarize)
     held = offenders.in_txn(detail[0]) if detail else ()
     what = _describe(kind, where, detail, names)
+    if kind == "barrier_overtaken" and not detail[2]:
+        return None  # overtook nothing: the snapshot line says enough
+    if kind == "snapshot":
+        what = _arrival(arrivals.pop((where, detail[0]), None), what)
     if held:
         what += f"; holds {', '.join(held)}"
     return Line(time, _where(where), what, bool(held), kind in INCIDENT_KINDS or bool(held))
@@ -113,6 +149,14 @@ def _buffer_line(event: Event, offenders: Offenders, summarize: bool) -> Line | 
         span = records[0].id if len(records) == 1 else f"{records[0].id}..{records[-1].id}"
         return Line(time, where, f"{verb} {_count(len(records))} ({span})", False, False)
     return None
+
+
+def _arrival(arrival: Event | None, what: str) -> str:
+    """A snapshot line with how long the task aligned, when it had to wait."""
+    if arrival is None or not arrival[3][2]:
+        return what
+    head, _, tail = what.partition(": ")
+    return f"{head}: aligned after {arrival[3][2]:.3f} ms, {tail}"
 
 
 def _count(n: int) -> str:
@@ -143,8 +187,21 @@ def _describe(kind: str, where: str, d: tuple[Any, ...], names: dict[int, str]) 
                                f"({snap(d[1])}, {d[2]})",
         "commit_retry": lambda: f"commit of txn {d[0]} failed transiently, retrying",
         "abort": lambda: f"ABORT txn {d[0]}",
-        "failed": lambda: ("coordinator lost: " if where == "coordinator" else "CRASH: ")
-                          + str(d[0]),
+        "crash": lambda: ("coordinator " if where == "coordinator" else "") + f"CRASH: {d[1]}",
+        "failed": lambda: ("coordinator lost, no durable checkpoint store: the job fails"
+                           if where == "coordinator" else "attempt failed: every task stops"),
+        "barrier_overtaken": lambda: f"barrier of {snap(d[0])} overtook {_count(d[2])} in "
+                                     "flight: channel state",
+        "barriers_complete": lambda: f"barrier of {snap(d[0])} arrived on every input: "
+                                     f"{_count(d[2])} kept as channel state",
+        "alignment_cancelled": lambda: f"alignment of {snap(d[0])} given up: barrier of "
+                                       f"{snap(d[1])} arrived",
+        "aligned": lambda: f"barrier of {snap(d[0])} arrived on every input: aligned after "
+                           f"{d[2]:.3f} ms",
+        "barrier_sent": lambda: f"barrier of {snap(d[0])} sent downstream",
+        "barrier_received": lambda: f"barrier of {snap(d[0])} received on input {d[1]} "
+                                    f"from {d[2]}",
+        "restore": lambda: f"restore {d[1]} {d[0]}",
         "restart": lambda: f"restart #{d[0]} from "
                            + (f"checkpoint {d[1]}" if d[1] is not None else "scratch"),
         "deploy": lambda: f"deploy attempt {d[0]} from {d[1]}",
