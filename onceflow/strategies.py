@@ -31,6 +31,9 @@ __all__ = ["FAULT_GROUPS", "scenario_from_seed", "scenarios"]
 #: Fault kinds switched on and off together in swarm testing.
 FAULT_GROUPS = ("crash", "phase", "notify", "storage", "store", "network", "coordinator")
 
+#: Groups whose faults strike at a time (rather than at a phase or a checkpoint).
+_TIMED_GROUPS = ("crash", "store", "coordinator", "network")
+
 _SINK_PHASES = ("pre_commit", "commit_before", "commit_after", "recovery_commit",
                 "stop_savepoint")
 
@@ -198,7 +201,7 @@ def _target(src: _Source, topology: Topology, *, sink: bool = False) -> str:
 def _fault(src: _Source, groups: list[str], topology: Topology, horizon: float, sink: str,
            plan: list[SavepointRequest]) -> Any:
     group = _choice(src, tuple(groups))
-    if plan and _flag(src):
+    if plan and group in _TIMED_GROUPS and _flag(src):
         # aim at the window right after a savepoint (between its completion and the
         # next checkpoint), where savepoint side effects and failover meet; a
         # savepoint takes 5-15 ms from trigger to completion
