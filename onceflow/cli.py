@@ -308,6 +308,18 @@ def _positive(text: str) -> int:
     return value
 
 
+MAX_WORKERS = 64
+
+
+def _workers(text: str) -> int:
+    value = _positive(text)
+    if value > MAX_WORKERS:
+        raise argparse.ArgumentTypeError(
+            f"at most {MAX_WORKERS} worker processes (this machine has {os.cpu_count()} CPUs; "
+            "one per CPU is the useful maximum)")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="onceflow", description="Exactly-once harness for Flink-style stream "
                                                   "processors: simulate, inject faults, check.")
@@ -346,7 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fuzz", help="fuzz until the budget is spent or a property fails")
     p.add_argument("--budget", default="10m", help="e.g. 60s, 10m, 1h (default 10m)")
     pins(p)
-    p.add_argument("--workers", type=_positive, default=1, help="processes sharing the corpus")
+    p.add_argument("--workers", type=_workers, default=1,
+                   help="processes sharing the corpus (one per CPU is the useful maximum)")
     p.add_argument("--db", default=".onceflow/db", help="failure corpus directory")
     p.add_argument("--seed", type=_non_negative, default=None, help="reproducible batch seeds")
     p.add_argument("--json", action="store_true")

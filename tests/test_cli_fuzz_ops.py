@@ -96,3 +96,8 @@ def test_an_empty_corpus_path_is_a_usage_error() -> None:
 def test_replay_names_what_is_wrong_with_its_input(source: str, message: str) -> None:
     proc = cli("replay", source, timeout=30)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_absurd_worker_counts_are_refused() -> None:
+    proc = cli("fuzz", "--workers", "99999", "--budget", "1s")
+    assert proc.returncode == 2 and "at most 64 worker processes" in proc.stderr
