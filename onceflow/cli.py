@@ -106,12 +106,14 @@ def _fault_line(f: dict[str, Any]) -> str:
     phase = f" at {f['phase']}" if f.get("phase") else ""
     ckpt = f" of checkpoint {f['checkpoint']}" if f.get("checkpoint") else ""
     target = f" on {f['target']}" if f.get("target") else ""
-    return f"t={f['time']:g} {f['kind']}{phase}{ckpt}{target}"
+    effect = f" {f['effect']}" if f.get("effect") else ""
+    return f"t={f['time']:g} {f['kind']}{effect}{phase}{ckpt}{target}"
 
 
 def _faults_json(result: Any) -> list[dict[str, Any]]:
     return [{"kind": f["kind"], "phase": f["phase"], "time": f["time"], "target": f["target"],
-             "checkpoint": f["checkpoint"]} for f in result.faults_fired]
+             "checkpoint": f["checkpoint"], "effect": f.get("effect")}
+            for f in result.faults_fired]
 
 
 # -- commands ------------------------------------------------------------------------------

@@ -19,9 +19,10 @@ import pytest
 import onceflow
 from onceflow import (CheckpointConfig, Scenario, ScenarioError, Timing, Topology, Vertex,
                       Workload, run)
-from onceflow.faults.plan import (CRASH_PHASES, FAULT_KINDS, CoordinatorCrash, Crash,
-                                  LatencySpike, NotifyFault, PhaseCrash, SlowSubtask,
-                                  StorageFault, StoreFault, WorkerCrash)
+from onceflow.faults import unfired
+from onceflow.faults.plan import (CRASH_PHASES, FAULT_KINDS, NOTIFY_MESSAGES, CoordinatorCrash,
+                                  Crash, LatencySpike, NotifyFault, PhaseCrash, SlowSubtask,
+                                  StorageFault, StoreFault, WorkerCrash, max_checkpoint_id)
 
 # 8 subtasks at 4 slots a worker: workers 0 and 1
 TOPOLOGY = Topology((
@@ -75,9 +76,19 @@ BAD: list[tuple[str, Any, str]] = [
     ("unknown notification effect", NotifyFault("corrupt", 1), "effect"),
     ("unknown storage effect", StorageFault("corrupt", 1), "effect"),
     ("unknown store effect", StoreFault("outage", 1.0), "effect"),
+    ("unknown notification message", NotifyFault("lose", 1, "*", 0.0, "declined"), "message"),
+    ("notification message with wrong case", NotifyFault("lose", 1, "*", 0.0, "Aborted"),
+     "message"),
     # unknown checkpoints
     ("negative checkpoint", PhaseCrash("alignment", "reduce[0]", -1), "checkpoint"),
     ("checkpoint beyond any run", PhaseCrash("alignment", "reduce[0]", 10_001), "checkpoint"),
+    # this job's horizon holds at most a few hundred snapshots (see test_checkpoint_bound...)
+    ("checkpoint this run never reaches", PhaseCrash("alignment", "reduce[0]", 9999),
+     "checkpoint"),
+    ("notification of a checkpoint this run never reaches", NotifyFault("lose", 9999),
+     "checkpoint"),
+    ("storage fault of a checkpoint this run never reaches",
+     StorageFault("fail_write", 9999, "map[0]"), "checkpoint"),
     ("fractional checkpoint", PhaseCrash("alignment", "reduce[0]", 1.5), "checkpoint"),
     ("boolean checkpoint", PhaseCrash("alignment", "reduce[0]", True), "checkpoint"),
     ("notification of a negative checkpoint", NotifyFault("delay", -2, "*", 1.0), "checkpoint"),
@@ -207,11 +218,83 @@ def test_every_valid_target_and_phase_is_accepted() -> None:
     faults = [PhaseCrash(phase, target, cp) for phase in CRASH_PHASES
               for target, cp in zip(targets, range(8))
               if phase != "end_of_input" or cp == 0]
-    faults += [Crash(0, t) for t in targets] + [WorkerCrash(1e9, w) for w in (0, 1)]
-    for start in range(0, len(faults), 60):
-        scenario(*faults[start:start + 60])
+    faults += [Crash(0, t) for t in targets] + [WorkerCrash(1e5, w) for w in (0, 1)]
+    for start in range(0, len(faults), 30):
+        scenario(*faults[start:start + 30])
+    last = max_checkpoint_id(scenario())
     for effect in ("lose", "delay", "duplicate", "reorder"):
-        scenario(NotifyFault(effect, 10_000, "*", 0), NotifyFault(effect, 0, "sink[1]", 1e9))
+        for message in NOTIFY_MESSAGES:
+            scenario(NotifyFault(effect, last, "*", 0, message),
+                     NotifyFault(effect, 0, "sink[1]", 1e9, message))
+    scenario(PhaseCrash("pre_commit", "sink[0]", last), StorageFault("slow_upload", last))
+
+
+# -- checkpoint ids a run can reach --------------------------------------------------------------
+
+def test_checkpoint_bound_follows_the_horizon_and_names_the_limit() -> None:
+    """A fault may name any checkpoint up to the most the run can trigger, not one more;
+    the message says how many that is.  A later timed fault extends the horizon, and so
+    the bound."""
+    s = scenario()
+    last = max_checkpoint_id(s)
+    # 60 records at 0.2 ms: horizon 1000 + 100 * 12 = 2200 ms, 275 ticks of 8 ms, plus one
+    # final checkpoint for each of the 1 + 3 attempts
+    assert last == 2200 // 8 + 4
+    scenario(PhaseCrash("alignment", "reduce[0]", last))
+    with pytest.raises(ScenarioError) as info:
+        scenario(PhaseCrash("alignment", "reduce[0]", last + 1))
+    assert info.value.field == "faults[0].checkpoint"
+    assert f"checkpoint {last + 1} is never reached" in str(info.value)
+    assert f"at most {last} snapshots" in str(info.value)
+    # a crash 800 ms later keeps the run going 800 ms longer: 100 more ticks
+    scenario(Crash(800.0, "map[0]"), PhaseCrash("alignment", "reduce[0]", last + 100))
+    with pytest.raises(ScenarioError) as info:
+        scenario(Crash(800.0, "map[0]"), PhaseCrash("alignment", "reduce[0]", last + 101))
+    assert info.value.field == "faults[1].checkpoint"
+
+
+def test_checkpoint_bound_holds_for_a_run_that_ticks_until_its_horizon() -> None:
+    """A job slowed to a crawl never finishes: the timer triggers a checkpoint every
+    interval until the horizon (each times out before the next).  The ids it reaches
+    stay within the bound, which is close to them."""
+    s = Scenario(topology=Topology((Vertex("source", "source", 1),
+                                    Vertex("sink", "sink", 1, "forward"))),
+                 workload=Workload(records=50, keys=2),
+                 checkpoints=CheckpointConfig(interval=5.0, timeout=3.0),
+                 timing=Timing(record_cost=0.2), sink="two_phase",
+                 faults=(SlowSubtask(0.0, "sink[0]", 1e6, 1000.0),))
+    result = run(s)
+    assert result.status == "stuck"
+    reached = max(d[0] for _, kind, _, d in result.trace.events if kind == "trigger")
+    assert reached <= max_checkpoint_id(s) <= reached + 1 + s.restart.attempts + 1
+
+
+def test_generated_faults_name_reachable_checkpoints() -> None:
+    from onceflow.strategies import scenario_from_seed
+
+    for seed in range(300):
+        s = scenario_from_seed(seed)
+        limit = max_checkpoint_id(s)
+        assert all(getattr(f, "checkpoint", 0) <= limit for f in s.faults), seed
+
+
+def test_a_fault_that_never_fires_is_listed_by_unfired() -> None:
+    """Valid but aimed at nothing that happens (a checkpoint after the job finished, a
+    crash after the end, a notify-aborted when nothing aborts): accepted, listed by
+    `unfired`, absent from `faults_fired`."""
+    faults = (PhaseCrash("pre_commit", "sink[0]", 200),  # the job ends long before
+              Crash(1e6, "map[0]"),  # after the job finished
+              NotifyFault("lose", 0, "*", 0.0, "aborted"),  # no checkpoint aborts
+              NotifyFault("lose", 1, "sink[1]", 0.0, "complete"))  # this one fires
+    s = Scenario(topology=TOPOLOGY, workload=Workload(records=60, keys=4, splits=2),
+                 checkpoints=CheckpointConfig(interval=8.0),
+                 timing=Timing(latency=1.0, record_cost=0.2, buffer_records=4),
+                 sink="two_phase", faults=faults)
+    result = run(s)
+    assert result.status == "finished"
+    assert [f["index"] for f in result.faults_fired] == [3]
+    assert unfired(result) == tuple(enumerate(faults))[:3]
+    onceflow.check(result)
 
 
 def test_end_of_input_is_not_tied_to_a_checkpoint() -> None:
@@ -232,6 +315,8 @@ ALL_KINDS: tuple[Any, ...] = (
     NotifyFault("delay", 2, "sink[0]", 3.5),
     NotifyFault("duplicate", 0, "*", 1),
     NotifyFault("reorder", 3, "source[1]"),
+    NotifyFault("lose", 2, "sink[1]", 0, "aborted"),
+    NotifyFault("duplicate", 0, "*", 2.5, "complete"),
     StorageFault("fail_write", 1, "map[0]"),
     StorageFault("slow_upload", 0, "*", 25),
     StoreFault("commit_failure", 5.0, 3),
@@ -273,6 +358,16 @@ def test_scenario_with_every_fault_kind_round_trips_and_replays_identically() ->
                for name in ("at", "delay", "duration", "extra", "factor") if hasattr(f, name))
     # the replayed scenario is the same run
     assert run(Scenario.from_json(s.to_json())).digest == run(s).digest
+
+
+def test_notify_fault_without_message_reads_as_any() -> None:
+    """Scenarios written before `message` existed replay as they did: their notification
+    faults intercept notify-complete and notify-aborted alike."""
+    data = {"kind": "notify", "effect": "lose", "checkpoint": 1, "target": "*", "delay": 0.0}
+    s = Scenario.from_json(json_with_faults([data]))
+    assert s.faults == (NotifyFault("lose", 1),)
+    assert s.faults[0].message == "any"
+    assert json.loads(s.to_json())["faults"][0]["message"] == "any"
 
 
 def test_generated_fault_plans_round_trip() -> None:

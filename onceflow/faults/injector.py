@@ -4,6 +4,15 @@ Timed faults are scheduled on the job's clock; phase crashes hook into the
 points where a snapshot passes a phase (`Job.phase`); notification and
 storage faults filter the coordinator's messages and uploads.  Every fault
 that fires is recorded (`job.faults_fired`, and a "fault" trace event).
+
+Each `faults_fired` entry has `kind` (the fault's kind), `phase` (where the
+fault struck: the crash phase of a phase crash, `notify_complete` or
+`notify_aborted` for a notification, `async_upload` for checkpoint storage;
+None for timed faults), `effect` (what it did: the notification or storage
+fault's effect, `commit_failure` for the store; None for crashes and slowdowns),
+`time`, `target`, `checkpoint` and `index` (the fault's position in the plan).
+The trace event "fault" holds (kind, phase, checkpoint, effect, index).
+A fault that never fired has no entry: `unfired(result)` lists those.
 """
 
 from __future__ import annotations
@@ -19,7 +28,10 @@ if TYPE_CHECKING:
     from onceflow.model.job import Job
     from onceflow.model.task import Task
 
-__all__ = ["Injector", "install"]
+__all__ = ["Injector", "install", "unfired"]
+
+#: The phase a storage fault strikes in: the asynchronous part of a snapshot.
+STORAGE_PHASE = "async_upload"
 
 
 class Injector:
@@ -55,14 +67,16 @@ class Injector:
     # -- bookkeeping ---------------------------------------------------------------
 
     def _record(self, index: int, fault: Any, *, phase: str | None = None,
-                target: str | None = None, checkpoint: int | None = None) -> None:
+                effect: str | None = None, target: str | None = None,
+                checkpoint: int | None = None) -> None:
         job = self.job
         self.spent.add(index)
-        entry = {"kind": type(fault).kind_name, "phase": phase, "time": job.env.now,
-                 "target": target, "checkpoint": checkpoint, "index": index}
+        entry = {"kind": type(fault).kind_name, "phase": phase, "effect": effect,
+                 "time": job.env.now, "target": target, "checkpoint": checkpoint,
+                 "index": index}
         self.fired.append(entry)
         job.trace.add(job.env.now, "fault", target or "job", type(fault).kind_name, phase,
-                      checkpoint, index)
+                      checkpoint, effect, index)
 
     def _task(self, name: str) -> "Task | None":
         attempt = self.job.attempt
@@ -99,7 +113,7 @@ class Injector:
         job.coordinator_crash(f"coordinator crash (fault {index})")
 
     def _store_fault(self, index: int, fault: StoreFault) -> None:
-        self._record(index, fault, target="store")
+        self._record(index, fault, effect=fault.effect, target="store")
         self.job.store.transient_failures += fault.times
 
     def _latency_spike(self, index: int, fault: LatencySpike) -> None:
@@ -144,8 +158,18 @@ class Injector:
 
     # -- messages and uploads ------------------------------------------------------------
 
+    def _message(self, checkpoint_id: int) -> str:
+        """Which notification the coordinator is sending for `checkpoint_id`: a snapshot
+        either completed (it is in the history before its notify-complete goes out)
+        or was aborted, never both."""
+        for snapshot in reversed(self.job.coordinator.history):
+            if snapshot.id == checkpoint_id:
+                return "complete"
+        return "aborted"
+
     def _filter_notification(self, task: "Task", checkpoint_id: int) -> list[float]:
         """Extra delays of the copies of this notification to deliver ([] = lost)."""
+        message: str | None = None
         for index, fault in self.notify_faults:
             if (index, task.name) in self.hit or (index in self.spent and fault.target != "*"):
                 continue
@@ -153,10 +177,14 @@ class Injector:
                 continue
             if fault.target != "*" and fault.target != task.name:
                 continue
+            if message is None:
+                message = self._message(checkpoint_id)
+            if fault.message != "any" and fault.message != message:
+                continue
             # a wildcard hits each subtask once, for one checkpoint
             self.hit.add((index, task.name))
-            self._record(index, fault, phase=f"notify_{fault.effect}", target=task.name,
-                         checkpoint=checkpoint_id)
+            self._record(index, fault, phase=f"notify_{message}", effect=fault.effect,
+                         target=task.name, checkpoint=checkpoint_id)
             if fault.target == "*":
                 self._notify_wildcard_hit(index, checkpoint_id)
             if fault.effect == "lose":
@@ -183,8 +211,8 @@ class Injector:
                 continue
             if fault.target != "*" and fault.target != task.name:
                 continue
-            self._record(index, fault, phase=fault.effect, target=task.name,
-                         checkpoint=checkpoint_id)
+            self._record(index, fault, phase=STORAGE_PHASE, effect=fault.effect,
+                         target=task.name, checkpoint=checkpoint_id)
             if fault.effect == "fail_write":
                 return False, 0.0
             return True, fault.delay
@@ -201,3 +229,12 @@ def install(job: "Job") -> Injector:
     injector = Injector(job)
     injector.install()
     return injector
+
+
+def unfired(result: Any) -> tuple[tuple[int, Any], ...]:
+    """The faults of `result`'s plan that never fired, as (index, fault): a crash aimed
+    at a phase or checkpoint the run never reached, a timed fault after the job ended,
+    a notification fault whose message was never sent...  Such a fault changed nothing
+    in the run, so a clean verdict says nothing about it."""
+    fired = {entry["index"] for entry in result.faults_fired}
+    return tuple((i, f) for i, f in enumerate(result.scenario.faults) if i not in fired)

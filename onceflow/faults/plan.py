@@ -2,7 +2,9 @@
 
 Every fault is a frozen value; its JSON form is its fields plus `kind`.
 Targets name subtasks as ``"uid[i]"``; checkpoint ids count from 1 (0 means
-"the first one that reaches the phase").
+"the first one that reaches the phase").  A fault may name only a checkpoint id
+the run can reach: at most `max_checkpoint_id(scenario)` snapshots are ever
+triggered before the run's horizon.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ __all__ = [
     "StoreFault",
     "WorkerCrash",
     "fault_from_data",
+    "max_checkpoint_id",
     "validate_faults",
 ]
 
@@ -49,6 +52,9 @@ CRASH_PHASES = (
 )
 
 NOTIFY_EFFECTS = ("lose", "delay", "duplicate", "reorder")
+#: Which notifications a `NotifyFault` intercepts: notify-complete, notify-aborted, or
+#: whichever of the two comes first ("any", the behaviour before the field existed).
+NOTIFY_MESSAGES = ("complete", "aborted", "any")
 STORAGE_EFFECTS = ("fail_write", "slow_upload")
 STORE_EFFECTS = ("commit_failure",)
 
@@ -92,9 +98,14 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+#: No run triggers more snapshots than this (a fixed cap, whatever the horizon).
+MAX_CHECKPOINT_ID = 10_000
+
+
 def _check_checkpoint(path: str, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 10_000:
-        _fail(path, "checkpoint", f"must be a checkpoint id (0 for any), got {value!r}")
+    if not _is_int(value) or not 0 <= value <= MAX_CHECKPOINT_ID:
+        _fail(path, "checkpoint", f"must be a checkpoint id between 1 and {MAX_CHECKPOINT_ID} "
+                                  f"(0 for any), got {value!r}")
 
 
 @frozen
@@ -157,17 +168,25 @@ class PhaseCrash:
 @frozen
 class NotifyFault:
     """Notify-complete/-aborted messages of `checkpoint` to `target` are lost,
-    delayed by `delay`, duplicated, or reordered (delivered after the next one)."""
+    delayed by `delay`, duplicated, or reordered (delivered after the next one).
+
+    `message` picks the notifications it intercepts: "complete", "aborted", or
+    "any" (the first of either kind; a checkpoint either completes or aborts).
+    """
 
     kind_name: ClassVar[str] = "notify"
     effect: str
     checkpoint: int = 0
     target: str = "*"
     delay: float = field(default=0.0, converter=_num)
+    message: str = "any"
 
     def validate(self, scenario: "Scenario", path: str) -> None:
         if self.effect not in NOTIFY_EFFECTS:
             _fail(path, "effect", f"unknown effect {self.effect!r}; one of {', '.join(NOTIFY_EFFECTS)}")
+        if self.message not in NOTIFY_MESSAGES:
+            _fail(path, "message", f"unknown message {self.message!r}; one of "
+                                   f"{', '.join(NOTIFY_MESSAGES)}")
         _check_checkpoint(path, self.checkpoint)
         check_target(scenario, self.target, path, wildcard=True)
         _check_time(path, "delay", self.delay)
@@ -274,10 +293,37 @@ def fault_from_data(data: Any, path: str) -> Any:
     return _from_data(cls, body, path)
 
 
+def max_checkpoint_id(scenario: "Scenario") -> int:
+    """The highest snapshot id a run of `scenario` can possibly trigger.
+
+    A run lasts until its horizon; the periodic timer triggers at most one
+    checkpoint per interval until then; on top come the savepoint requests and
+    one final checkpoint per attempt (FLIP-147), of which there are at most
+    `restart.attempts + 1`.  (Restored timelines run without faults.)
+    """
+    from onceflow.model.job import horizon  # noqa: PLC0415 (the model imports scenarios)
+
+    ticks = int(horizon(scenario) // scenario.checkpoints.interval)
+    return ticks + len(scenario.savepoints) + scenario.restart.attempts + 1
+
+
 def validate_faults(scenario: "Scenario") -> None:
-    """Check every fault against the scenario it is part of (subtasks, phases, times)."""
+    """Check every fault against the scenario it is part of (subtasks, phases, times,
+    and checkpoint ids the run can reach)."""
     kinds = tuple(FAULT_KINDS.values())
     for i, fault in enumerate(scenario.faults):
         if not isinstance(fault, kinds):
             raise ScenarioError(f"faults[{i}]", f"not a fault value: {fault!r}")
         fault.validate(scenario, f"faults[{i}]")
+    # every time is valid now, so the horizon (which the fault times extend) is known
+    named = [(i, f.checkpoint) for i, f in enumerate(scenario.faults)
+             if getattr(f, "checkpoint", 0)]
+    if named:
+        limit = max_checkpoint_id(scenario)
+        for i, checkpoint in named:
+            if checkpoint > limit:
+                _fail(f"faults[{i}]", "checkpoint",
+                      f"checkpoint {checkpoint} is never reached: this run triggers at most "
+                      f"{limit} snapshots (one per {scenario.checkpoints.interval:g} ms interval "
+                      f"until its horizon, plus savepoints and final checkpoints), so the "
+                      f"fault could never fire")

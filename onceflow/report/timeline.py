@@ -222,8 +222,9 @@ def _describe(kind: str, where: str, d: tuple[Any, ...], names: dict[int, str]) 
 
 
 def _fault(d: tuple[Any, ...]) -> str:
-    kind, phase, checkpoint = (*d, None, None)[:3]
-    return (f"FAULT {kind}" + (f" at {phase}" if phase else "")
+    kind, phase, checkpoint, effect = (*d, None, None, None)[:4]  # effect: see faults.injector
+    return (f"FAULT {kind}" + (f" {effect}" if isinstance(effect, str) else "")
+            + (f" at {phase}" if phase else "")
             + (f" of checkpoint {checkpoint}" if checkpoint else ""))
 
 
