@@ -686,7 +686,7 @@ def test_faults_fired_names_the_phase_and_the_effect_separately() -> None:
     from onceflow.cli import _faults_json
 
     result = run(scenario(StorageFault("slow_upload", 1, "reduce[0]", 1.0),
-                          NotifyFault("delay", 2, "sink[1]", 1.0),
+                          NotifyFault("delay", 1, "sink[1]", 1.0),
                           StoreFault("commit_failure", 1.0), Crash(30.0, "map[0]")))
     got = {f["kind"]: (f["phase"], f["effect"]) for f in result.faults_fired}
     assert got == {"storage": ("async_upload", "slow_upload"),
