@@ -1,0 +1,165 @@
+"""Shrinking keeps the one fault a failure needs and drops everything else.
+
+Each mutant here breaks exactly-once only when a fault opens its window: a crash
+at stop_savepoint (`stop-savepoint-fallback`), a lost notify-complete
+(`commit-only-exact-id`), a declined checkpoint (`abort-discards`).  Padded with
+irrelevant faults that do fire, more records, keys, operators and parallelism,
+such a scenario must shrink to that one fault and a minimal job:
+
+- (a) with the greedy shrinker (`onceflow.shrinking.shrink`, what `onceflow
+  shrink TOKEN` runs), from a hand-built padded scenario;
+- (b) with Hypothesis, through `onceflow.fuzz.fuzz`: the generator's first
+  counterexample carries several faults and a big job; Hypothesis shrinks the
+  draws and the greedy pass polishes the result.
+
+Everything is deterministic (fixed scenarios, a fixed fuzz seed and a fresh
+corpus); no assertion is on wall time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from attrs import evolve
+
+from onceflow import (CheckpointConfig, SavepointRequest, Scenario, Timing, Topology, Vertex,
+                      Workload, run)
+from onceflow.faults import unfired
+from onceflow.faults.plan import (LatencySpike, NotifyFault, PhaseCrash, SlowSubtask,
+                                  StorageFault, StoreFault)
+from onceflow.fuzz import fuzz
+from onceflow.shrinking import shrink, violation_of
+
+TOPOLOGY = Topology((
+    Vertex("source", "source", 3),
+    Vertex("map", "map", 3, "rebalance"),
+    Vertex("reduce", "reduce", 3, "hash"),
+    Vertex("sink", "sink", 3, "forward"),
+), max_parallelism=12)
+
+#: Faults that change the run's timing (and fire) but break nothing, plus one aimed at a
+#: checkpoint the job finishes before (it never fires).
+PADDING = (
+    LatencySpike(3.0, "map[2]", 10.0, 3.0),
+    SlowSubtask(5.0, "reduce[1]", 8.0, 3.0),
+    NotifyFault("delay", 2, "sink[2]", 2.0, "complete"),
+    StorageFault("slow_upload", 2, "reduce[0]", 1.0),
+    StoreFault("commit_failure", 2.0, 1),
+    PhaseCrash("pre_commit", "sink[2]", 50),
+)
+
+#: mutant -> (the one fault it needs, savepoints, property it violates, anomaly)
+CASES: dict[str, tuple[Any, tuple[SavepointRequest, ...], str, str]] = {
+    "stop-savepoint-fallback": (PhaseCrash("stop_savepoint", "sink[0]"),
+                                (SavepointRequest(at=20.0, stop=True),),
+                                "exactly_once", "duplicate"),
+    "commit-only-exact-id": (NotifyFault("lose", 1, "sink[0]", 0.0, "complete"), (),
+                             "no_loss", "lost"),
+    "abort-discards": (StorageFault("fail_write", 1, "reduce[0]"), (), "no_loss", "lost"),
+}
+
+
+def padded(mutant: str) -> Scenario:
+    """The mutant's needed fault in the middle of the padding, on a big job."""
+    needed, savepoints, _, _ = CASES[mutant]
+    return Scenario(topology=TOPOLOGY, workload=Workload(records=150, keys=12, splits=3),
+                    checkpoints=CheckpointConfig(interval=8.0),
+                    timing=Timing(latency=1.0, record_cost=0.2, buffer_records=4),
+                    sink="two_phase", mutants=(mutant,), savepoints=savepoints,
+                    faults=PADDING[:3] + (needed,) + PADDING[3:])
+
+
+def without(s: Scenario, fault: Any) -> Scenario:
+    return evolve(s, faults=tuple(f for f in s.faults if f != fault))
+
+
+def assert_minimal(s: Scenario, savepoints: int) -> None:
+    """One record, key, fault and subtask per vertex; no operator but the one the fault
+    names (a fault on reduce[0] keeps reduce)."""
+    assert s.size == {"records": 1, "keys": 1, "faults": 1, "parallelism": 1,
+                      "savepoints": savepoints}, s.size
+    target = getattr(s.faults[0], "target", "*").split("[")[0]
+    assert [v.uid for v in s.topology.vertices] == [
+        "source", *([target] if target not in ("*", "source", "sink") else []), "sink"]
+
+
+# -- the padded scenarios fail only because of their one fault ------------------------------------
+
+@pytest.mark.parametrize("mutant", sorted(CASES))
+def test_padded_scenario_fails_only_with_its_needed_fault(mutant: str) -> None:
+    needed, _, prop, anomaly = CASES[mutant]
+    s = padded(mutant)
+    result = run(s)
+    # the padding is real: every padding fault but the one aimed past the end fires
+    assert [f for _, f in unfired(result)] == [PADDING[-1]]
+    found = violation_of(s)
+    assert found is not None and (found.property, found.anomaly) == (prop, anomaly)
+    assert violation_of(without(s, needed)) is None  # the fault is needed...
+    assert violation_of(evolve(s, faults=(needed,))) is not None  # ...and enough
+    assert violation_of(evolve(s, mutants=())) is None  # and the correct model is fine
+
+
+# -- (a) the greedy shrinker -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("mutant", sorted(CASES))
+def test_greedy_shrink_keeps_exactly_the_needed_fault(mutant: str) -> None:
+    needed, savepoints, prop, anomaly = CASES[mutant]
+    s = padded(mutant)
+    shrunk = shrink(s)
+    assert shrunk is not None
+    out = shrunk.scenario
+    assert out.faults == (needed,)
+    assert (shrunk.finding.property, shrunk.finding.anomaly) == (prop, anomaly)
+    assert_minimal(out, len(savepoints))
+    for before, after in zip(s.savepoints, out.savepoints):
+        assert after.stop == before.stop and after.at <= before.at  # earlier, not later
+    # the result is a real counterexample, and still needs its fault
+    assert violation_of(out) == shrunk.finding
+    assert violation_of(evolve(out, faults=())) is None
+    assert out.mutants == (mutant,)
+
+
+@pytest.mark.xfail(strict=True, reason="onceflow/shrinking.py _candidates: the 'drop a fault and "
+                   "move the savepoints' candidate returns the scenario itself when it has no "
+                   "savepoints, so shrink accepts it as a step forever and runs to max_tries")
+def test_greedy_shrink_stops_at_a_fixpoint() -> None:
+    """Every accepted step changes the scenario, so a shrink ends when nothing simpler
+    fails, well before `max_tries`."""
+    steps: list[Scenario] = []
+    shrunk = shrink(padded("commit-only-exact-id"), on_step=steps.append)
+    assert shrunk is not None
+    assert all(a != b for a, b in zip(steps, steps[1:]))
+    assert shrunk.tried < 2000
+
+
+# -- (b) Hypothesis, through the fuzzer --------------------------------------------------------------
+
+#: The fuzz seed: with it the generator's first `abort-discards` counterexample has several
+#: faults and a big job (the generator is edited now and then: if that stops holding,
+#: pick another seed whose `first_size` does).
+FUZZ_SEED = 0
+
+
+def test_fuzz_shrinks_a_fault_dependent_failure_to_its_one_fault(tmp_path: Path) -> None:
+    """`abort-discards` is found by the fuzzer in a scenario with several faults and a
+    big job; the shrunk counterexample keeps one fault, a storage write failure that
+    declines a checkpoint (the first one: checkpoint=0), on a minimal job."""
+    outcome = fuzz(budget=120, mutants=("abort-discards",), seed=FUZZ_SEED, db=tmp_path / "db")
+    assert outcome.status == "violation"
+    assert outcome.finding is not None and outcome.scenario is not None
+    first = outcome.first_size
+    assert first is not None
+    assert first["faults"] >= 2 and first["records"] >= 50 and first["parallelism"] >= 2, first
+    out = outcome.scenario
+    (fault,) = out.faults
+    assert isinstance(fault, StorageFault)
+    assert (fault.effect, fault.checkpoint, fault.delay) == ("fail_write", 0, 0.0)
+    assert (outcome.finding.property, outcome.finding.anomaly) == ("no_loss", "lost")
+    assert_minimal(out, 0)
+    assert out.mutants == ("abort-discards",)
+    # a real counterexample, which needs its fault and its mutant
+    assert violation_of(out) is not None
+    assert violation_of(evolve(out, faults=())) is None
+    assert violation_of(evolve(out, mutants=())) is None
