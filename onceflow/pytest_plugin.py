@@ -75,6 +75,8 @@ def pytest_configure(config: pytest.Config) -> None:
             decode(token)  # a bad token is a usage error before any test runs
         except OnceflowError as exc:
             raise pytest.UsageError(f"--onceflow-replay: {exc}") from None
+        except RecursionError:  # hostile input: never an INTERNALERROR
+            raise pytest.UsageError("--onceflow-replay: the token is nested too deeply") from None
     _REPLAY["token"] = token
 
 

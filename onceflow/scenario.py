@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import reprlib
 from typing import Any, ClassVar
 
 from attrs import evolve, field, fields, frozen
@@ -40,13 +41,31 @@ SCENARIO_VERSION = 1
 
 # Limits that keep a hostile token or file from exhausting the machine.
 MAX_PARALLELISM_LIMIT = 32
-MAX_RECORDS = 1_000_000
+#: records that enter vertices, summed over the topology (flat_maps multiply them,
+#: a broadcast edge copies each to every subtask): what a run's memory and time follow
+MAX_RECORD_VISITS = 1_000_000
+MAX_RECORDS = MAX_RECORD_VISITS // 2  # a source and a sink see every record
 MAX_KEYS = 100_000
 MAX_SPLITS = 256
 MAX_VERTICES = 12
 MAX_LIST_ITEMS = 64
+MAX_SAVEPOINTS = 16  # each is restored (a whole run) when the properties are checked
+MAX_FAULTS = 32  # each crash may replay the input since the last checkpoint
+#: checkpoint timer ticks until the horizon (horizon / interval): a job that never
+#: finishes ticks until then
+MAX_CHECKPOINT_TICKS = 5_000_000
 MAX_KEY_GROUPS = 32768
 MAX_TIME = 1e9
+MAX_JSON_DEPTH = 16  # a scenario nests 5 levels
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 2, 40, 40
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = 4
+
+
+def _show(value: Any) -> str:
+    """A bounded repr for error messages (input may be hostile: huge or deeply nested)."""
+    return _SHORT.repr(value)
 
 
 def _fail(field_name: str, reason: str) -> None:
@@ -55,23 +74,23 @@ def _fail(field_name: str, reason: str) -> None:
 
 def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool):
-        _fail(name, f"must be an integer, got {value!r}")
+        _fail(name, f"must be an integer, got {_show(value)}")
     if not lo <= value <= hi:
         _fail(name, f"must be between {lo} and {hi}, got {value}")
 
 
 def _check_time(name: str, value: Any, *, positive: bool = False) -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
-        _fail(name, f"must be a number of simulated milliseconds, got {value!r}")
+        _fail(name, f"must be a number of simulated milliseconds, got {_show(value)}")
     if not math.isfinite(value) or value < 0 or value > MAX_TIME:
-        _fail(name, f"must be a finite time between 0 and {MAX_TIME:g} ms, got {value!r}")
+        _fail(name, f"must be a finite time between 0 and {MAX_TIME:g} ms, got {_show(value)}")
     if positive and value == 0:
         _fail(name, "must be greater than 0")
 
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        _fail(name, f"unknown value {value!r}; choose one of {', '.join(choices)}")
+        _fail(name, f"unknown value {_show(value)}; choose one of {', '.join(choices)}")
 
 
 def _time(value: Any) -> Any:
@@ -102,7 +121,8 @@ class Vertex:
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.uid, str) or not self.uid or len(self.uid) > 64:
-            _fail("uid", f"must be a non-empty string of at most 64 characters, got {self.uid!r}")
+            _fail("uid", "must be a non-empty string of at most 64 characters, "
+                         f"got {_show(self.uid)}")
         if self.kind not in OPERATORS:
             _check_choice("kind", self.kind, OPERATOR_KINDS + tuple(sorted(OPERATORS)))
         _check_int("parallelism", self.parallelism, 1, MAX_PARALLELISM_LIMIT)
@@ -195,7 +215,7 @@ class Workload:
         _check_int("keys", self.keys, 1, MAX_KEYS)
         _check_int("splits", self.splits, 1, MAX_SPLITS)
         if not isinstance(self.skew, (int, float)) or not 0 <= self.skew <= 4:
-            _fail("skew", f"must be a number between 0 and 4, got {self.skew!r}")
+            _fail("skew", f"must be a number between 0 and 4, got {_show(self.skew)}")
         _check_int("seed", self.seed, 0, 2**63 - 1)
 
 
@@ -322,11 +342,12 @@ class Scenario:
         _check_int("seed", self.seed, 0, 2**63 - 1)
         if self.version != SCENARIO_VERSION:
             _fail("version", f"this onceflow reads scenario version {SCENARIO_VERSION}, "
-                             f"got {self.version!r}; re-create the scenario with this version")
-        for label, items in (("savepoints", self.savepoints), ("faults", self.faults),
-                             ("mutants", self.mutants)):
-            if len(items) > MAX_LIST_ITEMS:
-                _fail(label, f"at most {MAX_LIST_ITEMS} entries")
+                             f"got {_show(self.version)}; re-create the scenario with this version")
+        for label, items, limit in (("savepoints", self.savepoints, MAX_SAVEPOINTS),
+                                    ("faults", self.faults, MAX_FAULTS),
+                                    ("mutants", self.mutants, MAX_LIST_ITEMS)):
+            if len(items) > limit:
+                _fail(label, f"{len(items)} entries; at most {limit}")
         for i, sp in enumerate(self.savepoints):
             if not isinstance(sp, SavepointRequest):
                 _fail(f"savepoints[{i}]", "must be a SavepointRequest")
@@ -335,6 +356,31 @@ class Scenario:
 
         validate_faults(self)
         validate_mutants(self.mutants)
+        self._check_effort()
+
+    def _check_effort(self) -> None:
+        """Bound what a valid scenario can cost: a short token must not exhaust memory."""
+        visits = record_visits(self.topology, self.workload.records)
+        if visits > MAX_RECORD_VISITS:
+            amplifiers = [f"{v.uid} (flat_map) x{v.param}" for v in self.topology.vertices
+                          if v.kind == "flat_map" and v.param > 1]
+            amplifiers += [f"{v.uid} (broadcast edge) x{v.parallelism}"
+                           for v in self.topology.vertices[1:]
+                           if v.edge == "broadcast" and v.parallelism > 1]
+            _fail("workload.records",
+                  f"{self.workload.records} records would make {visits:,} record visits "
+                  f"through the topology ({'; '.join(amplifiers) or 'no fan-out'}); at most "
+                  f"{MAX_RECORD_VISITS:,}: use fewer records, fewer or smaller flat_map "
+                  "fan-outs, or lower parallelism behind broadcast edges")
+        from onceflow.model.job import horizon  # noqa: PLC0415 (cycle)
+
+        ticks = horizon(self) / self.checkpoints.interval
+        if ticks > MAX_CHECKPOINT_TICKS:
+            _fail("checkpoints.interval",
+                  f"{self.checkpoints.interval:g} ms would tick {ticks:,.0f} times before the "
+                  f"run's horizon ({horizon(self):g} ms); at most {MAX_CHECKPOINT_TICKS:,}: "
+                  "use a longer checkpoint interval, fewer records, a smaller record_cost or "
+                  "earlier faults and savepoints")
 
     # -- JSON ---------------------------------------------------------------
 
@@ -347,12 +393,16 @@ class Scenario:
 
     @classmethod
     def from_data(cls, data: Any) -> "Scenario":
+        _check_depth(data)
         return _from_data(cls, data, "")
 
     @classmethod
     def from_json(cls, text: str | bytes) -> "Scenario":
         try:
             data = json.loads(text)
+        except RecursionError:
+            raise ScenarioError("<json>", f"nested deeper than {MAX_JSON_DEPTH} levels; a "
+                                          "scenario nests 5") from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise ScenarioError("<json>", f"not valid JSON ({exc})") from None
         return cls.from_data(data)
@@ -368,6 +418,40 @@ class Scenario:
             "parallelism": max(v.parallelism for v in self.topology.vertices),
             "savepoints": len(self.savepoints),
         }
+
+
+def record_visits(topology: Topology, records: int) -> int:
+    """How many times records enter a vertex in one uninterrupted run, at most.
+
+    Every record enters the source; a broadcast edge copies what crosses it to each
+    subtask; a flat_map multiplies what leaves it by its fan-out.  Filters and
+    windows only reduce, and user operators are counted as one record out per in.
+    """
+    flow, total = records, 0
+    for i, v in enumerate(topology.vertices):
+        if i and v.edge == "broadcast":
+            flow *= v.parallelism
+        total += flow
+        if v.kind == "flat_map":
+            flow *= max(v.param, 1)
+    return total
+
+
+def _check_depth(data: Any) -> None:
+    """Refuse JSON nested deeper than any scenario (before recursing into it)."""
+    stack = [(data, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, (list, tuple)):
+            children = item
+        else:
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise ScenarioError("<json>", f"nested deeper than {MAX_JSON_DEPTH} levels; a "
+                                          "scenario nests 5")
+        stack.extend((child, depth + 1) for child in children)
 
 
 def _to_data(obj: Any) -> Any:

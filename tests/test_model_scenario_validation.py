@@ -27,6 +27,13 @@ def data_with(path: list[Any], value: Any) -> str:
     return json.dumps(data)
 
 
+def nested(depth: int) -> list[Any]:
+    out: list[Any] = []
+    for _ in range(depth):
+        out = [out]
+    return out
+
+
 BAD: list[tuple[str, Callable[[], Any], str]] = [
     ("parallelism 0", lambda: Vertex("m", "map", 0), "parallelism"),
     ("parallelism 0 in topology JSON",
@@ -65,6 +72,33 @@ BAD: list[tuple[str, Callable[[], Any], str]] = [
     ("malformed bytes", lambda: Scenario.from_json(b"\xff\xfe{"), "<json>"),
     ("JSON of the wrong shape", lambda: Scenario.from_json("[1, 2]"), "Scenario"),
     ("nested JSON of the wrong shape", lambda: Scenario.from_json('{"timing": 3}'), "timing"),
+    ("JSON nested too deeply", lambda: Scenario.from_json("[" * 5000), "<json>"),
+    ("deep list in a field",
+     lambda: Scenario.from_json(data_with(["mutants"], nested(20))), "<json>"),
+    ("deep data", lambda: Scenario.from_data({"mutants": nested(20)}), "<json>"),
+    ("records x flat_map fan-outs",
+     lambda: Scenario(topology=two(*(Vertex(f"f{i}", "flat_map", 1, "forward", 8)
+                                     for i in range(6))),
+                      workload=Workload(records=10)), "workload.records"),
+    ("records x broadcast copies",
+     lambda: Scenario(topology=two(Vertex("m", "map", 32, "broadcast"),
+                                   Vertex("n", "map", 32, "broadcast"), p=32, maxp=128),
+                      workload=Workload(records=1000)), "workload.records"),
+    ("too many records", lambda: Workload(records=600_000), "records"),
+    ("too many vertices", lambda: two(*(Vertex(f"m{i}", "map") for i in range(11))), "vertices"),
+    ("too many savepoints",
+     lambda: Scenario(savepoints=[SavepointRequest(at=float(i)) for i in range(17)]),
+     "savepoints"),
+    ("too many savepoints in JSON",
+     lambda: Scenario.from_json(data_with(["savepoints"], [{"at": 1.0}] * 17)), "savepoints"),
+    ("too many faults",
+     lambda: Scenario(faults=[onceflow.faults.plan.Crash(float(i), "sink[0]")
+                              for i in range(33)]), "faults"),
+    ("checkpoint timer ticking too often",
+     lambda: Scenario(checkpoints=CheckpointConfig(interval=0.0001)), "checkpoints.interval"),
+    ("a late savepoint with a short interval",
+     lambda: Scenario(checkpoints=CheckpointConfig(interval=0.5),
+                      savepoints=(SavepointRequest(at=1e8),)), "checkpoints.interval"),
 ]
 
 
@@ -108,7 +142,8 @@ ROUND_TRIP = [
         savepoints=(SavepointRequest(at=7), SavepointRequest(at=9.5, restore_parallelism=3),
                     SavepointRequest(at=20, stop=True, drain=True)),
         seed=99),
-    Scenario(checkpoints=CheckpointConfig(mode="at_least_once"), sink="append",
+    # the latest possible savepoint, with an interval that keeps the ticks bounded
+    Scenario(checkpoints=CheckpointConfig(mode="at_least_once", interval=1000.0), sink="append",
              workload=Workload(records=0, keys=1, splits=1),
              savepoints=(SavepointRequest(at=1e9, stop=True),)),
 ]

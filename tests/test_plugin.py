@@ -8,7 +8,10 @@ mutant in roughly one run out of eight).
 
 from __future__ import annotations
 
+import base64
+import json
 import re
+import zlib
 
 import pytest
 
@@ -107,14 +110,33 @@ def test_replay_of_a_passing_token_passes(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=2)
 
 
+def _token_of_json(text: str) -> str:
+    return "of1." + base64.urlsafe_b64encode(zlib.compress(text.encode(), 9)).decode().rstrip("=")
+
+
+def _fan_out_json() -> str:
+    """source -> 10 flat_maps with fan-out 8 -> sink, 1000 records: 8**10 copies each."""
+    data = onceflow.Scenario().to_data()
+    data["topology"]["vertices"] = (
+        [{"uid": "source", "kind": "source", "parallelism": 1, "edge": "forward", "param": 0}]
+        + [{"uid": f"f{i}", "kind": "flat_map", "parallelism": 1, "edge": "forward", "param": 8}
+           for i in range(10)]
+        + [{"uid": "sink", "kind": "sink", "parallelism": 1, "edge": "forward", "param": 0}])
+    data["workload"]["records"] = 1000
+    return json.dumps(data)
+
+
 BAD_TOKENS = {
     "of1.abc": "token is damaged",
     "of9.xyz": "token version 'of9'",
     "not-a-token": "not an onceflow token",
+    _token_of_json("[" * 5000): "nested deeper than",
+    _token_of_json(_fan_out_json()): "record visits",
 }
+BAD_IDS = ["damaged", "version", "not-a-token", "deeply-nested", "fan-out"]
 
 
-@pytest.mark.parametrize("token", sorted(BAD_TOKENS))
+@pytest.mark.parametrize("token", list(BAD_TOKENS), ids=BAD_IDS)
 def test_bad_replay_token_is_a_clear_error(pytester: pytest.Pytester, token: str) -> None:
     pytester.makepyfile(test_ok=PASSING)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--onceflow-replay", token)
@@ -124,7 +146,7 @@ def test_bad_replay_token_is_a_clear_error(pytester: pytest.Pytester, token: str
     assert not re.search(r"\d+ passed", out), "no test runs with a bad token"
 
 
-@pytest.mark.parametrize("token", sorted(BAD_TOKENS))
+@pytest.mark.parametrize("token", list(BAD_TOKENS), ids=BAD_IDS)
 def test_bad_replay_token_is_a_usage_error(pytester: pytest.Pytester, token: str) -> None:
     """A bad token is the user's input error: pytest's usage error, not an internal error."""
     pytester.makepyfile(test_ok=PASSING)
