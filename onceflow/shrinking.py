@@ -118,12 +118,11 @@ def _candidates(s: Scenario) -> Iterator[Scenario]:
                                w.records * 2 // 3, w.records * 3 // 4}):
             if 0 < records < w.records:
                 options.append(lambda trade=trade, r=records: _with_records(trade(), r))
-    for i in range(len(s.faults)):
+    for i in range(len(s.faults) if s.savepoints else 0):
         for scale in (0.5, 0.75, 1.25, 1.5):
             options.append(lambda i=i, scale=scale: evolve(
                 s, faults=s.faults[:i] + s.faults[i + 1:], savepoints=tuple(
-                    evolve(r, at=round(r.at * scale, 2)) for r in s.savepoints))
-                if s.savepoints else s)
+                    evolve(r, at=round(r.at * scale, 2)) for r in s.savepoints)))
     for i, request in enumerate(s.savepoints):
         if request.at > 0:
             for at in (0.0, round(request.at / 2, 2)):
@@ -137,7 +136,7 @@ def _candidates(s: Scenario) -> Iterator[Scenario]:
         options.append(lambda: evolve(s, seed=0))
     for build in options:
         candidate = _valid(build)
-        if candidate is not None:
+        if candidate is not None and candidate != s:  # every step must change something
             yield candidate
 
 

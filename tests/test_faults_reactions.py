@@ -591,10 +591,6 @@ def destroyed_transaction(case: str) -> tuple[RunResult, str, str]:
     return result, precommitted(result, "sink[0]", 1), "aborted"
 
 
-@pytest.mark.xfail(strict=True, reason="the diagnosis says 'never reached the store on this "
-                   "timeline' for records of an expired or aborted transaction: "
-                   "onceflow/properties/violation.py record_events reads Store.entries, "
-                   "which leaves expired and aborted transactions out")
 @pytest.mark.parametrize("case", ["expired", "aborted"])
 def test_lost_records_are_diagnosed_with_the_transaction_that_lost_them(case: str) -> None:
     result, txn, state = destroyed_transaction(case)

@@ -8,6 +8,7 @@ that the suite is the same with and without CI=1.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
@@ -16,6 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import onceflow
+import onceflow.fuzz
+import onceflow.shrinking
 from onceflow import (CheckpointConfig, Scenario, Timing, Topology, Vertex, Violation, Workload,
                       check, run)
 from onceflow.faults.plan import Crash
@@ -23,7 +26,8 @@ from onceflow.fuzz import fuzz
 from onceflow.model.records import Record
 from onceflow.properties import (AT_LEAST_ONCE, EXACTLY_ONCE, canonical, determinism,
                                  exactly_once, expected_output, guarantee, no_loss)
-from onceflow.strategies import scenarios
+from onceflow.properties.checks import snapshots_resolve
+from onceflow.strategies import scenario_from_seed, scenarios
 from onceflow.token import decode
 
 DRAWN = settings(max_examples=25, deadline=None, derandomize=True, database=None,
@@ -113,6 +117,47 @@ def test_drawn_at_least_once_never_loses(pins: dict[str, str], data: st.DataObje
             assert violation.finding.anomaly == "duplicate", violation
     else:  # at-least-once barriers on single-input tasks are exactly-once
         exactly_once(result)
+
+
+def test_fuzzer_finds_and_shrinks_a_duplicate_where_exactly_once_is_not_promised(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The matrix's other direction, found by the fuzzer: judged as if exactly-once were
+    promised, an at-least-once cell (append sink) yields a duplicate (never a loss:
+    `no_loss` runs first on every scenario), shrunk to a few records.
+
+    (`mode="at_least_once", sink="two_phase"` finds one too, but Hypothesis takes
+    10-20 s to shrink it; the hand-written crashes above cover that cell.)
+    """
+    as_if_promised = functools.partial(check, expect=EXACTLY_ONCE)
+    monkeypatch.setattr(onceflow.fuzz, "check", as_if_promised)  # Hypothesis' loop
+    monkeypatch.setattr(onceflow.shrinking, "check", as_if_promised)  # the greedy polish
+    monkeypatch.setattr(onceflow.fuzz, "POLISH_SECONDS", 4.0)
+    outcome = fuzz(budget=10, seed=0, sink="append")
+    assert outcome.status == "violation", outcome.status
+    finding, shrunk = outcome.finding, outcome.scenario
+    assert finding is not None and shrunk is not None
+    assert (finding.property, finding.anomaly) == ("exactly_once", "duplicate"), finding
+    assert guarantee(shrunk) == AT_LEAST_ONCE
+    assert outcome.first_size is not None and outcome.first_size["records"] > 10
+    assert shrunk.size["records"] <= 5 and shrunk.size["faults"] <= 1, shrunk.size
+    assert decode(finding.token) == shrunk
+    # the normal checks judge what is promised (at-least-once): no violation
+    check(run(shrunk))
+    with pytest.raises(Violation) as info:
+        check(run(shrunk), expect=EXACTLY_ONCE)
+    assert info.value.finding.anomaly == "duplicate"
+
+
+def test_check_as_if_exactly_once_were_promised() -> None:
+    scenario = shuffled_keyed("at_least_once", "two_phase", 20.0, "reduce[0]", 0.0)
+    result = run(scenario)
+    check(result, deterministic=False)
+    with pytest.raises(Violation) as info:
+        check(result, deterministic=False, expect=EXACTLY_ONCE)
+    assert info.value.finding.anomaly == "duplicate"
+    check(result, deterministic=False, expect=AT_LEAST_ONCE)
+    with pytest.raises(ValueError, match="expect"):
+        check(result, expect="at_most_once")
 
 
 def test_single_input_at_least_once_is_exactly_once() -> None:
@@ -286,6 +331,51 @@ def test_canonical_detects_a_real_difference(name: str) -> None:
     changed = [x if x is not r else Record(r.id, r.key, r.value + 1, r.split, r.offset)
                for x in out]
     assert canonical(changed, topology) != canonical(out, topology)
+
+
+# -- liveness: every checkpoint the job starts completes or aborts ---------------------------------
+
+def test_a_finished_job_resolves_every_snapshot_it_triggered() -> None:
+    for seed in range(40):
+        result = run(scenario_from_seed(seed))
+        snapshots_resolve(result)  # as Flink: what is pending when the job ends is aborted
+        triggered = {d[0] for _, kind, _, d in result.trace.events if kind == "trigger"}
+        resolved = {d[0] for _, kind, where, d in result.trace.events
+                    if kind in ("completed", "aborted") and where == "coordinator"}
+        if result.status == "finished":
+            assert triggered <= resolved, seed
+
+
+def test_a_snapshot_left_hanging_by_a_finished_job_is_a_liveness_violation() -> None:
+    result = run(Scenario(workload=Workload(records=20)))
+    assert result.status == "finished"
+    result.trace.events.append((result.end_time - 0.5, "trigger", "coordinator",
+                                (99, "checkpoint")))
+    result.trace._digest = None
+    with pytest.raises(Violation) as info:
+        check(result, restores=False, deterministic=False)
+    finding = info.value.finding
+    assert (finding.property, finding.anomaly) == ("liveness", "stuck")
+    assert "checkpoint 99" in finding.summary and "neither completed nor was aborted" in \
+        finding.summary
+    # a sink's transaction abort (`abort` at a subtask) does not resolve a checkpoint
+    result.trace.events.append((result.end_time, "abort", "sink[0]", (99,)))
+    with pytest.raises(Violation):
+        snapshots_resolve(result)
+    # the coordinator's abort does
+    result.trace.events.append((result.end_time, "aborted", "coordinator", (99, "job finished")))
+    snapshots_resolve(result)
+
+
+def test_snapshots_of_a_failed_job_are_not_judged() -> None:
+    topology = Topology((Vertex("source", "source", 1), Vertex("sink", "sink", 1, "forward")))
+    scenario = Scenario(topology=topology, workload=Workload(records=50, keys=1, splits=1),
+                        timing=Timing(record_cost=0.5), restart=onceflow.RestartStrategy(0),
+                        faults=(Crash(3.0, "sink[0]"),))
+    result = run(scenario)
+    assert result.status == "failed"
+    result.trace.events.append((result.end_time, "trigger", "coordinator", (99, "checkpoint")))
+    snapshots_resolve(result)
 
 
 # -- determinism -------------------------------------------------------------------------------

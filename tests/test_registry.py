@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import random
 from typing import Any, ClassVar
 
 import pytest
@@ -63,13 +65,42 @@ class Exploding(CountPerKey):
         raise ValueError("boom")
 
 
+class CoinFlip(CountPerKey):
+    """Non-deterministic: adds a coin flip from the global RNG to every value."""
+
+    state_kind: ClassVar[str | None] = None
+
+    def process(self, records: list[Record], out: list[Record]) -> None:
+        out.extend(r._replace(value=r.value + random.randrange(2)) for r in records)
+
+    def snapshot_state(self, checkpoint_id: int) -> Any:
+        return None
+
+
+CALLS = itertools.count()
+
+
+class GlobalCounter(CoinFlip):
+    """Non-deterministic across runs: a module-level counter survives from one run to
+    the next, so the second run of a scenario numbers its records differently."""
+
+    def process(self, records: list[Record], out: list[Record]) -> None:
+        out.extend(r._replace(value=r.value + next(CALLS)) for r in records)
+
+
+def identity_fold(param: int, records: list[Record], state: dict[Any, Any]) -> list[Record]:
+    return list(records)
+
+
 @pytest.fixture(autouse=True)
 def registered() -> Any:
     register_operator("count", factory=lambda param: CountPerKey(), fold=count_fold, keyed=True)
     register_operator("explode", factory=lambda param: Exploding(), fold=count_fold, keyed=True)
+    register_operator("coin_flip", factory=lambda param: CoinFlip(), fold=identity_fold)
+    register_operator("global_counter", factory=lambda param: GlobalCounter(), fold=identity_fold)
     register_sink("eager_2pc", factory=EagerCommitSink, exactly_once=True)
     yield
-    for name in ("count", "explode"):
+    for name in ("count", "explode", "coin_flip", "global_counter"):
         OPERATORS.pop(name, None)
     SINKS.pop("eager_2pc", None)
 
@@ -121,3 +152,41 @@ def test_names_are_checked() -> None:
         register_operator("map", factory=lambda p: CountPerKey(), fold=count_fold)
     with pytest.raises(OnceflowError):
         register_sink("Bad Name", factory=EagerCommitSink, exactly_once=True)
+
+
+def stateless(op: str) -> Scenario:
+    topology = Topology((Vertex("source", "source", 2), Vertex("noisy", op, 2, "rebalance"),
+                         Vertex("sink", "sink", 2, "forward")))
+    return Scenario(topology=topology, workload=Workload(records=120, keys=5),
+                    checkpoints=CheckpointConfig(interval=2.0), timing=Timing(record_cost=0.05))
+
+
+@pytest.mark.parametrize("op", ["coin_flip", "global_counter"])
+def test_a_nondeterministic_user_operator_is_reported_as_such(op: str) -> None:
+    """Its wrong values look like duplicates to exactly-once, but the verdict is that two
+    runs of the scenario differ, naming the operator, not an exactly-once violation."""
+    result = onceflow.run(scenario := stateless(op))
+    with pytest.raises(onceflow.Violation) as info:
+        onceflow.check(result)
+    finding = info.value.finding
+    assert (finding.property, finding.anomaly) == ("determinism", "nondeterministic"), finding
+    assert f"operator 'noisy' of kind '{op}' (a user operator)" in finding.summary
+    text = str(info.value)
+    assert "first difference:" in text and "in the first run" in text
+    # what the first run looked like is kept, marked as not reported
+    assert "not reported: exactly_once" in text
+    assert isinstance(info.value.__cause__, onceflow.Violation)
+    assert onceflow.decode_token(finding.token) == scenario
+    # without the re-run, the same run looks like an exactly-once violation
+    with pytest.raises(onceflow.Violation) as plain:
+        onceflow.check(result, deterministic=False)
+    assert plain.value.finding.property == "exactly_once"
+
+
+def test_a_deterministic_user_operator_failing_is_not_called_nondeterministic() -> None:
+    faults = (onceflow.faults.plan.PhaseCrash("after_sync_snapshot", "sink[0]", 2),)
+    result = onceflow.run(scenario(sink="eager_2pc", faults=faults))
+    with pytest.raises(onceflow.Violation) as info:
+        onceflow.check(result)
+    assert info.value.finding.property != "determinism"
+    assert info.value.__cause__ is None

@@ -121,9 +121,6 @@ def test_greedy_shrink_keeps_exactly_the_needed_fault(mutant: str) -> None:
     assert out.mutants == (mutant,)
 
 
-@pytest.mark.xfail(strict=True, reason="onceflow/shrinking.py _candidates: the 'drop a fault and "
-                   "move the savepoints' candidate returns the scenario itself when it has no "
-                   "savepoints, so shrink accepts it as a step forever and runs to max_tries")
 def test_greedy_shrink_stops_at_a_fixpoint() -> None:
     """Every accepted step changes the scenario, so a shrink ends when nothing simpler
     fails, well before `max_tries`."""

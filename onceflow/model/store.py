@@ -177,6 +177,18 @@ class Store:
             out.append(Entry(record, None, written, written))
         return out
 
+    def destroyed(self, now: float) -> list[tuple[Entry, Transaction]]:
+        """Records written in transactions that were aborted or expired by `now`."""
+        out = []
+        for record, txn_id, written in self._log:
+            if txn_id is None:
+                continue
+            txn = self.txns[txn_id]
+            self._expire(txn, now)
+            if txn.state in (ABORTED, EXPIRED) and txn.ended is not None and txn.ended <= now:
+                out.append((Entry(record, txn_id, written, None), txn))
+        return out
+
     def read_committed(self, now: float) -> list[Record]:
         return [e.record for e in self.entries(now)]
 

@@ -2,7 +2,8 @@
 
 from onceflow.properties.checks import (PROPERTIES, check, consistent_cut, determinism,
                                         exactly_once, exactly_once_after_restores, liveness,
-                                        no_loss, read_committed_isolation, restores_of)
+                                        no_loss, read_committed_isolation, restores_of,
+                                        snapshots_resolve)
 from onceflow.properties.guarantees import AT_LEAST_ONCE, EXACTLY_ONCE, MATRIX, guarantee
 from onceflow.properties.oracle import canonical, expected_output, expected_state
 from onceflow.properties.violation import ANOMALIES, Finding, RecordIssue, Violation
@@ -12,4 +13,5 @@ __all__ = [
     "RecordIssue", "Violation", "canonical", "check", "consistent_cut", "determinism",
     "exactly_once", "exactly_once_after_restores", "expected_output", "expected_state",
     "guarantee", "liveness", "no_loss", "read_committed_isolation", "restores_of",
+    "snapshots_resolve",
 ]

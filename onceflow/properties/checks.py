@@ -14,10 +14,10 @@ from onceflow.errors import OperatorError
 from onceflow.model.records import Record, split_logs
 from onceflow.model.simulation import RunResult, restore, run
 from onceflow.model.snapshot import SAVEPOINT, Snapshot
-from onceflow.properties.guarantees import EXACTLY_ONCE, guarantee
+from onceflow.properties.guarantees import AT_LEAST_ONCE, EXACTLY_ONCE, guarantee
 from onceflow.properties.oracle import canonical, expected_output, expected_state, order_fixed
 from onceflow.properties.violation import Finding, RecordIssue, Violation, describe_faults, issue
-from onceflow.registry import SINKS
+from onceflow.registry import OPERATORS, SINKS
 from onceflow.token import encode
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "no_loss",
     "read_committed_isolation",
     "restores_of",
+    "snapshots_resolve",
 ]
 
 MAX_RECORDS_SHOWN = 5
@@ -205,10 +206,11 @@ def restores_of(result: RunResult) -> Iterator[tuple[Snapshot, int | None]]:
 
 
 def exactly_once_after_restores(result: RunResult,
-                                on_restore: Callable[[RunResult], None] | None = None) -> None:
+                                on_restore: Callable[[RunResult], None] | None = None, *,
+                                expect: str | None = None) -> None:
     """Restoring each completed checkpoint (as of its completion) and each savepoint
     (at its drawn parallelism) yields the oracle's output on that timeline."""
-    promised = guarantee(_root(result).scenario) == EXACTLY_ONCE
+    promised = (expect or guarantee(_root(result).scenario)) == EXACTLY_ONCE
     for snapshot, parallelism in restores_of(result):
         restored = restore(result, snapshot, parallelism)
         if restored.error is not None:
@@ -341,7 +343,8 @@ def liveness(result: RunResult) -> None:
 
 
 def job_liveness(result: RunResult) -> None:
-    """The job finishes within the quiet period (or fails only where Flink cannot recover)."""
+    """The job finishes within the quiet period (or fails only where Flink cannot recover),
+    and every snapshot a finished job started completed or was aborted."""
     if result.status == "stuck":
         pending = [d for _, kind, _, d in result.trace.events if kind == "trigger"]
         raise _finding(result, "liveness", "stuck",
@@ -352,6 +355,33 @@ def job_liveness(result: RunResult) -> None:
             raise _finding(result, "liveness", "stuck",
                            "the job failed: its restart attempts ran out",
                            details=_failures(result))
+    snapshots_resolve(result)
+
+
+def snapshots_resolve(result: RunResult) -> None:
+    """Every checkpoint or savepoint a finished job triggered completed or was aborted.
+
+    As in Flink, the coordinator aborts what is still pending when the job reaches
+    a terminal state; a snapshot left hanging would leave its transactions and its
+    savepoint request unresolved.  Only finished runs are judged.
+    """
+    if result.status != "finished":
+        return
+    triggered: dict[int, tuple[float, str]] = {}
+    resolved: set[int] = set()
+    for time, kind, where, detail in result.trace.events:
+        if kind == "trigger":
+            triggered[detail[0]] = (time, detail[1])
+        elif kind in ("completed", "aborted", "abort") and where == "coordinator":
+            resolved.add(detail[0])
+    hanging = sorted(set(triggered) - resolved)
+    if hanging:
+        cid = hanging[0]
+        time, kind = triggered[cid]
+        more = (f"also unresolved: {', '.join(map(str, hanging[1:9]))}",) if hanging[1:] else ()
+        raise _finding(result, "liveness", "stuck",
+                       f"{kind} {cid} (triggered t={time:g}) neither completed nor was aborted, "
+                       f"although the job finished at t={result.end_time:g}", details=more)
 
 
 def transactions_settle(result: RunResult) -> None:
@@ -396,15 +426,84 @@ def _failures(result: RunResult) -> tuple[str, ...]:
 
 # -- 7. determinism -----------------------------------------------------------------------------
 
-def determinism(result: RunResult) -> None:
-    """Running the same scenario again gives the same trace digest."""
+def determinism(result: RunResult, *, failed: Violation | None = None) -> None:
+    """Running the same scenario again gives the same trace digest.
+
+    With `failed` (the violation another property found), a differing digest is
+    reported instead of it: the runs differ, so that verdict is not about the
+    dataflow's guarantees but about code outside the scenario.
+    """
     root = _root(result)
     again = run(root.scenario)
-    if again.digest != root.digest:
-        raise _finding(root, "determinism", "nondeterministic",
-                       f"two runs of one scenario gave digests {root.digest} and {again.digest}: "
-                       "something outside the scenario (a global RNG, the clock, hash order, or a "
-                       "user operator) decided the run")
+    if again.digest == root.digest:
+        return
+    i = root.trace.first_difference(again.trace)
+    details = _first_difference(root, again, i)
+    if failed is not None:
+        f = failed.finding
+        details += (f"not reported: {f.property} ({f.anomaly}: {f.summary}) on the first run; "
+                    "a run that differs from itself says nothing about exactly-once",)
+    raise _finding(root, "determinism", "nondeterministic",
+                   f"two runs of one scenario gave digests {root.digest} and {again.digest}: "
+                   f"{_suspect(root, again, i)} decided the run, not the scenario",
+                   details=details) from failed
+
+
+def _suspect(root: RunResult, again: RunResult, i: int | None) -> str:
+    """Who made the runs differ: the operator whose output first differs, if known."""
+    producer = _producer(root, again, i)
+    if producer is not None:
+        v = producer
+        user = " (a user operator)" if v.kind in OPERATORS else ""
+        return f"operator {v.uid!r} of kind {v.kind!r}{user}"
+    users = [v for v in root.scenario.topology.vertices if v.kind in OPERATORS]
+    if users:
+        return "something outside the scenario (suspects: user operator(s) " + ", ".join(
+            repr(v.uid) for v in users) + ")"
+    return "something outside the scenario (a global RNG, the clock, hash order, user code)"
+
+
+def _producer(root: RunResult, again: RunResult, i: int | None) -> Any:
+    """The vertex whose output (or own event) is the first to differ, if it can be told."""
+    if i is None:
+        return None
+    events = root.trace.events if i < len(root.trace.events) else again.trace.events
+    if i >= len(events):
+        return None
+    _, kind, where, _ = events[i]
+    vertices = root.scenario.topology.vertices
+    uid = where.rsplit("[", 1)[0]
+    index = next((n for n, v in enumerate(vertices) if v.uid == uid), None)
+    if index is None:
+        return None
+    if kind == "process" and index > 0:
+        return vertices[index - 1]  # a task's input differs: its upstream operator wrote it
+    if kind in ("read", "operator_error"):
+        return vertices[index]
+    return None
+
+
+def _first_difference(root: RunResult, again: RunResult, i: int | None) -> tuple[str, ...]:
+    if i is None:
+        return ()
+    a = root.trace.events[i] if i < len(root.trace.events) else None
+    b = again.trace.events[i] if i < len(again.trace.events) else None
+    if a is not None and b is not None and a[1:3] == b[1:3] and a[1] in ("process", "read"):
+        mine, theirs = a[3][0], b[3][0]
+        for x, y in zip(mine, theirs):
+            if x != y:
+                return (f"first difference: t={a[0]:g} {a[1]} at {a[2]}: {x.id} (key {x.key}) "
+                        f"had value {x.value!r} in the first run, {y.id} (key {y.key}) value "
+                        f"{y.value!r} in the second",)
+
+    def show(event: Any) -> str:
+        if event is None:
+            return "(no more events)"
+        t, kind, where, detail = event
+        text = repr(detail)
+        return f"t={t:g} {kind} at {where}: {text[:160] + '...' if len(text) > 160 else text}"
+    return (f"first difference, event {i}:", f"  first run:  {show(a)}",
+            f"  second run: {show(b)}")
 
 
 PROPERTIES: dict[str, Callable[[RunResult], None]] = {
@@ -419,20 +518,34 @@ PROPERTIES: dict[str, Callable[[RunResult], None]] = {
 
 
 def check(result: RunResult, *, restores: bool = True, deterministic: bool = True,
-          on_restore: Callable[[RunResult], None] | None = None) -> None:
-    """Run every property that the guarantee matrix promises for this scenario."""
+          on_restore: Callable[[RunResult], None] | None = None,
+          expect: str | None = None) -> None:
+    """Run every property that the guarantee matrix promises for this scenario.
+
+    `expect=EXACTLY_ONCE` judges the run as if exactly-once were promised (to show
+    what an at-least-once cell of the matrix does).  With `deterministic`, a run
+    that fails any property is first run again: when the two digests differ, the
+    violation is `determinism` (nondeterministic), not what the first run showed.
+    """
     if result.error is not None:
         raise OperatorError(f"{result.error}; fix the operator: onceflow judges pipelines whose "
                             "operators do not raise")
-    promised = guarantee(result.scenario) == EXACTLY_ONCE
-    job_liveness(result)
-    no_loss(result)
-    if promised:
-        exactly_once(result)
-        consistent_cut(result)
-    read_committed_isolation(result)
-    transactions_settle(result)
-    if restores:
-        exactly_once_after_restores(result, on_restore)
+    if expect not in (None, EXACTLY_ONCE, AT_LEAST_ONCE):
+        raise ValueError(f"expect must be {EXACTLY_ONCE!r} or {AT_LEAST_ONCE!r}, got {expect!r}")
+    promised = (expect or guarantee(result.scenario)) == EXACTLY_ONCE
+    try:
+        job_liveness(result)
+        no_loss(result)
+        if promised:
+            exactly_once(result)
+            consistent_cut(result)
+        read_committed_isolation(result)
+        transactions_settle(result)
+        if restores:
+            exactly_once_after_restores(result, on_restore, expect=expect)
+    except Violation as violation:
+        if deterministic:
+            determinism(result, failed=violation)
+        raise
     if deterministic:
         determinism(result)

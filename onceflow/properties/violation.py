@@ -127,6 +127,17 @@ def record_events(result: "RunResult", record_id: str, limit: int = 6) -> tuple[
             events.append(f"written in txn {entry.txn} at t={entry.written:g}, never committed")
         if len(events) >= limit:
             break
+    if len(events) < limit:
+        for entry, txn in store.destroyed(result.end_time):
+            if entry.record.id != record_id:
+                continue
+            why = (f"expired at t={txn.ended:g}: the store's transaction timeout "
+                   f"({store.txn_timeout:g} ms) ran out before the commit"
+                   if txn.state == "expired" else f"aborted at t={txn.ended:g}")
+            events.append(f"written in txn {entry.txn} at t={entry.written:g} "
+                          f"(attempt {attempt_at(entry.written)}), then {why}")
+            if len(events) >= limit:
+                break
     if not events:
         events.append("never reached the store on this timeline")
     return tuple(events)
