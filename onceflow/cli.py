@@ -119,6 +119,7 @@ def _faults_json(result: Any) -> list[dict[str, Any]]:
 # -- commands ------------------------------------------------------------------------------
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from onceflow.faults.injector import unfired  # noqa: PLC0415
     from onceflow.model.simulation import restore, run  # noqa: PLC0415
     from onceflow.properties.checks import restores_of  # noqa: PLC0415
     from onceflow.properties.oracle import canonical  # noqa: PLC0415
@@ -128,6 +129,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = run(scenario)
     summary = result.summary()
     summary["faults_fired"] = _faults_json(result)
+    plan = scenario.to_data()["faults"]
+    never = [dict(plan[i], index=i) for i, _ in unfired(result)]
+    summary["faults_unfired"] = never
     summary["token"] = encode(scenario)
     restores: list[dict[str, Any]] = []
     if args.restore_all:
@@ -152,6 +156,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     print("faults fired:" + ("" if result.faults_fired else " none"))
     for f in result.faults_fired:
         print(f"  {_fault_line(f)}")
+    if never:
+        print("faults that never fired (they changed nothing in this run):")
+        for f in never:
+            print("  " + ", ".join(f"{k}={v}" for k, v in f.items() if k != "index"))
     for r in restores:
         where = f" at parallelism {r['parallelism']}" if r["parallelism"] else ""
         verdict = "same output" if r["same_output"] else "DIFFERENT output"

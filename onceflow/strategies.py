@@ -228,7 +228,8 @@ def _fault(src: _Source, groups: list[str], topology: Topology, horizon: float, 
     if group == "notify":
         return NotifyFault(_choice(src, ("lose", "delay", "duplicate", "reorder")),
                            src.integer(0, 4), "*" if _flag(src) else _target(src, topology),
-                           0.5 * src.integer(0, 20))
+                           0.5 * src.integer(0, 20),
+                           _choice(src, ("any", "complete", "aborted")))
     if group == "storage":
         return StorageFault(_choice(src, ("fail_write", "slow_upload")), src.integer(0, 4),
                             "*" if _flag(src) else _target(src, topology),

@@ -103,7 +103,8 @@ class Injector:
         if hosted:
             self._record(index, fault, target=f"worker {fault.worker}")
             names = ", ".join(t.name for t in hosted)
-            self.job.fail(hosted[0], f"worker {fault.worker} lost with {names} (fault {index})")
+            self.job.fail(hosted[0], f"worker {fault.worker} lost with {names} (fault {index})",
+                          crashed=hosted)
 
     def _coordinator_crash(self, index: int, fault: CoordinatorCrash) -> None:
         job = self.job

@@ -92,7 +92,8 @@ def describe_faults(result: "RunResult") -> tuple[str, ...]:
         where = f" on {f['target']}" if f.get("target") else ""
         phase = f" at {f['phase']}" if f.get("phase") else ""
         ckpt = f" of checkpoint {f['checkpoint']}" if f.get("checkpoint") else ""
-        out.append(f"{f['kind']}{phase}{ckpt}{where} t={f['time']:g}")
+        effect = f" ({f['effect']})" if f.get("effect") else ""
+        out.append(f"{f['kind']}{effect}{phase}{ckpt}{where} t={f['time']:g}")
     return tuple(out)
 
 
