@@ -6,12 +6,13 @@ from onceflow.properties.checks import (PROPERTIES, check, consistent_cut, deter
                                         snapshots_resolve)
 from onceflow.properties.guarantees import AT_LEAST_ONCE, EXACTLY_ONCE, MATRIX, guarantee
 from onceflow.properties.oracle import canonical, expected_output, expected_state
+from onceflow.properties.placement import partitioning
 from onceflow.properties.violation import ANOMALIES, Finding, RecordIssue, Violation
 
 __all__ = [
     "ANOMALIES", "AT_LEAST_ONCE", "EXACTLY_ONCE", "Finding", "MATRIX", "PROPERTIES",
     "RecordIssue", "Violation", "canonical", "check", "consistent_cut", "determinism",
     "exactly_once", "exactly_once_after_restores", "expected_output", "expected_state",
-    "guarantee", "liveness", "no_loss", "read_committed_isolation", "restores_of",
+    "guarantee", "liveness", "no_loss", "partitioning", "read_committed_isolation", "restores_of",
     "snapshots_resolve",
 ]

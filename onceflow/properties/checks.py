@@ -16,6 +16,7 @@ from onceflow.model.simulation import RunResult, restore, run
 from onceflow.model.snapshot import SAVEPOINT, Snapshot
 from onceflow.properties.guarantees import AT_LEAST_ONCE, EXACTLY_ONCE, guarantee
 from onceflow.properties.oracle import canonical, expected_output, expected_state, order_fixed
+from onceflow.properties.placement import partitioning
 from onceflow.properties.violation import Finding, RecordIssue, Violation, describe_faults, issue
 from onceflow.registry import OPERATORS, SINKS
 from onceflow.token import encode
@@ -222,6 +223,7 @@ def exactly_once_after_restores(result: RunResult,
         if promised:
             exactly_once(restored)
         transactions_settle(restored)
+        partitioning(restored)
 
 
 # -- 3. no loss -------------------------------------------------------------------------------
@@ -513,6 +515,7 @@ PROPERTIES: dict[str, Callable[[RunResult], None]] = {
     "read_committed_isolation": read_committed_isolation,
     "consistent_cut": consistent_cut,
     "exactly_once_after_restores": exactly_once_after_restores,
+    "partitioning": partitioning,
     "determinism": determinism,
 }
 
@@ -541,6 +544,7 @@ def check(result: RunResult, *, restores: bool = True, deterministic: bool = Tru
             consistent_cut(result)
         read_committed_isolation(result)
         transactions_settle(result)
+        partitioning(result)
         if restores:
             exactly_once_after_restores(result, on_restore, expect=expect)
     except Violation as violation:
