@@ -17,6 +17,10 @@ REGRESSIONS = [
     ("a barrier of a checkpoint aborted before it reached a task started an alignment "
      "there that could never complete: the channel stayed blocked and the job stuck",
      "of1.eNqNU9Fu4yAQ_BeercrOKVWVX4kitMVrhzMGtEDcKPK_d5cmJ7dqq8sTWXZnZmfwTZkzmikG63NSh5vqC8GrQ51yIFSHAVzCRvEt0gWcOrRP-0bN8KZN8KYQoc_q0HEp9NyuwNnRY68aRZjBylFus50xFO7ct0_t2qgBihO-423Dz-CN6tHBVWj4jMOAhsvcbp1eyGZk4Ml6BlUiEEYpZKARpW2G2B67k1pPrKdkqCsdT6IlcVOW_SBnnKNc7DZke9aU4IIPH2Qo4V18sn5i9LwEHc-QKqWdrR8F77WwSNKEJlDPky8NbwTeo9MGIhibrxXkr2Viui_mIKM3lbkTdTLLhqb8qESjP_eU6AL0WnysGKw3hxhcGK-iQgKJQOAcOptmZtyxkAtStgY_fMZ-lICGQAtQv_ExFDKy06f53cf_uWZS7KZxbX7G4gD-A0hi2sKwp-dfMf58i9H9jFET-wLSfbORtK0n8fLN639v9LmVn-TEBiYbfB1eAk2Sgdg94ZVN3T-i43P38ngwPJYmXO5fSorO1se2ru9O9hyb"),
+    ("triggers of checkpoints 6 and 7 reached a source out of order, so it emitted barrier "
+     "7 before 6; a downstream task aligning on 7 took the late barrier 6 as complete and "
+     "snapshotted before a record it had not processed: a lost record on restore",
+     "of1.eNqVUtuOmzAQ_Rc_IwTspVt-ZRVZs2ZIXBzbGptko4h_74xJ6KbVPpQnY4ZznasyBzRTDNbnpPqrGmaCD4c65UCo-kwzVoo_Ip3Aqb6pXyp1hE9tgjczEfqs-o6vwsDTCpzdexxUpQgzWDn2T5XK9ohh5smXpm6WSo0wO6F7vyrg2_ZH_fZaqcl6HlfnQBOSNgTpwEDrKzMvO6aZMxSh7zuhSBkoi2rIGY9RPjDbgA4ujFqoEpzw7u5OV7dvPEWsT_UjuIQrFhvWEQicQ2fTsWDxbbwNCX9CcdSx2GT9xGLzOeh4gISquLR-L3I-5nFkC4Qm0MDEzxXHDN6j0wYiGJsvJbVflnWTKGJEBxm9KcK75uHpRJ9AceopSwkt30Sjt19KLXN0AQYtYcuNuGf1wYX9RURJaw_22o5jOCFla3BNB4e9tDgGOgNJi7dKUpjJiMWH_7v1nU8Nk9svg0u1YR3WFm9Ao3Vi-C-gdgNq70DrYPO_SE_fIbVfkf71J2V-C_XHnYwtO8n10-ttqV9LSXVTwkw2-MIueyt9SPQTXlLJa9uI7ud9mWTJJjyXfeVjdFZW9XlZfgM_wCwj"),
 ]
 
 

@@ -70,6 +70,8 @@ class BarrierHandler(ABC):
         if barrier.id <= self.done_id:
             return
         current = self.current
+        if current is not None and barrier.id < current.id:
+            return  # obsolete: this task already aligns on a newer snapshot
         if current is None or barrier.id > current.id:
             if current is not None:
                 task.job.trace.add(task.env.now, "alignment_cancelled", task.name, current.id,

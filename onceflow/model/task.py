@@ -416,6 +416,7 @@ class SourceTask(Task):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.stopped: int | bool = False
+        self.last_barrier = 0  # the newest barrier this source emitted
 
     def initialize(self) -> None:
         super().initialize()
@@ -441,6 +442,14 @@ class SourceTask(Task):
 
     def trigger(self, barrier: Barrier, stop: bool = False, drain: bool = False) -> None:
         """Mail from the coordinator: start snapshot `barrier` at this source."""
+        if barrier.id <= self.last_barrier:
+            # triggers can arrive out of order; a barrier behind a newer one would cut
+            # the stream inconsistently, so the source declines it (as Flink's subtask
+            # checkpoint coordinator does with an out-of-order checkpoint)
+            self.job.coordinator.decline(self, barrier.id, "out of order: a newer barrier "
+                                                           "was already emitted")
+            return
+        self.last_barrier = barrier.id
         if self.stopped:
             if barrier.id < self.stopped:
                 return
