@@ -40,7 +40,7 @@ KEYED_KINDS = ("reduce", "window")
 SCENARIO_VERSION = 1
 
 # Limits that keep a hostile token or file from exhausting the machine.
-MAX_PARALLELISM_LIMIT = 32
+MAX_PARALLELISM_LIMIT = 8  # per vertex, as the model promises (1..8)
 #: records that enter vertices, summed over the topology (flat_maps multiply them,
 #: a broadcast edge copies each to every subtask): what a run's memory and time follow
 MAX_RECORD_VISITS = 1_000_000

@@ -12,7 +12,7 @@ from onceflow.model.records import Record
 from onceflow.model.snapshot import CHECKPOINT, SAVEPOINT, Snapshot
 from onceflow.model.store import Entry, Store
 from onceflow.model.trace import Trace
-from onceflow.scenario import SavepointRequest, Scenario, Topology
+from onceflow.scenario import MAX_PARALLELISM_LIMIT, SavepointRequest, Scenario, Topology
 
 __all__ = ["RunResult", "restore", "run"]
 
@@ -138,10 +138,9 @@ def restore(result: RunResult, snapshot: Snapshot, parallelism: int | None = Non
     else:
         _check_topology(snapshot, scenario.topology, topology)
     if parallelism is not None:
-        if not isinstance(parallelism, int) or not 1 <= parallelism <= min(
-                32, topology.max_parallelism):
-            raise RestoreError(f"parallelism must be between 1 and "
-                               f"{min(32, topology.max_parallelism)}, got {parallelism!r}")
+        limit = min(MAX_PARALLELISM_LIMIT, topology.max_parallelism)
+        if not isinstance(parallelism, int) or not 1 <= parallelism <= limit:
+            raise RestoreError(f"parallelism must be between 1 and {limit}, got {parallelism!r}")
         if snapshot.kind == CHECKPOINT and any(
                 v.parallelism != parallelism for v in topology.vertices):
             raise RestoreError(
