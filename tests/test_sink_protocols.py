@@ -1,4 +1,5 @@
-"""A two-phase sink is a writer plus a committer (Flink's Sink V2 shape); users swap either."""
+"""The public component protocols: sources, operators, and two-phase sinks as a writer plus
+a committer (Flink's Sink V2 shape), which users swap for their own."""
 
 from __future__ import annotations
 
@@ -81,3 +82,15 @@ def test_a_committer_that_skips_recovery_commits_loses_data() -> None:
     with pytest.raises(onceflow.Violation) as info:
         onceflow.check(onceflow.run(scenario("forgetful_2pc", faults=faults)))
     assert info.value.finding.anomaly == "lost"
+
+
+def test_every_built_in_component_satisfies_the_public_protocol_it_documents() -> None:
+    from onceflow.model import Operator, SourceReader, SplitReader
+    from onceflow.model.operators import (FilterOperator, FlatMapOperator, MapOperator,
+                                          ReduceOperator, WindowOperator)
+    from onceflow.model.sinks import AppendSink, IdempotentSink
+
+    assert isinstance(SplitReader([], []), SourceReader)
+    for component in (MapOperator(1), FilterOperator(2), FlatMapOperator(2), ReduceOperator(),
+                      WindowOperator(3), AppendSink(), IdempotentSink(), TwoPhaseCommitSink()):
+        assert isinstance(component, Operator), type(component).__name__

@@ -4,15 +4,17 @@ from onceflow.model.operators import (FilterOperator, FlatMapOperator, MapOperat
                                       ReduceOperator, WindowOperator)
 from onceflow.model.records import Barrier, Record, split_logs
 from onceflow.model.simulation import RunResult, restore, run
-from onceflow.model.sinks import AppendSink, IdempotentSink, TwoPhaseCommitSink
+from onceflow.model.sinks import (AppendSink, Committer, IdempotentSink, SinkWriter,
+                                  TwoPhaseCommitSink)
 from onceflow.model.snapshot import Snapshot
 from onceflow.model.store import Entry, Store
-from onceflow.model.task import OperatorContext, TaskCrash
+from onceflow.model.task import OperatorContext, SourceReader, SplitReader, TaskCrash
 from onceflow.model.trace import Trace
 
 __all__ = [
-    "AppendSink", "Barrier", "Entry", "FilterOperator", "FlatMapOperator", "IdempotentSink",
-    "MapOperator", "Operator", "OperatorContext", "Record", "ReduceOperator", "RunResult",
-    "Snapshot", "Store", "TaskCrash", "Trace", "TwoPhaseCommitSink", "WindowOperator",
+    "AppendSink", "Barrier", "Committer", "Entry", "FilterOperator", "FlatMapOperator",
+    "IdempotentSink", "MapOperator", "Operator", "OperatorContext", "Record", "ReduceOperator",
+    "RunResult", "SinkWriter", "Snapshot", "SourceReader", "SplitReader", "Store", "TaskCrash",
+    "Trace", "TwoPhaseCommitSink", "WindowOperator",
     "restore", "run", "split_logs",
 ]

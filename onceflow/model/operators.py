@@ -55,8 +55,7 @@ class Operator(Protocol):
     def notify_checkpoint_aborted(self, checkpoint_id: int) -> None:
         """Snapshot `checkpoint_id` was aborted; its data is *not* to be discarded."""
 
-    def close(self) -> None:
-        """The task finished for good (optional)."""
+    # An operator may also define `close()`, called once when its task finished for good.
 
 
 class _Stateless:

@@ -11,7 +11,7 @@ interrupted mid-buffer.
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable, Generator
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generator, Protocol, runtime_checkable
 
 from onceflow.model.barriers import make_handler
 from onceflow.model.keygroups import subtask_for_key
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from onceflow.model.store import Store
     from onceflow.scenario import Vertex
 
-__all__ = ["OperatorContext", "SourceTask", "SplitReader", "Task", "TaskCrash"]
+__all__ = ["OperatorContext", "SourceReader", "SourceTask", "SplitReader", "Task", "TaskCrash"]
 
 
 class TaskCrash(Exception):
@@ -364,8 +364,39 @@ class Task:
         self.job.phase(self, name, checkpoint_id)
 
 
+@runtime_checkable
+class SourceReader(Protocol):
+    """What a source subtask runs, shaped like Flink's `SourceReader`: it owns some
+    splits of a replayable log and reads them from checkpointed offsets.
+
+    Its state (`state_kind = "splits"`) is a dict split -> next offset; on a
+    restore, and on a rescale, each subtask gets back the offsets of the splits
+    it owns now (split s belongs to subtask s % parallelism).
+    """
+
+    state_kind: ClassVar[str | None]
+
+    def open(self, ctx: "OperatorContext", restored: Any) -> None:
+        """Seek every owned split to its restored offset (0 on a fresh start)."""
+
+    def read(self, limit: int) -> list[Record]:
+        """Up to `limit` records of one split, advancing its offset; [] when none is left."""
+
+    def exhausted(self) -> bool:
+        """Every owned split has been read to its end (bounded input)."""
+
+    def snapshot_state(self, checkpoint_id: int) -> Any:
+        """The offsets to store in snapshot `checkpoint_id`."""
+
+    def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
+        """Snapshot `checkpoint_id` completed (for readers that acknowledge upstream)."""
+
+    def notify_checkpoint_aborted(self, checkpoint_id: int) -> None:
+        """Snapshot `checkpoint_id` was aborted."""
+
+
 class SplitReader:
-    """A source's reader: the splits it owns and its offset in each (its state)."""
+    """The built-in `SourceReader`: the splits it owns and its offset in each."""
 
     state_kind = "splits"
 
