@@ -99,11 +99,18 @@ def expected_output(scenario: Scenario, offsets: dict[int, int] | None = None,
 
 
 def expected_state(scenario: Scenario, offsets: dict[int, int], *,
-                   end_of_input: bool = False) -> dict[str, dict[int, Any]]:
+                   end_of_input: bool = False,
+                   in_flight: frozenset[str] = frozenset()) -> dict[str, dict[int, Any]]:
     """Keyed state of every keyed operator after exactly the input prefix `offsets`
-    (and the end of input, when it was reached: windows fired)."""
+    (and the end of input, when it was reached: windows fired).
+
+    `in_flight` names input records (by id) that had not reached the operator
+    yet: an unaligned snapshot keeps them as channel state instead.
+    """
     states: dict[str, dict[int, Any]] = {v.uid: {} for v in scenario.topology.vertices if v.keyed}
     for key, records in sorted(_inputs(scenario, offsets).items()):
+        if in_flight:
+            records = [r for r in records if r.id not in in_flight]
         _fold(scenario, key, records, end_of_input, states)
     return states
 
