@@ -21,6 +21,12 @@ REGRESSIONS = [
      "7 before 6; a downstream task aligning on 7 took the late barrier 6 as complete and "
      "snapshotted before a record it had not processed: a lost record on restore",
      "of1.eNqVUtuOmzAQ_Rc_IwTspVt-ZRVZs2ZIXBzbGptko4h_74xJ6KbVPpQnY4ZznasyBzRTDNbnpPqrGmaCD4c65UCo-kwzVoo_Ip3Aqb6pXyp1hE9tgjczEfqs-o6vwsDTCpzdexxUpQgzWDn2T5XK9ohh5smXpm6WSo0wO6F7vyrg2_ZH_fZaqcl6HlfnQBOSNgTpwEDrKzMvO6aZMxSh7zuhSBkoi2rIGY9RPjDbgA4ujFqoEpzw7u5OV7dvPEWsT_UjuIQrFhvWEQicQ2fTsWDxbbwNCX9CcdSx2GT9xGLzOeh4gISquLR-L3I-5nFkC4Qm0MDEzxXHDN6j0wYiGJsvJbVflnWTKGJEBxm9KcK75uHpRJ9AceopSwkt30Sjt19KLXN0AQYtYcuNuGf1wYX9RURJaw_22o5jOCFla3BNB4e9tDgGOgNJi7dKUpjJiMWH_7v1nU8Nk9svg0u1YR3WFm9Ao3Vi-C-gdgNq70DrYPO_SE_fIbVfkf71J2V-C_XHnYwtO8n10-ttqV9LSXVTwkw2-MIueyt9SPQTXlLJa9uI7ud9mWTJJjyXfeVjdFZW9XlZfgM_wCwj"),
+    ("unaligned: an end of input in flight to one subtask made the consistent-cut check "
+     "expect unfired windows on another subtask, whose window had fired",
+     "of1.eNqNUtFuwjAM_Bc_V6iggSZ-ZUKVSV3ImiaRk1AQ6r_PLoOBpknrS53YvjufcwVzJNPHYH1OsL1CWxj3jpqUAxNsO3SJKpAs8QkdbOvFuoIBz40J3hRm8hm2S7kKrZRD8ejswVMLFTBltBpqPtuBQpHadb2opwo6LE4ZP3bSWzL6-4EpZeSsWjBnGqImVhW05PAy80t3whPdNWtTIqWpJbC-Fxl5DE08YiKYma0_KN6-dB1xw2QCtzdUc0TvyTUGIxqbL7PWTyvErFyC6DCTNzPzUtVprwyfst4IAkfTvNaU6AK2jU48Y4jeHGJw4XBRFWpeREbnyNk0COPqvYITcbaGdJ4rUHtQM7vAI7Ja2Vsv80EKhY3O9NK_up2H2YBinwqn6oElZhx_gEb5hfFvoNUd6FZYPyP9VqWe_0OTlk07dePsm8d72NT6qdNiQbLBzysYA_fqohrW00Vs2dzNl_jteeM9jd-rStHZ-bVM0xc2SO8O"),
+    ("unaligned: after a restore from a snapshot taken past the end of input, the re-sent "
+     "end of input was in flight while the window had fired long before",
+     "of1.eNqNUltu4zAMvAu_jcDp9rHNVYLAYGTa0VqWBEqKGwS-e0k7DVIsCtQ_lqjhcDjkFcyJzBCD9TnB7gptYTw6alIOTLDr0CWqQF6Jz-hgV29eKhjxozHBm8JMPsNuK6HQChyKR2d7Ty1UwJTR6lHfsx0pFMG-1Jt6rqDD4rTi_goo0efN-1sFg_WCBsOYTkKQkXuSR0ihsKF9fYD5IKVKxkXt_qBFksCySsecaYz68KeClhxeFrlSLOGZvlrUpESqqpaD9YPw5yk08YSJYBFqfa98x9J1xA2TCdxK5t9KzELvyTUGIxqbL0tr_6wUZq0ljA4zebNUfq2_fVsVq1RiXcoK0Eg0zUOKREp0AdtG_VooRX4OMbjQX1SUWh-R0TlyNo0i4El0nYmzNbT6SW2vo-gCT8g6iJutq4ty_56_3sfFj2IfgHN15zqtA7kRMbXlV0QrsP6ZaZJfmH5mevpiWoHbR6b_-9Nh_qI7hc0H9fXDN_e9XKelIxQzkw1-SZ4CDzoPtX6gS1qC9414f1ylgabbDqTorK7adp4_ASasGAU"),
 ]
 
 
