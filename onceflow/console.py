@@ -275,12 +275,37 @@ def run_mutants(*, budget: float, only: tuple[str, ...], as_json: bool, baseline
         base = None
         if baseline:
             base = _baseline(budget, name, seed, i)
-        rows.append(_row(name, outcome, base))
+        row = _row(name, outcome, base)
+        row["control"] = _control(outcome)
+        if row["control"] is False:
+            row["found"] = False  # the counterexample fails without the mutant too
+        rows.append(row)
     if as_json:
         print(json.dumps(rows, sort_keys=True))
     else:
         _print_mutants(rows)
     return 0 if all(r["found"] for r in rows) else 1
+
+
+def _control(outcome: FuzzOutcome) -> bool | None:
+    """Does the shrunk counterexample pass with its mutant switched off?  (None: none found.)
+
+    A counterexample that also fails on the correct model is a false alarm of the
+    properties, not a detection of the mutant.
+    """
+    if outcome.scenario is None:
+        return None
+    from attrs import evolve  # noqa: PLC0415
+
+    from onceflow.model.simulation import run  # noqa: PLC0415
+    from onceflow.properties.checks import check  # noqa: PLC0415
+    from onceflow.properties.violation import Violation  # noqa: PLC0415
+
+    try:
+        check(run(evolve(outcome.scenario, mutants=())))
+    except Violation:
+        return False
+    return True
 
 
 def _baseline(budget: float, name: str, seed: int | None, i: int) -> FuzzOutcome:
@@ -307,6 +332,10 @@ def _print_mutants(rows: list[dict[str, Any]]) -> None:
     out.print(table)
     found = [r for r in rows if r["found"]]
     times = [r["seconds"] for r in found if r["seconds"] is not None]
+    for r in rows:
+        if r.get("control") is False:
+            out.print(f"FALSE ALARM: the counterexample of {r['name']} fails without the mutant "
+                      f"too: onceflow replay {r['token']}")
     out.print(f"kill rate {len(found)}/{len(rows)}"
               + (f", median time to first violation {statistics.median(times):.2f} s" if times else ""))
 

@@ -101,3 +101,23 @@ def test_replay_names_what_is_wrong_with_its_input(source: str, message: str) ->
 def test_absurd_worker_counts_are_refused() -> None:
     proc = cli("fuzz", "--workers", "99999", "--budget", "1s")
     assert proc.returncode == 2 and "at most 64 worker processes" in proc.stderr
+
+
+def test_mutants_reject_a_counterexample_that_fails_without_the_mutant(monkeypatch: pytest.MonkeyPatch) -> None:
+    from onceflow import console
+    from onceflow.fuzz import FuzzOutcome, FuzzStats
+    from onceflow.properties import checks
+
+    outcome = fuzz(budget=30, mutants=("no-final-checkpoint",), seed=1)
+    assert outcome.status == "violation"
+    assert console._control(outcome) is True  # the correct model passes the counterexample
+    assert console._control(FuzzOutcome("clean", FuzzStats(), 0.0)) is None
+
+    real = checks.check
+
+    def flaky_properties(result: object, **kw: object) -> None:
+        real(result, **kw)  # type: ignore[arg-type]
+        raise checks._finding(result, "no_loss", "lost", "planted")  # type: ignore[arg-type]
+
+    monkeypatch.setattr(checks, "check", flaky_properties)
+    assert console._control(outcome) is False
