@@ -315,3 +315,17 @@ def test_diagram_draws_barrier_hops_alignments_crashes_and_restores(tmp_path: Pa
     for legend in ("barrier in flight", "alignment (early inputs blocked)", '"name":"crash"',
                    "task restores a snapshot", "barrier: snapshot taken"):
         assert legend in html, legend
+
+
+def test_a_dropped_barrier_becomes_a_cancel_marker_that_unblocks_downstream() -> None:
+    from onceflow.token import decode
+    from tests.test_regressions import REGRESSIONS
+
+    token = next(t for what, t in REGRESSIONS if "cancel marker" in what)
+    result = onceflow.run(decode(token))
+    kinds = [(k, w, d) for _, k, w, d in result.trace.events if k.startswith("cancel_")]
+    sent = [(w, d[0]) for k, w, d in kinds if k == "cancel_sent"]
+    received = [(w, d[0]) for k, w, d in kinds if k == "cancel_received"]
+    assert ("map1[3]", 1) in sent
+    assert ("sink[0]", 1) in received
+    assert result.status == "finished"

@@ -27,6 +27,10 @@ REGRESSIONS = [
     ("unaligned: after a restore from a snapshot taken past the end of input, the re-sent "
      "end of input was in flight while the window had fired long before",
      "of1.eNqNUltu4zAMvAu_jcDp9rHNVYLAYGTa0VqWBEqKGwS-e0k7DVIsCtQ_lqjhcDjkFcyJzBCD9TnB7gptYTw6alIOTLDr0CWqQF6Jz-hgV29eKhjxozHBm8JMPsNuK6HQChyKR2d7Ty1UwJTR6lHfsx0pFMG-1Jt6rqDD4rTi_goo0efN-1sFg_WCBsOYTkKQkXuSR0ihsKF9fYD5IKVKxkXt_qBFksCySsecaYz68KeClhxeFrlSLOGZvlrUpESqqpaD9YPw5yk08YSJYBFqfa98x9J1xA2TCdxK5t9KzELvyTUGIxqbL0tr_6wUZq0ljA4zebNUfq2_fVsVq1RiXcoK0Eg0zUOKREp0AdtG_VooRX4OMbjQX1SUWh-R0TlyNo0i4El0nYmzNbT6SW2vo-gCT8g6iJutq4ty_56_3sfFj2IfgHN15zqtA7kRMbXlV0QrsP6ZaZJfmH5mevpiWoHbR6b_-9Nh_qI7hc0H9fXDN_e9XKelIxQzkw1-SZ4CDzoPtX6gS1qC9414f1ylgabbDqTorK7adp4_ASasGAU"),
+    ("a task that learnt of an abort before the barrier came dropped the barrier; the "
+     "sink's notify-aborted was lost, so it kept three channels blocked for that barrier "
+     "and backpressure stalled every later checkpoint: now a cancel marker goes downstream",
+     "of1.eNp1UtFu2zAM_Bc9G4WTtMOWXwkCgZFpR7MsCZSU1Aj87yPVJnG31U-WdLw7HnlT5oxmjMH6nNT-prpCcHKoUw6Eat-DS9gofkW6gFP79uWtURO8axO8KUTos9pv-Cp0DFfg7OCxU40izGDlV16znTAURv5oX9qlUT0UJ3qH20qfyRvVoYNZZPgf-x4NXysXEjLlaD3TKR-y7Wc-T5gSDFXWyzkDDSj4ZP14aI9qOTKoZKi9HY5iKjEoS6OQM05RHrYr1Tc2l-CC90CkKKF0wX6EltnzNeh4hmqJG7N-EL5TYbekCU2gjit3TGvO4D06bSCCsXmuWfy2rEyfLTrI6E2V3og9KeZoU77fRKO_Ykp0ATotiVYONpxDDC4Ms9iQ0UQgcA6dTRMrbn826oKUrcGPxLGrmfWBrkDdM9cUChlp6kv97uM81QSKXQGX5sHFaZyfRD071hPEv6k2D6rtneoObddsJ-IODXAID8r_sL3-a4xRm-9t1fF9a-nZncCWo-T67vVqc-WTmXGYyQZfi6-BRpmHRD_inGpejx34tV1vz4jXz6mn6Kxs125Z_gDLmyQj"),
 ]
 
 

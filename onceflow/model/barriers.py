@@ -28,8 +28,14 @@ Trace events (on the task's lane; `n` is the barrier's snapshot id):
 - `barriers_complete (n, kind, records)`: unaligned and at-least-once modes,
   barrier n arrived on every input; `records` is the number of records kept as
   channel state (0 in at-least-once mode);
-- `alignment_cancelled (n, newer)`: a newer barrier arrived before barrier n had
-  arrived everywhere; the task gives snapshot n up.
+- `alignment_cancelled (n, newer)`: a newer barrier (or a cancel marker of `newer`)
+  arrived before barrier n had arrived everywhere; the task gives snapshot n up;
+- `cancel_received (n, channel)`: a cancel marker of snapshot n arrived (Flink's
+  CancelCheckpointMarker): an upstream task gave n up, so its barrier n will not come.
+
+A barrier of a snapshot the task already gave up (its abort arrived first) is not
+forwarded; the task sends a cancel marker instead (`cancel_sent (n)`), so that no
+downstream task keeps its channels blocked waiting for it.
 
 The task itself records `barrier_sent (n, kind)` (once, for all its outputs) and
 `snapshot (n, kind)`.
@@ -40,7 +46,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
-from onceflow.model.records import Barrier
+from onceflow.model.records import Barrier, CancelMarker
 
 if TYPE_CHECKING:
     from onceflow.model.task import Task
@@ -68,6 +74,9 @@ class BarrierHandler(ABC):
         task.job.trace.add(task.env.now, "barrier_received", task.name, barrier.id, channel,
                            task.inputs[channel].sender)
         if barrier.id <= self.done_id:
+            # a snapshot given up here (its abort arrived first): pass a cancel marker on
+            # instead of the barrier, so that no downstream task waits for it forever
+            task.forward_cancel(barrier.id)
             return
         current = self.current
         if current is not None and barrier.id < current.id:
@@ -83,6 +92,18 @@ class BarrierHandler(ABC):
         self.arrived[channel] = True
         self.count += 1
         self._arrive(channel, barrier)
+
+    def on_cancel(self, channel: int, marker: CancelMarker) -> None:
+        """Snapshot `marker.id` was given up upstream: stop aligning on it, pass it on."""
+        task = self.task
+        task.job.trace.add(task.env.now, "cancel_received", task.name, marker.id, channel)
+        current = self.current
+        if current is not None and current.id <= marker.id:
+            task.job.trace.add(task.env.now, "alignment_cancelled", task.name, current.id,
+                               marker.id)
+            self.cancel()
+        self.done_id = max(self.done_id, marker.id)
+        task.forward_cancel(marker.id)
 
     def _start(self, barrier: Barrier) -> None:
         self.current = barrier

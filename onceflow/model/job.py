@@ -27,7 +27,7 @@ from onceflow.model.channel import Channel
 from onceflow.model.coordinator import CheckpointCoordinator
 from onceflow.model.operators import (FilterOperator, FlatMapOperator, MapOperator,
                                       ReduceOperator, WindowOperator)
-from onceflow.model.records import Barrier, split_logs
+from onceflow.model.records import Barrier, CancelMarker, split_logs
 from onceflow.model.sinks import make_sink
 from onceflow.model.snapshot import SAVEPOINT, Snapshot, state_for_subtask
 from onceflow.model.store import Store
@@ -278,7 +278,8 @@ class Job:
                         # FLINK-22815: subtask 0's broadcast state lands everywhere
                         first = layer[0].inputs[ch.index]
                         items = items + saved(first.name)
-                    ch.prefill([item for item in items if item.__class__ is not Barrier])
+                    ch.prefill([item for item in items
+                                if item.__class__ is not Barrier and item.__class__ is not CancelMarker])
 
     def fail(self, task: Task | None, reason: str, crashed: Sequence[Task] = ()) -> None:
         """Task `task` failed (None: the job, for a recovered coordinator): fail over.

@@ -11,7 +11,7 @@ from attrs import frozen
 
 from onceflow.scenario import Workload
 
-__all__ = ["Barrier", "EndOfInput", "Record", "END_OF_INPUT", "split_logs"]
+__all__ = ["Barrier", "CancelMarker", "EndOfInput", "Record", "END_OF_INPUT", "split_logs"]
 
 
 class Record(NamedTuple):
@@ -34,6 +34,14 @@ class Barrier:
 
     id: int
     kind: str = "checkpoint"
+
+
+@frozen
+class CancelMarker:
+    """Snapshot `id` was given up upstream (Flink's `CancelCheckpointMarker`): a task
+    aligning on it stops waiting, and passes the marker on."""
+
+    id: int
 
 
 @frozen

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generator, Protocol, 
 
 from onceflow.model.barriers import make_handler
 from onceflow.model.keygroups import subtask_for_key
-from onceflow.model.records import END_OF_INPUT, Barrier, Record
+from onceflow.model.records import END_OF_INPUT, Barrier, CancelMarker, Record
 
 if TYPE_CHECKING:
     import simpy
@@ -96,6 +96,7 @@ class Task:
         self.record_cost = job.scenario.timing.record_cost
         self.process: "simpy.Process | None" = None
         self.deferred: Barrier | None = None
+        self.forwarded_id = 0  # the newest snapshot whose barrier or cancel marker went out
         self.last_snapshot = 0  # the newest snapshot this task took its state for
 
     # -- wiring -------------------------------------------------------------
@@ -185,6 +186,8 @@ class Task:
             return len(item) * self.record_cost
         if item.__class__ is Barrier:
             self.handler.on_barrier(channel.index, item)
+        elif item.__class__ is CancelMarker:
+            self.handler.on_cancel(channel.index, item)
         else:
             if self.handler.capturing:
                 self.handler.captured(channel.index, item)  # end of input is channel state too
@@ -248,6 +251,7 @@ class Task:
     def emit_barrier(self, barrier: Barrier, overtake: bool) -> dict[str, list[Any]]:
         """Send `barrier` on every output; overtaken buffers come back as channel state."""
         self.flush()
+        self.forwarded_id = max(self.forwarded_id, barrier.id)
         if self.outputs:  # one event for all outputs (a sink has none)
             self.job.trace.add(self.env.now, "barrier_sent", self.name, barrier.id, barrier.kind)
         state: dict[str, list[Any]] = {}
@@ -260,6 +264,19 @@ class Task:
             else:
                 ch.send(barrier)
         return state
+
+    def forward_cancel(self, checkpoint_id: int) -> None:
+        """Tell every downstream task that snapshot `checkpoint_id` will not come from
+        here, so that none of them waits for its barrier (FLINK's CancelCheckpointMarker)."""
+        if checkpoint_id <= self.forwarded_id:
+            return
+        self.forwarded_id = checkpoint_id
+        self.flush()
+        if self.outputs:
+            self.job.trace.add(self.env.now, "cancel_sent", self.name, checkpoint_id)
+            marker = CancelMarker(checkpoint_id)
+            for ch in self.outputs:
+                ch.send(marker)
 
     def unblock_all(self) -> None:
         blocked = self.blocked

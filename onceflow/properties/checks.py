@@ -11,7 +11,7 @@ from collections import Counter
 from typing import Any, Callable, Iterator
 
 from onceflow.errors import OperatorError
-from onceflow.model.records import Record, split_logs
+from onceflow.model.records import END_OF_INPUT, Record, split_logs
 from onceflow.model.simulation import RunResult, restore, run
 from onceflow.model.snapshot import SAVEPOINT, Snapshot
 from onceflow.properties.guarantees import AT_LEAST_ONCE, EXACTLY_ONCE, guarantee
@@ -339,7 +339,7 @@ def _in_flight_before(snapshot: Snapshot, topology: Any,
         for item in items:
             if item.__class__ is list:
                 ids.update(r.id for r in item)
-            else:
+            elif item is END_OF_INPUT:
                 end = True
     return frozenset(ids), end
 

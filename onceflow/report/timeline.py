@@ -194,8 +194,11 @@ def _describe(kind: str, where: str, d: tuple[Any, ...], names: dict[int, str]) 
                                      "flight: channel state",
         "barriers_complete": lambda: f"barrier of {snap(d[0])} arrived on every input: "
                                      f"{_count(d[2])} kept as channel state",
-        "alignment_cancelled": lambda: f"alignment of {snap(d[0])} given up: barrier of "
-                                       f"{snap(d[1])} arrived",
+        "alignment_cancelled": lambda: f"alignment of {snap(d[0])} given up: barrier or "
+                                       f"cancel marker of {snap(d[1])} arrived",
+        "cancel_sent": lambda: f"{snap(d[0])} given up here: cancel marker sent downstream "
+                               "instead of its barrier",
+        "cancel_received": lambda: f"cancel marker of {snap(d[0])} received on input {d[1]}",
         "aligned": lambda: f"barrier of {snap(d[0])} arrived on every input: aligned after "
                            f"{d[2]:.3f} ms",
         "barrier_sent": lambda: f"barrier of {snap(d[0])} sent downstream",
