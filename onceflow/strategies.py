@@ -218,7 +218,11 @@ def _fault(src: _Source, groups: list[str], topology: Topology, horizon: float, 
         stop_planned = any(r.stop for r in plan)
         phase = "stop_savepoint" if stop_planned and _flag(src) else _choice(src, phases)
         checkpoint = 0 if phase in ("stop_savepoint", "end_of_input") else src.integer(0, 4)
-        return PhaseCrash(phase, _target(src, topology, sink=phase in _SINK_PHASES), checkpoint)
+        # a crash can wait for a savepoint's phases rather than any snapshot's
+        snapshot = ("savepoint" if plan and phase not in ("stop_savepoint", "end_of_input")
+                    and _flag(src) else "any")
+        return PhaseCrash(phase, _target(src, topology, sink=phase in _SINK_PHASES), checkpoint,
+                          snapshot)
     if group == "crash":
         if _flag(src):
             subtasks = sum(v.parallelism for v in topology.vertices)

@@ -136,7 +136,7 @@ def test_greedy_shrink_stops_at_a_fixpoint() -> None:
 #: The fuzz seed: with it the generator's first `abort-discards` counterexample has several
 #: faults and a big job (the generator is edited now and then: if that stops holding,
 #: pick another seed whose `first_size` does).
-FUZZ_SEED = 0
+FUZZ_SEED = 1
 
 
 def test_fuzz_shrinks_a_fault_dependent_failure_to_its_one_fault(tmp_path: Path) -> None:

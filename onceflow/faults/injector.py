@@ -149,13 +149,27 @@ class Injector:
                 continue
             if fault.checkpoint and fault.checkpoint != checkpoint_id:
                 continue
+            kind = self._kind_of(checkpoint_id)
+            if fault.snapshot != "any" and fault.snapshot != kind:
+                continue
             self._record(index, fault, phase=phase, target=task.name, checkpoint=checkpoint_id)
-            reason = f"crash of {task.name} at {phase} of checkpoint {checkpoint_id} (fault {index})"
+            reason = f"crash of {task.name} at {phase} of {kind} {checkpoint_id} (fault {index})"
             if phase == "async_upload":
                 job = self.job
                 job.later(job.scenario.timing.upload_time / 2, job.fail, task, reason)
                 return
             raise TaskCrash(reason)
+
+    def _kind_of(self, checkpoint_id: int) -> str:
+        """Whether snapshot `checkpoint_id` is a checkpoint or a savepoint."""
+        coordinator = self.job.coordinator
+        pending = coordinator.pending.get(checkpoint_id)
+        if pending is not None:
+            return pending.kind
+        for snapshot in reversed(coordinator.history):
+            if snapshot.id == checkpoint_id:
+                return snapshot.kind
+        return "savepoint" if checkpoint_id in self.job.savepoint_requests else "checkpoint"
 
     # -- messages and uploads ------------------------------------------------------------
 

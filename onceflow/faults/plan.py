@@ -51,6 +51,9 @@ CRASH_PHASES = (
     "end_of_input",         # end of input reached, before the final checkpoint
 )
 
+#: Which snapshots a `PhaseCrash` waits for.
+SNAPSHOT_KINDS = ("any", "checkpoint", "savepoint")
+
 NOTIFY_EFFECTS = ("lose", "delay", "duplicate", "reorder")
 #: Which notifications a `NotifyFault` intercepts: notify-complete, notify-aborted, or
 #: whichever of the two comes first ("any", the behaviour before the field existed).
@@ -149,16 +152,24 @@ class CoordinatorCrash:
 
 @frozen
 class PhaseCrash:
-    """Subtask `target` crashes when snapshot `checkpoint` reaches `phase` there."""
+    """Subtask `target` crashes when snapshot `checkpoint` reaches `phase` there.
+
+    `snapshot` narrows which snapshots count: "checkpoint", "savepoint" or "any";
+    with `checkpoint=0`, the first of that kind to reach the phase.
+    """
 
     kind_name: ClassVar[str] = "phase_crash"
     phase: str
     target: str
     checkpoint: int = 0
+    snapshot: str = "any"
 
     def validate(self, scenario: "Scenario", path: str) -> None:
         if self.phase not in CRASH_PHASES:
             _fail(path, "phase", f"unknown phase {self.phase!r}; phases: {', '.join(CRASH_PHASES)}")
+        if self.snapshot not in SNAPSHOT_KINDS:
+            _fail(path, "snapshot", f"unknown snapshot kind {self.snapshot!r}; one of "
+                                    f"{', '.join(SNAPSHOT_KINDS)}")
         check_target(scenario, self.target, path)
         _check_checkpoint(path, self.checkpoint)
         if self.phase == "end_of_input" and self.checkpoint:
