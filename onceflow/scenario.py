@@ -50,6 +50,7 @@ MAX_SPLITS = 256
 MAX_VERTICES = 12
 MAX_LIST_ITEMS = 64
 MAX_SAVEPOINTS = 16  # each is restored (a whole run) when the properties are checked
+MAX_SCHEDULE = 64  # drawn tie-breaks at the start of a run, and the largest choice
 MAX_FAULTS = 32  # each crash may replay the input since the last checkpoint
 #: checkpoint timer ticks until the horizon (horizon / interval): a job that never
 #: finishes ticks until then
@@ -318,6 +319,10 @@ class Scenario:
     savepoints: tuple[SavepointRequest, ...] = field(default=(), converter=tuple)
     faults: tuple[Any, ...] = field(default=(), converter=tuple)
     mutants: tuple[str, ...] = field(default=(), converter=tuple)
+    #: The first tie-breaks among simultaneously ready inputs, in the order the run
+    #: meets them (entry v picks the ready input v mod their count); later ones
+    #: come from `seed`.  Drawn, so that Hypothesis shrinks orderings choice by choice.
+    schedule: tuple[int, ...] = field(default=(), converter=tuple)
     seed: int = 0
     version: int = SCENARIO_VERSION
 
@@ -340,6 +345,10 @@ class Scenario:
             _check_choice("sink", self.sink, SINK_KINDS + tuple(sorted(SINKS)))
         _check_time("txn_timeout", self.txn_timeout, positive=True)
         _check_int("seed", self.seed, 0, 2**63 - 1)
+        if len(self.schedule) > MAX_SCHEDULE:
+            _fail("schedule", f"{len(self.schedule)} entries; at most {MAX_SCHEDULE}")
+        for i, choice in enumerate(self.schedule):
+            _check_int(f"schedule[{i}]", choice, 0, MAX_SCHEDULE)
         if self.version != SCENARIO_VERSION:
             _fail("version", f"this onceflow reads scenario version {SCENARIO_VERSION}, "
                              f"got {_show(self.version)}; re-create the scenario with this version")

@@ -132,6 +132,9 @@ def _candidates(s: Scenario) -> Iterator[Scenario]:
         if getattr(fault, "at", 0) > 0:
             options.append(lambda i=i: evolve(s, faults=_replace(
                 s.faults, i, evolve(s.faults[i], at=round(s.faults[i].at / 2, 2)))))
+    if s.schedule:
+        options.append(lambda: evolve(s, schedule=()))
+        options.append(lambda: evolve(s, schedule=tuple(0 for _ in s.schedule)))
     if s.seed:
         options.append(lambda: evolve(s, seed=0))
     for build in options:

@@ -155,9 +155,20 @@ def generate(src: _Source, *, mode: str | None, sink: str | None, max_records: i
                 restore_parallelism=src.integer(1, max_parallelism) if _flag(src) else None))
     # each fault is drawn behind its own switch, so that shrinking can drop any one of
     # them (not only the last) by turning the switch to its simplest value, off
-    faults = [f for f in (_fault(src, groups, topology, horizon, sink, plan)
-                          if src.integer(0, 3) else None for _ in range(n_faults)) if f is not None]
+    faults: list[Any] = []
+    for _ in range(n_faults):
+        if src.integer(0, 3):
+            fault = _fault(src, groups, topology, horizon, sink, plan)
+            faults.append(fault)
+            if (isinstance(fault, PhaseCrash) and fault.phase == "recovery_commit"
+                    and len(faults) < max_faults):
+                # a recovery commit happens only after a failover that restores pending
+                # transactions: crash the same sink between a completion and its commit
+                faults.append(PhaseCrash("notify_complete", fault.target, 0))
     crashes = sum(isinstance(f, (Crash, WorkerCrash, PhaseCrash, CoordinatorCrash)) for f in faults)
+    # the first tie-breaks among ready inputs are draws of their own (shrinking takes
+    # them towards the first ready input); the rest come from the seed
+    schedule = tuple(src.integer(0, 3) for _ in range(src.integer(0, 8)))
     return Scenario(
         topology=topology,
         workload=Workload(records=records, keys=keys, splits=splits, skew=skew,
@@ -165,7 +176,7 @@ def generate(src: _Source, *, mode: str | None, sink: str | None, max_records: i
         checkpoints=checkpoints, timing=timing,
         restart=RestartStrategy(attempts=crashes + 2, delay=0.5 * src.integer(1, 20)),
         sink=sink, savepoints=tuple(plan), faults=tuple(faults), mutants=tuple(mutants),
-        seed=src.integer(0, 2**16))
+        schedule=schedule, seed=src.integer(0, 2**16))
 
 
 def _topology(src: _Source, max_p: int, *, broadcast: bool) -> Topology:

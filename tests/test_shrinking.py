@@ -148,7 +148,7 @@ def test_fuzz_shrinks_a_fault_dependent_failure_to_its_one_fault(tmp_path: Path)
     assert outcome.finding is not None and outcome.scenario is not None
     first = outcome.first_size
     assert first is not None
-    assert first["faults"] >= 2 and first["records"] >= 50 and first["parallelism"] >= 2, first
+    assert first["faults"] >= 2 and first["records"] >= 20 and first["parallelism"] >= 2, first
     out = outcome.scenario
     (fault,) = out.faults
     assert isinstance(fault, StorageFault)

@@ -98,6 +98,8 @@ class Job:
         # a restored timeline goes on from the moment its snapshot completed
         self.env = simpy.Environment(initial_time=initial.completed if initial else 0.0)
         self.rng = random.Random(scenario.seed)
+        self.schedule = scenario.schedule
+        self.schedule_at = 0
         self.logs = split_logs(scenario.workload)
         self.trace = Trace()
         self.mutants = frozenset(scenario.mutants)
@@ -137,6 +139,15 @@ class Job:
             return (2 * scenario.checkpoints.interval + t.upload_time + 4 * t.rpc_latency
                     + 10 * t.latency)
         return scenario.txn_timeout
+
+    def tie_break(self, count: int) -> int:
+        """Which of `count` simultaneously ready inputs goes first: the scenario's drawn
+        schedule while it lasts, then its seeded generator."""
+        at = self.schedule_at
+        if at < len(self.schedule):
+            self.schedule_at = at + 1
+            return self.schedule[at] % count
+        return self.rng.randrange(count)
 
     def mutant(self, name: str) -> bool:
         return name in self.mutants

@@ -212,7 +212,7 @@ class Task:
                 count += 1
         if count <= 1:
             return ready
-        return ready[self.job.rng.randrange(count)]
+        return ready[self.job.tie_break(count)]
 
     # -- output ---------------------------------------------------------------
 
