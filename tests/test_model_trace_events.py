@@ -308,7 +308,7 @@ def test_text_timeline_tells_alignment_crash_and_restore_without_single_barrier_
 
 
 def test_diagram_draws_barrier_hops_alignments_crashes_and_restores(tmp_path: Path) -> None:
-    pytest.importorskip("plotly")
+    import plotly  # noqa: F401  (the test extra installs it; a missing one must fail, not skip)
     from onceflow.report import write_html  # noqa: PLC0415
 
     html = write_html(crash_and_restore_run(), tmp_path / "d.html").read_text(encoding="utf-8")
