@@ -23,8 +23,8 @@ from attrs import frozen
 
 from onceflow.errors import OnceflowError
 
-__all__ = ["OPERATORS", "SINKS", "OperatorSpec", "SinkSpec", "register_operator",
-           "register_sink"]
+__all__ = ["OPERATORS", "SINKS", "STORES", "OperatorSpec", "SinkSpec", "StoreSpec",
+           "register_operator", "register_sink", "register_store"]
 
 _BUILTIN_OPERATORS = ("source", "map", "filter", "flat_map", "reduce", "window", "sink")
 _BUILTIN_SINKS = ("append", "idempotent", "two_phase")
@@ -47,8 +47,15 @@ class SinkSpec:
     upsert: bool = False
 
 
+@frozen
+class StoreSpec:
+    name: str
+    factory: Callable[..., Any]
+
+
 OPERATORS: dict[str, OperatorSpec] = {}
 SINKS: dict[str, SinkSpec] = {}
+STORES: dict[str, StoreSpec] = {}
 
 
 def _check_name(name: str, builtin: tuple[str, ...]) -> None:
@@ -84,3 +91,31 @@ def register_sink(name: str, *, factory: Callable[[], Any], exactly_once: bool,
     spec = SinkSpec(name, factory, exactly_once, upsert)
     SINKS[name] = spec
     return spec
+
+
+def register_store(name: str, *, factory: Callable[..., Any]) -> StoreSpec:
+    """Make `Scenario(store=name)` write to `factory(txn_timeout=..., label=...)`.
+
+    The factory returns a fresh, empty store (an `onceflow.stores.Store`) for one
+    timeline; `label` names the timeline (for files kept for inspection).
+    Built-in stores are registered here too.
+    """
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise OnceflowError(f"bad name {name!r}: use lowercase letters, digits, _ and -")
+    if name in STORES and STORES[name].factory.__module__.startswith("onceflow.stores"):
+        raise OnceflowError(f"{name!r} is a built-in store; choose another name")
+    if not callable(factory):
+        raise OnceflowError("factory must be a callable")
+    spec = StoreSpec(name, factory)
+    STORES[name] = spec
+    return spec
+
+
+def _memory_store(*, txn_timeout: float, label: str = "") -> Any:
+    from onceflow.stores.memory import MemoryStore  # noqa: PLC0415
+
+    return MemoryStore(txn_timeout, label=label)
+
+
+_memory_store.__module__ = "onceflow.stores.memory"
+STORES["memory"] = StoreSpec("memory", _memory_store)

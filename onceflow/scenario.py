@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from attrs import evolve, field, fields, frozen
 
 from onceflow.errors import ScenarioError
-from onceflow.registry import OPERATORS, SINKS
+from onceflow.registry import OPERATORS, SINKS, STORES
 
 __all__ = [
     "BARRIER_MODES",
@@ -315,6 +315,8 @@ class Scenario:
     timing: Timing = field(factory=Timing)
     restart: RestartStrategy = field(factory=RestartStrategy)
     sink: str = "two_phase"
+    #: The external system the sink writes to: a registered store ("memory", "sqlite").
+    store: str = "memory"
     txn_timeout: float = field(default=600_000.0, converter=_time)
     savepoints: tuple[SavepointRequest, ...] = field(default=(), converter=tuple)
     faults: tuple[Any, ...] = field(default=(), converter=tuple)
@@ -343,6 +345,8 @@ class Scenario:
                 _fail(name, f"must be a {cls.__name__}")
         if self.sink not in SINKS:
             _check_choice("sink", self.sink, SINK_KINDS + tuple(sorted(SINKS)))
+        if self.store not in STORES:
+            _check_choice("store", self.store, tuple(sorted(STORES)))
         _check_time("txn_timeout", self.txn_timeout, positive=True)
         _check_int("seed", self.seed, 0, 2**63 - 1)
         if len(self.schedule) > MAX_SCHEDULE:
@@ -394,7 +398,10 @@ class Scenario:
     # -- JSON ---------------------------------------------------------------
 
     def to_data(self) -> dict[str, Any]:
-        return _to_data(self)
+        data = _to_data(self)
+        if data["store"] == "memory":
+            del data["store"]  # the default: tokens of earlier versions stay valid
+        return data
 
     def to_json(self, *, indent: int | None = None) -> str:
         return json.dumps(self.to_data(), sort_keys=True, indent=indent,

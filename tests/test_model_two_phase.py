@@ -10,7 +10,7 @@ from onceflow.model.job import Job
 from onceflow.model.records import Record
 from onceflow.model.simulation import RunResult, _finish
 from onceflow.model.sinks import TwoPhaseCommitSink
-from onceflow.model.store import Store
+from onceflow.stores import MemoryStore as Store
 from onceflow.properties.oracle import canonical, expected_output
 
 

@@ -7,9 +7,9 @@ from onceflow.model.simulation import RunResult, restore, run
 from onceflow.model.sinks import (AppendSink, Committer, IdempotentSink, SinkWriter,
                                   TwoPhaseCommitSink)
 from onceflow.model.snapshot import Snapshot
-from onceflow.model.store import Entry, Store
 from onceflow.model.task import OperatorContext, SourceReader, SplitReader, TaskCrash
 from onceflow.model.trace import Trace
+from onceflow.stores import Entry, Store
 
 __all__ = [
     "AppendSink", "Barrier", "Committer", "Entry", "FilterOperator", "FlatMapOperator",

@@ -187,7 +187,7 @@ class CheckpointCoordinator:
             parallelism={v.uid: v.parallelism for v in topology.vertices},
             max_parallelism=topology.max_parallelism, state=state,
             channel_state=dict(pending.channel_state),
-            store_version=(job.store.version() if pending.fork_version is None
+            store_version=(job.store.mark() if pending.fork_version is None
                            else pending.fork_version),
             run=job.run_id, stop=pending.stop, timeline=job.timeline,
             input_ended=pending.ended_sources == len(attempt.sources))
@@ -204,7 +204,7 @@ class CheckpointCoordinator:
             elif commits and self.pending[older].fork_version is None:
                 # from here on the store holds commits of epochs after that savepoint:
                 # a restore of it forks the store as it stood before them
-                self.pending[older].fork_version = job.store.version()
+                self.pending[older].fork_version = job.store.mark()
         if commits:
             for task in attempt.tasks:
                 job.notify(task, pending.id,

@@ -30,10 +30,10 @@ from onceflow.model.operators import (FilterOperator, FlatMapOperator, MapOperat
 from onceflow.model.records import Barrier, CancelMarker, split_logs
 from onceflow.model.sinks import make_sink
 from onceflow.model.snapshot import SAVEPOINT, Snapshot, state_for_subtask
-from onceflow.model.store import Store
 from onceflow.model.task import SourceTask, SplitReader, Task
 from onceflow.model.trace import Trace
 from onceflow.registry import OPERATORS
+from onceflow.stores import Store, make_store
 
 if TYPE_CHECKING:
     from onceflow.scenario import Scenario, Vertex
@@ -71,7 +71,7 @@ class Attempt:
         self.sinks_done = 0
 
 
-def make_operator(vertex: "Vertex", sink_kind: str) -> Any:
+def make_operator(vertex: "Vertex", sink_kind: str, store: Any = None) -> Any:
     kind = vertex.kind
     if kind in OPERATORS:
         return OPERATORS[kind].factory(vertex.param)
@@ -86,7 +86,7 @@ def make_operator(vertex: "Vertex", sink_kind: str) -> Any:
     if kind == "window":
         return WindowOperator(vertex.param)
     if kind == "sink":
-        return make_sink(sink_kind)
+        return make_sink(sink_kind, store)
     raise ValueError(f"no built-in operator for {kind!r}")
 
 
@@ -103,7 +103,9 @@ class Job:
         self.logs = split_logs(scenario.workload)
         self.trace = Trace()
         self.mutants = frozenset(scenario.mutants)
-        self.store = store if store is not None else Store(self._txn_timeout())
+        self.store = (store if store is not None else
+                      make_store(scenario.store, txn_timeout=self._txn_timeout(),
+                                 label=f"{run_id}-t{timeline}"))
         self.initial = initial
         self.timeline = timeline
         self.run_id = run_id
@@ -233,8 +235,8 @@ class Job:
                                             SplitReader(self.logs, splits), out_edge, out_p)
                     attempt.sources.append(task)  # type: ignore[arg-type]
                 else:
-                    task = Task(self, attempt, vertex, s, make_operator(vertex, scenario.sink),
-                                out_edge, out_p)
+                    operator = make_operator(vertex, scenario.sink, self.store)
+                    task = Task(self, attempt, vertex, s, operator, out_edge, out_p)
                 layer.append(task)
             attempt.state_kinds[vertex.uid] = layer[0].operator.state_kind
             layers.append(layer)

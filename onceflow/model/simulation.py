@@ -10,8 +10,8 @@ from onceflow.errors import RestoreError
 from onceflow.model.job import Job
 from onceflow.model.records import Record
 from onceflow.model.snapshot import CHECKPOINT, SAVEPOINT, Snapshot
-from onceflow.model.store import Entry, Store
 from onceflow.model.trace import Trace
+from onceflow.stores import Entry, Store
 from onceflow.scenario import MAX_PARALLELISM_LIMIT, SavepointRequest, Scenario, Topology
 
 __all__ = ["RunResult", "restore", "run"]
@@ -149,7 +149,8 @@ def restore(result: RunResult, snapshot: Snapshot, parallelism: int | None = Non
         topology = topology.with_parallelism(parallelism)
     _check_compatible(snapshot, topology)
     restored_scenario = evolve(scenario, topology=topology, savepoints=(), faults=())
-    job = Job(restored_scenario, store=result.store.fork(snapshot.store_version),
+    job = Job(restored_scenario, store=result.store.fork(snapshot.store_version,
+                                                  label=f"{result.run_id}-t{result.timeline + 1}"),
               initial=snapshot, timeline=result.timeline + 1, run_id=result.run_id)
     job.run()
     return _finish(job, restored_scenario, parent=result, restored_from=snapshot)

@@ -201,10 +201,24 @@ class TwoPhaseCommitSink:
             self.pending = [p for p in self.pending if p[0] != checkpoint_id]
 
 
-def make_sink(kind: str) -> Any:
+def make_sink(kind: str, store: Any = None) -> Any:
+    """A fresh sink of `kind`; a registered factory that takes an argument gets the
+    timeline's store (the sink also reaches it as `ctx.store` once opened)."""
     from onceflow.registry import SINKS  # noqa: PLC0415
 
     if kind in SINKS:
-        return SINKS[kind].factory()
+        factory = SINKS[kind].factory
+        return factory(store) if _takes_argument(factory) else factory()
     return {"append": AppendSink, "idempotent": IdempotentSink,
             "two_phase": TwoPhaseCommitSink}[kind]()
+
+
+def _takes_argument(factory: Any) -> bool:
+    import inspect  # noqa: PLC0415
+
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+               for p in params)

@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 
     from onceflow.model.channel import Channel
     from onceflow.model.job import Attempt, Job
-    from onceflow.model.store import Store
     from onceflow.scenario import Vertex
+    from onceflow.stores import Store
 
 __all__ = ["OperatorContext", "SourceReader", "SourceTask", "SplitReader", "Task", "TaskCrash"]
 

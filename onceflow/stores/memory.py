@@ -1,11 +1,10 @@
-"""The external store the sinks write to: it lives outside the job and survives every crash.
+"""The in-memory store (the default): a Kafka-like transactional log plus an upsert table.
 
-A Kafka-like transactional log plus an upsert table.  Writes of a transaction
-land in the log at once (read-uncommitted readers see them); read-committed
-readers see committed data only and stop at the first open transaction (the
-last stable offset), so an open transaction blocks them.  An uncommitted
-transaction older than the transaction timeout is expired by the store: its
-data is gone and a later commit fails.
+Writes of a transaction land in the log at once (read-uncommitted readers see
+them); read-committed readers see committed data only and stop at the first
+open transaction (the last stable offset), so an open transaction blocks them.
+An uncommitted transaction older than the transaction timeout is expired by
+the store: its data is gone and a later commit fails.
 
 Every mutating call is kept in an operation log, so `fork(version)` rebuilds
 the store exactly as it stood at any earlier moment.
@@ -13,65 +12,55 @@ the store exactly as it stood at any earlier moment.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
-from onceflow.model.records import Record
+from onceflow.stores.protocol import (ABORTED, COMMITTED, EXPIRED, OPEN, PRECOMMITTED, Entry,
+                                      Transaction, Visible)
 
-__all__ = ["Entry", "Store", "Transaction"]
-
-OPEN, PRECOMMITTED, COMMITTED, ABORTED, EXPIRED = (
-    "open", "precommitted", "committed", "aborted", "expired")
+__all__ = ["MemoryStore"]
 
 
-class Transaction:
-    """One external transaction; `owner` is (sink uid, subtask)."""
+class MemoryStore:
+    """The default store: everything in Python objects, forked by replaying its log."""
 
-    __slots__ = ("id", "owner", "state", "begun", "ended", "positions")
-
-    def __init__(self, txn_id: str, owner: tuple[str, int], begun: float) -> None:
-        self.id = txn_id
-        self.owner = owner
-        self.state = OPEN
-        self.begun = begun
-        self.ended: float | None = None
-        self.positions: list[int] = []
-
-    def __repr__(self) -> str:
-        return f"Transaction({self.id!r}, {self.state}, begun={self.begun:g})"
-
-
-class Entry(NamedTuple):
-    """One record as the store holds it, with its provenance."""
-
-    record: Record
-    txn: str | None
-    written: float
-    committed: float | None
-
-
-class Store:
-    def __init__(self, txn_timeout: float) -> None:
+    def __init__(self, txn_timeout: float, *, label: str = "") -> None:
         self.txn_timeout = txn_timeout
+        self.label = label
         self.ops: list[tuple[Any, ...]] = []
-        self._log: list[tuple[Record, str | None, float]] = []
-        self._table: dict[str, tuple[Record, float]] = {}
+        self._log: list[tuple[Any, str | None, float]] = []
+        self._table: dict[str, tuple[Any, float]] = {}
         self.txns: dict[str, Transaction] = {}
+        self._metadata: dict[str, dict[str, Any]] = {}
+        self._visible: list[Visible] = []
         self.failed_commits: list[tuple[str, float]] = []
         self.transient_failures = 0
 
     # -- writes -----------------------------------------------------------
 
-    def append(self, now: float, records: list[Record]) -> None:
+    def append(self, now: float, records: list[Any]) -> None:
         self.ops.append(("append", now, records))
         log = self._log
         for r in records:
             log.append((r, None, now))
+        self._visible.append(Visible(now, len(self.ops), None, tuple(r.id for r in records)))
 
-    def upsert(self, now: float, records: list[Record]) -> None:
-        self.ops.append(("upsert", now, records))
+    def upsert(self, now: float, records: list[Any], keys: list[str] | None = None) -> None:
+        if keys is None:
+            keys = [r.id for r in records]
+        elif len(keys) != len(records):
+            raise ValueError(f"upsert of {len(records)} records with {len(keys)} keys")
+        self.ops.append(("upsert", now, records, keys))
         table = self._table
-        for r in records:
-            table[r.id] = (r, now)
+        for key, r in zip(keys, records):
+            table[key] = (r, now)
+        self._visible.append(Visible(now, len(self.ops), None, tuple(r.id for r in records), True))
+
+    def set_metadata(self, now: float, owner: str, name: str, value: Any) -> None:
+        self.ops.append(("set_metadata", now, owner, name, value))
+        self._metadata.setdefault(owner, {})[name] = value
+
+    def metadata(self, owner: str) -> dict[str, Any]:
+        return dict(self._metadata.get(owner, {}))
 
     def begin(self, now: float, txn_id: str, owner: tuple[str, int]) -> None:
         if txn_id in self.txns:
@@ -79,7 +68,7 @@ class Store:
         self.ops.append(("begin", now, txn_id, owner))
         self.txns[txn_id] = Transaction(txn_id, owner, now)
 
-    def write(self, now: float, txn_id: str, records: list[Record]) -> None:
+    def write(self, now: float, txn_id: str, records: list[Any]) -> None:
         self.ops.append(("write", now, txn_id, records))
         txn = self.txns[txn_id]
         self._expire(txn, now)
@@ -117,6 +106,9 @@ class Store:
             return False
         txn.state = COMMITTED
         txn.ended = now
+        log = self._log
+        self._visible.append(Visible(now, len(self.ops), txn_id,
+                                     tuple(log[i][0].id for i in txn.positions)))
         return True
 
     def fail_commit(self, now: float, txn_id: str) -> None:
@@ -139,6 +131,12 @@ class Store:
 
     def version(self) -> int:
         return len(self.ops)
+
+    def mark(self) -> int:
+        return len(self.ops)
+
+    def visibility(self) -> list[Visible]:
+        return self._visible
 
     def unfinished(self, now: float) -> list[Transaction]:
         """Transactions neither committed nor aborted nor expired at `now`."""
@@ -178,7 +176,7 @@ class Store:
         return out
 
     def destroyed(self, now: float) -> list[tuple[Entry, Transaction]]:
-        """Records written in transactions that were aborted or expired by `now`."""
+        """Anys written in transactions that were aborted or expired by `now`."""
         out = []
         for record, txn_id, written in self._log:
             if txn_id is None:
@@ -189,10 +187,10 @@ class Store:
                 out.append((Entry(record, txn_id, written, None), txn))
         return out
 
-    def read_committed(self, now: float) -> list[Record]:
+    def read_committed(self, now: float) -> list[Any]:
         return [e.record for e in self.entries(now)]
 
-    def read_uncommitted(self, now: float) -> list[Record]:
+    def read_uncommitted(self, now: float) -> list[Any]:
         return [e.record for e in self.entries(now, committed_only=False)]
 
     def blocking_transaction(self, now: float) -> Transaction | None:
@@ -210,9 +208,12 @@ class Store:
 
     # -- forks ------------------------------------------------------------
 
-    def fork(self, version: int) -> "Store":
+    def fork(self, version: int, *, label: str = "") -> "MemoryStore":
         """A new store as this one stood after its first `version` operations."""
-        other = Store(self.txn_timeout)
+        other = MemoryStore(self.txn_timeout, label=label)
         for op in self.ops[:version]:
             getattr(other, op[0])(*op[1:])
         return other
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,42 @@
+"""External stores: the systems sinks write to, which outlive every crash of the job.
+
+`Store` is the protocol; `MemoryStore` the default; `SQLiteStore` a real
+SQLite database per timeline.  Plug in another system with
+`onceflow.registry.register_store(name, factory=...)` and choose it with
+`Scenario(store=name)`.  Stores sit below the model: they import nothing of it.
+"""
+
+from onceflow.stores.memory import MemoryStore
+from onceflow.stores.protocol import (ABORTED, COMMITTED, EXPIRED, OPEN, PRECOMMITTED, Entry,
+                                      Store, StoreError, Transaction, Visible)
+
+__all__ = ["ABORTED", "COMMITTED", "EXPIRED", "OPEN", "PRECOMMITTED", "Entry", "MemoryStore",
+           "Store", "StoreError", "Transaction", "Visible", "make_store"]
+
+
+def make_store(name: str, *, txn_timeout: float, label: str = "") -> Store:
+    """A fresh store of registered kind `name` (a timeline's external system)."""
+    from onceflow.registry import STORES  # noqa: PLC0415
+
+    spec = STORES.get(name)
+    if spec is None:
+        raise StoreError(f"no store named {name!r}; registered: {', '.join(sorted(STORES))} "
+                         "(register yours with onceflow.registry.register_store and load it "
+                         "with --plugin)")
+    store = spec.factory(txn_timeout=txn_timeout, label=label)
+    _check(store, name)
+    return store
+
+
+_REQUIRED = ("ops", "txn_timeout", "begin", "write", "precommit", "commit", "abort", "append",
+             "upsert", "set_metadata", "metadata", "version", "mark", "entries",
+             "read_committed", "read_uncommitted", "destroyed", "unfinished",
+             "open_transactions", "blocking_transaction", "visibility", "fork", "close")
+
+
+def _check(store: object, name: str) -> None:
+    missing = [a for a in _REQUIRED if not hasattr(store, a)]
+    if missing:
+        raise StoreError(f"store {name!r} breaks the store protocol: its factory returned a "
+                         f"{type(store).__name__} without {', '.join(missing)}; implement "
+                         "onceflow.stores.Store")
