@@ -55,7 +55,7 @@ def test_misrouted_in_flight_data_is_found_on_the_restored_timeline() -> None:
     finding = err.value.finding
     assert (finding.property, finding.anomaly) == ("partitioning", "misrouted")
     assert finding.snapshot is not None and finding.snapshot.startswith("checkpoint 1")
-    assert "routes it to sink[0]" in str(err.value)
+    assert f"routes it to sink[{keygroups.subtask_for_key(0, 4, 128)}]" in str(err.value)
 
 
 def test_the_same_scenario_without_the_mutant_routes_every_record_right() -> None:

@@ -37,7 +37,7 @@ TOPOLOGY = Topology((
     Vertex("map", "map", 3, "rebalance"),
     Vertex("reduce", "reduce", 3, "hash"),
     Vertex("sink", "sink", 3, "forward"),
-), max_parallelism=12)
+), max_parallelism=16)  # keys 0..11 on every reduce subtask
 
 #: Faults that change the run's timing (and fire) but break nothing, plus one aimed at a
 #: checkpoint the job finishes before (it never fires).

@@ -29,7 +29,7 @@ from onceflow.model.operators import (FilterOperator, FlatMapOperator, MapOperat
                                       ReduceOperator, WindowOperator)
 from onceflow.model.records import Barrier, CancelMarker, split_logs
 from onceflow.model.sinks import make_sink
-from onceflow.model.snapshot import SAVEPOINT, Snapshot, state_for_subtask
+from onceflow.model.snapshot import SAVEPOINT, Snapshot, list_union, state_for_subtask
 from onceflow.model.task import SourceTask, SplitReader, Task
 from onceflow.model.trace import Trace
 from onceflow.registry import OPERATORS
@@ -265,7 +265,8 @@ class Job:
             kind = attempt.state_kinds[uid]
             merged = snapshot.state.get(uid) if snapshot is not None else None
             restored = state_for_subtask(kind, merged, task.subtask, task.vertex.parallelism, maxp)
-            task.start(restored, merged if kind == "list" else None)
+            task.start(restored, list_union(merged) if kind == "list" and merged is not None
+                       else None)
         label = f"{snapshot.kind} {snapshot.id}" if snapshot else "start"
         self.trace.add(self.env.now, "deploy", "job", attempt.number, label)
 

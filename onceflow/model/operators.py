@@ -7,8 +7,10 @@ back in `open` depends on `state_kind`:
 - ``None``: stateless; `open` gets None.
 - ``"keyed"``: a dict key -> value; the runtime splits it into key groups and
   hands each subtask the keys of the key groups it owns after a restore.
-- ``"list"``: a list of items (Flink's operator list state); on restore the
-  lists of all old subtasks are concatenated and split evenly.
+- ``"list"``: a list of items (Flink's operator list state); on restore each
+  subtask gets its own list back at unchanged parallelism; on a rescale the
+  lists of all old subtasks are concatenated and cut into consecutive runs
+  (the first subtasks get one more), as Flink's round-robin repartitioner.
 
 The same protocol serves the built-in operators, the sinks, and any operator
 a user plugs in.

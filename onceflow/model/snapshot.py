@@ -2,9 +2,11 @@
 
 Checkpoints and savepoints are taken by one mechanism and differ only in
 `kind`.  State is kept per operator uid in a form that can be redistributed:
-keyed state by key group, split offsets by split, list state as one list,
-so a savepoint restores into another parallelism.  Channel state (unaligned
-checkpoints) is kept per channel and restores only at the same parallelism.
+keyed state by key group, split offsets by split, list state as one list per
+old subtask (Flink's operator list state: each subtask gets its own list back
+at unchanged parallelism; on a rescale the items are split round-robin, as
+`RoundRobinOperatorStateRepartitioner` does).  Channel state (unaligned
+checkpoints) is kept per channel.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from attrs import field, frozen
 
 from onceflow.model.keygroups import key_group, key_group_range
 
-__all__ = ["CHECKPOINT", "SAVEPOINT", "Snapshot", "assemble_state", "state_for_subtask"]
+__all__ = ["CHECKPOINT", "SAVEPOINT", "Snapshot", "assemble_state", "list_union",
+           "split_list_state", "state_for_subtask"]
 
 CHECKPOINT = "checkpoint"
 SAVEPOINT = "savepoint"
@@ -74,8 +77,32 @@ def assemble_state(kind: str | None, parts: list[Any], max_parallelism: int) -> 
             offsets.update(part)
         return offsets
     if kind == "list":
-        return [item for part in parts for item in part]
+        return tuple(list(part or ()) for part in parts)
     raise ValueError(f"unknown state kind {kind!r}")
+
+
+def list_union(merged: Any) -> list[Any]:
+    """Every item of a list state, in old subtask order (Flink's union list state)."""
+    if merged is None:
+        return []
+    return [item for part in merged for item in part]
+
+
+def split_list_state(merged: Any, subtask: int, parallelism: int) -> list[Any]:
+    """The items of list state `merged` (one list per old subtask) that subtask
+    `subtask` of `parallelism` restores.
+
+    At unchanged parallelism each subtask gets its own list back.  On a rescale
+    the items, in old subtask order, are cut into consecutive runs: every new
+    subtask gets len // parallelism items and the first len % parallelism one
+    more (Flink's `RoundRobinOperatorStateRepartitioner`, SPLIT_DISTRIBUTE).
+    """
+    if len(merged) == parallelism:
+        return list(merged[subtask])
+    items = list_union(merged)
+    base, extra = divmod(len(items), parallelism)
+    start = subtask * base + min(subtask, extra)
+    return items[start:start + base + (1 if subtask < extra else 0)]
 
 
 def state_for_subtask(kind: str | None, merged: Any, subtask: int, parallelism: int,
@@ -93,8 +120,5 @@ def state_for_subtask(kind: str | None, merged: Any, subtask: int, parallelism: 
     if kind == "splits":
         return {s: off for s, off in merged.items() if s % parallelism == subtask}
     if kind == "list":
-        n = len(merged)
-        start = subtask * n // parallelism
-        end = (subtask + 1) * n // parallelism
-        return list(merged[start:end])
+        return split_list_state(merged, subtask, parallelism)
     raise ValueError(f"unknown state kind {kind!r}")

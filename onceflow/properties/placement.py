@@ -2,9 +2,9 @@
 
 Flink's rescaling tests check key-group placement after a restore; this is the
 same check over the whole trace.  The expected subtask is computed here from
-the job graph alone, with its own copy of the key-group formula (hash of the
-key, modulo max parallelism, times parallelism over max parallelism), never by
-asking the model:
+the job graph alone, with its own copy of Flink's key-group formula
+(`MathUtils.murmurHash(key.hashCode()) % maxParallelism`, times parallelism over
+max parallelism), never by asking the model:
 
 - a hash edge routes a key to ``kg * p // maxP``;
 - a forward edge keeps the subtask index of the record's upstream subtask,
@@ -32,16 +32,52 @@ if TYPE_CHECKING:
 __all__ = ["expected_subtask", "partitioning"]
 
 
-def _murmur_finaliser(value: int) -> int:
-    h = value & 0xFFFFFFFF
+def _java_hash(key: Any) -> int:
+    """Java's hashCode of the key (Integer, Long beyond 32 bits, String, Boolean)."""
+    if isinstance(key, bool):
+        return 1231 if key else 1237
+    if isinstance(key, int):
+        if -(1 << 31) <= key < (1 << 31):
+            return key
+        return _signed((key ^ ((key & ((1 << 64) - 1)) >> 32)) & 0xFFFFFFFF)
+    if isinstance(key, str):
+        h = 0
+        raw = key.encode("utf-16-le", "surrogatepass")
+        for i in range(0, len(raw), 2):
+            h = (h * 31 + raw[i] + 256 * raw[i + 1]) % (1 << 32)
+        return _signed(h)
+    if isinstance(key, tuple):
+        h = 0
+        for item in key:
+            h = (h * 31 + (0 if item is None else _java_hash(item))) % (1 << 32)
+        return _signed(h)
+    if key is None:
+        return 0
+    raise TypeError(f"the partitioning property cannot hash a key of type {type(key).__name__}")
+
+
+def _signed(u: int) -> int:
+    return u - (1 << 32) if u >= (1 << 31) else u
+
+
+def _flink_murmur(code: int) -> int:
+    """MathUtils.murmurHash: one murmur3 round over a 4-byte input, then abs()."""
+    mask = (1 << 32) - 1
+    k = (code * 0xCC9E2D51) & mask
+    k = ((k << 15) | (k >> 17)) & mask
+    k = (k * 0x1B873593) & mask
+    h = ((k << 13) | (k >> 19)) & mask
+    h = (h * 5 + 0xE6546B64) & mask
+    h ^= 4
     for shift, factor in ((16, 0x85EBCA6B), (13, 0xC2B2AE35)):
         h ^= h >> shift
-        h = (h * factor) & 0xFFFFFFFF
-    return h ^ (h >> 16)
+        h = (h * factor) & mask
+    h = _signed(h ^ (h >> 16))
+    return 0 if h == -(1 << 31) else abs(h)
 
 
-def _key_subtask(key: int, parallelism: int, max_parallelism: int) -> int:
-    return (_murmur_finaliser(key) % max_parallelism) * parallelism // max_parallelism
+def _key_subtask(key: Any, parallelism: int, max_parallelism: int) -> int:
+    return (_flink_murmur(_java_hash(key)) % max_parallelism) * parallelism // max_parallelism
 
 
 def expected_subtask(topology: "Topology", vertex_index: int, key: int, split: int) -> int | None:
