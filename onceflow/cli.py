@@ -18,7 +18,7 @@ from attrs import evolve
 
 from onceflow.errors import OnceflowError
 from onceflow.mutants import MUTANTS
-from onceflow.registry import SINKS
+from onceflow.registry import SINKS, STORES
 from onceflow.scenario import BARRIER_MODES, SINK_KINDS, Scenario
 
 __all__ = ["main", "parse_budget"]
@@ -91,8 +91,25 @@ def _scenario_from_args(args: argparse.Namespace) -> Scenario:
         scenario = load_scenario(args.scenario)
         if mutants:
             scenario = evolve(scenario, mutants=mutants)
-        return scenario
-    return scenario_from_seed(args.seed, mode=args.mode, sink=args.sink, mutants=mutants)
+        return _with_store(scenario, args)
+    _check_keep(args, args.store or "memory")
+    return scenario_from_seed(args.seed, mode=args.mode, sink=args.sink, mutants=mutants,
+                              store=args.store or "memory")
+
+
+def _with_store(scenario: Scenario, args: argparse.Namespace) -> Scenario:
+    """`--store NAME` overrides the store a loaded scenario names."""
+    store = getattr(args, "store", None)
+    if store is not None and store != scenario.store:
+        scenario = evolve(scenario, store=store)
+    _check_keep(args, scenario.store)
+    return scenario
+
+
+def _check_keep(args: argparse.Namespace, store: str) -> None:
+    if getattr(args, "keep_store", None) is not None and store == "memory":
+        raise UsageError("--keep-store keeps database files, and the memory store has none; "
+                         "add --store sqlite")
 
 
 def describe(scenario: Scenario) -> str:
@@ -176,7 +193,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     if args.html is not None:
         _check_output_path(args.html, "--html")
-    scenario = load_scenario(args.source)
+    scenario = _with_store(load_scenario(args.source), args)
     result = run(scenario)
     finding = None
     try:
@@ -239,7 +256,7 @@ def cmd_shrink(args: argparse.Namespace) -> int:
     from onceflow.shrinking import shrink  # noqa: PLC0415
     from onceflow.token import encode  # noqa: PLC0415
 
-    scenario = load_scenario(args.source)
+    scenario = _with_store(load_scenario(args.source), args)
     outcome = shrink(scenario)
     if outcome is None:
         if args.json:
@@ -268,20 +285,23 @@ def _size(size: dict[str, int]) -> str:
 def cmd_fuzz(args: argparse.Namespace) -> int:
     from onceflow.console import run_fuzz  # noqa: PLC0415
 
+    _check_keep(args, args.store or "memory")
     return run_fuzz(budget=parse_budget(args.budget), mode=args.mode, sink=args.sink,
                     mutants=tuple(args.mutant or ()), db=args.db, seed=args.seed,
-                    workers=args.workers, as_json=args.json)
+                    workers=args.workers, as_json=args.json, store=args.store or "memory")
 
 
 def cmd_mutants(args: argparse.Namespace) -> int:
     from onceflow.console import run_mutants  # noqa: PLC0415
 
+    _check_keep(args, args.store or "memory")
     if args.only:
         for name in args.only:
             if name not in MUTANTS:
                 raise UsageError(f"unknown mutant {name!r}; known: {', '.join(sorted(MUTANTS))}")
     return run_mutants(budget=parse_budget(args.budget), only=tuple(args.only or ()),
-                       as_json=args.json, baseline=not args.no_baseline, seed=args.seed)
+                       as_json=args.json, baseline=not args.no_baseline, seed=args.seed,
+                       store=args.store or "memory")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -338,6 +358,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
+    def stores(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--store", choices=sorted(STORES), help="the external system the sink "
+                       "writes to (default: the scenario's, memory when drawn)")
+        p.add_argument("--keep-store", metavar="DIR", help="keep every timeline's SQLite "
+                       "database as a file in DIR (open it with the sqlite3 shell)")
+
     def pins(p: argparse.ArgumentParser) -> None:
         p.add_argument("--mode", choices=BARRIER_MODES, help="pin the barrier mode")
         p.add_argument("--sink", choices=SINK_KINDS + tuple(sorted(SINKS)), help="pin the sink kind")
@@ -351,6 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--restore-all", action="store_true",
                    help="restore from every snapshot and compare with the uninterrupted run")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    stores(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("replay", help="re-run a scenario from a token or JSON file and judge it")
@@ -358,11 +385,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--html", metavar="OUT.html", help="write a space-time diagram")
     p.add_argument("--timeline", action="store_true", help="print the timeline even if it passes")
+    stores(p)
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("shrink", help="shrink a failing token or file to a minimal scenario")
     p.add_argument("source", metavar="TOKEN|FILE")
     p.add_argument("--json", action="store_true")
+    stores(p)
     p.set_defaults(func=cmd_shrink)
 
     p = sub.add_parser("fuzz", help="fuzz until the budget is spent or a property fails")
@@ -373,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", default=".onceflow/db", help="failure corpus directory")
     p.add_argument("--seed", type=_non_negative, default=None, help="reproducible batch seeds")
     p.add_argument("--json", action="store_true")
+    stores(p)
     p.set_defaults(func=cmd_fuzz)
 
     p = sub.add_parser("mutants", help="how fast the fuzzer finds each re-created real bug")
@@ -381,6 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-baseline", action="store_true", help="skip the random-seed baseline")
     p.add_argument("--seed", type=_non_negative, default=None)
     p.add_argument("--json", action="store_true")
+    stores(p)
     p.set_defaults(func=cmd_mutants)
 
     p = sub.add_parser("bench", help="simulated events per second against a bare event loop")
@@ -419,7 +450,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args))
+        from onceflow.stores.sqlite import keep_store  # noqa: PLC0415
+
+        with keep_store(getattr(args, "keep_store", None)):
+            return int(args.func(args))
     except OnceflowError as exc:
         print(f"onceflow: error: {exc}", file=sys.stderr)
         return USAGE

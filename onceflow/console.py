@@ -176,13 +176,14 @@ class _StopOnInterrupt:
 
 
 def run_fuzz(*, budget: float, mode: str | None, sink: str | None, mutants: tuple[str, ...],
-             db: str | None, seed: int | None, workers: int, as_json: bool) -> int:
-    scenarios(mode=mode, sink=sink, mutants=mutants)  # bad pins fail here, before anything
+             db: str | None, seed: int | None, workers: int, as_json: bool,
+             store: str = "memory") -> int:
+    scenarios(mode=mode, sink=sink, mutants=mutants, store=store)  # bad pins fail here
     open_corpus(db)
     # progress goes to stderr even with --json (stdout then holds only the object)
     reporter = _Reporter(quiet=False)
     kwargs: dict[str, Any] = dict(budget=budget, mode=mode, sink=sink, mutants=mutants, db=db,
-                                  seed=seed)
+                                  seed=seed, store=store)
     try:
         if workers == 1:
             with _StopOnInterrupt() as stop:
@@ -263,7 +264,7 @@ def _row(name: str, outcome: FuzzOutcome, base: FuzzOutcome | None) -> dict[str,
 
 
 def run_mutants(*, budget: float, only: tuple[str, ...], as_json: bool, baseline: bool,
-                seed: int | None) -> int:
+                seed: int | None, store: str = "memory") -> int:
     names = only or tuple(MUTANTS)
     err = Console(stderr=True)
     rows = []
@@ -271,7 +272,7 @@ def run_mutants(*, budget: float, only: tuple[str, ...], as_json: bool, baseline
         if not as_json:
             err.print(f"[{i + 1}/{len(names)}] {name} ...", highlight=False)
         outcome = fuzz(budget=budget, mutants=(name,), db=None,
-                       seed=None if seed is None else seed + i)
+                       seed=None if seed is None else seed + i, store=store)
         base = None
         if baseline:
             base = _baseline(budget, name, seed, i)

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
 
+from onceflow.stores import StoreError
 from onceflow.errors import OnceflowError
 from onceflow.model.simulation import RunResult, run
 from onceflow.properties.checks import check
@@ -120,11 +121,14 @@ def open_corpus(path: str | Path | None) -> DirectoryBasedExampleDatabase | None
     return DirectoryBasedExampleDatabase(str(p))
 
 
-def _corpus_key(mode: str | None, sink: str | None, mutants: tuple[str, ...]) -> bytes:
-    return f"onceflow-fuzz-v1|{mode}|{sink}|{','.join(mutants)}".encode()
+def _corpus_key(mode: str | None, sink: str | None, mutants: tuple[str, ...],
+                store: str = "memory") -> bytes:
+    extra = "" if store == "memory" else f"|{store}"
+    return f"onceflow-fuzz-v1|{mode}|{sink}|{','.join(mutants)}{extra}".encode()
 
 
-def _mixed(mode: str | None, sink: str | None, mutants: tuple[str, ...]) -> Any:
+def _mixed(mode: str | None, sink: str | None, mutants: tuple[str, ...],
+           store: str = "memory") -> Any:
     """Hypothesis's structured draws, mixed with whole scenarios from plain seeds.
 
     Hypothesis biases every integer towards small and boundary values, which
@@ -132,28 +136,37 @@ def _mixed(mode: str | None, sink: str | None, mutants: tuple[str, ...]) -> Any:
     ms after it); scenarios drawn from a seed keep the generator's own
     distribution.  Either kind is shrunk afterwards by the greedy pass.
     """
-    structured = scenarios(mode=mode, sink=sink, mutants=mutants)  # validates the pins
+    structured = scenarios(mode=mode, sink=sink, mutants=mutants, store=store)  # validates
     seeded = st.integers(0, 2**31 - 1).map(
-        lambda n: scenario_from_seed(n, mode=mode, sink=sink, mutants=mutants))
+        lambda n: scenario_from_seed(n, mode=mode, sink=sink, mutants=mutants, store=store))
     return st.one_of(structured, seeded)
 
 
 def fuzz(*, budget: float, mode: str | None = None, sink: str | None = None,
          mutants: tuple[str, ...] = (), db: str | Path | None = None, seed: int | None = None,
          shrink: bool = True, on_progress: Callable[[FuzzStats], None] | None = None,
-         should_stop: Callable[[], bool] | None = None) -> FuzzOutcome:
-    """Fuzz for `budget` seconds or until a violation; shrink it and return the outcome."""
-    strategy = _mixed(mode, sink, mutants)
+         should_stop: Callable[[], bool] | None = None, store: str = "memory") -> FuzzOutcome:
+    """Fuzz for `budget` seconds or until a violation; shrink it and return the outcome.
+
+    `store` names the external system every scenario writes to (e.g. "sqlite")."""
+    strategy = _mixed(mode, sink, mutants, store)
     corpus = open_corpus(db)
     stats = FuzzStats()
     deadline = stats.started + budget
-    state: dict[str, Any] = {"first": None, "last": None, "tick": 0.0}
+    state: dict[str, Any] = {"first": None, "last": None, "tick": 0.0, "store_error": None}
 
     def body(scenario: Scenario) -> None:
         failing = state["first"] is not None
-        if not failing and (time.monotonic() > deadline or (should_stop and should_stop())):
+        if state["store_error"] is not None or (
+                not failing and (time.monotonic() > deadline or (should_stop and should_stop()))):
             return
-        result = run(scenario)
+        try:
+            result = run(scenario)
+        except StoreError as exc:
+            # the external system failed, not the job: stop without a verdict on this
+            # scenario (and keep it out of the corpus); what was found stays found
+            state["store_error"] = exc
+            return
         if not failing:
             stats.add(result)
 
@@ -162,6 +175,9 @@ def fuzz(*, budget: float, mode: str | None = None, sink: str | None = None,
                 stats.restores += 1
         try:
             check(result, on_restore=counted)
+        except StoreError as exc:
+            state["store_error"] = exc
+            return
         except Violation as violation:
             if state["first"] is None:
                 state["first"] = (scenario.size, stats.elapsed, stats.scenarios, time.monotonic())
@@ -177,7 +193,8 @@ def fuzz(*, budget: float, mode: str | None = None, sink: str | None = None,
     phases = [Phase.explicit, Phase.reuse, Phase.generate] + ([Phase.shrink] if shrink else [])
     batch = 0
     try:
-        while time.monotonic() < deadline and not (should_stop and should_stop()):
+        while (time.monotonic() < deadline and not (should_stop and should_stop())
+               and state["store_error"] is None):
             config = settings(database=corpus, max_examples=BATCH, deadline=None,
                               derandomize=False, suppress_health_check=list(HealthCheck),
                               print_blob=False, phases=phases, report_multiple_bugs=False,
@@ -185,7 +202,7 @@ def fuzz(*, budget: float, mode: str | None = None, sink: str | None = None,
             def example(scenario: Scenario) -> None:
                 body(scenario)
             test = given(strategy)(config(example))
-            test._hypothesis_internal_database_key = _corpus_key(mode, sink, mutants)  # type: ignore[attr-defined]
+            test._hypothesis_internal_database_key = _corpus_key(mode, sink, mutants, store)  # type: ignore[attr-defined]
             if seed is not None:
                 # what @hypothesis.seed sets, without the `database=None` it adds:
                 # a seeded fuzz run keeps its corpus too
@@ -201,6 +218,10 @@ def fuzz(*, budget: float, mode: str | None = None, sink: str | None = None,
         if found is None:
             raise
         return _violation_outcome(stats, state, found, polish=shrink)
+    if state["last"] is not None:  # found, and the store failed while shrinking it
+        return _violation_outcome(stats, state, state["last"][1], polish=False)
+    if state["store_error"] is not None:
+        raise state["store_error"]
     if on_progress is not None:
         on_progress(stats)
     stopped = should_stop is not None and should_stop()
@@ -222,7 +243,10 @@ def _violation_outcome(stats: FuzzStats, state: dict[str, Any], violation: Viola
     if polish and scenario is not None and state["last"][1].finding.token == finding.token:
         # Hypothesis shrinks the draws; the greedy pass then simplifies the scenario
         # itself (it can trade time for records, which no single draw does)
-        polished = greedy_shrink(scenario, finding=finding, max_seconds=POLISH_SECONDS)
+        try:
+            polished = greedy_shrink(scenario, finding=finding, max_seconds=POLISH_SECONDS)
+        except StoreError:
+            polished = None  # the store failed while polishing: keep what Hypothesis shrank
         if polished is not None:
             scenario, finding = polished.scenario, polished.finding
     return FuzzOutcome("violation", stats, stats.elapsed, finding=finding,

@@ -119,3 +119,13 @@ def _memory_store(*, txn_timeout: float, label: str = "") -> Any:
 
 _memory_store.__module__ = "onceflow.stores.memory"
 STORES["memory"] = StoreSpec("memory", _memory_store)
+
+
+def _sqlite_store(*, txn_timeout: float, label: str = "") -> Any:
+    from onceflow.stores.sqlite import SQLiteStore  # noqa: PLC0415
+
+    return SQLiteStore(txn_timeout, label=label)
+
+
+_sqlite_store.__module__ = "onceflow.stores.sqlite"
+STORES["sqlite"] = StoreSpec("sqlite", _sqlite_store)

@@ -92,15 +92,17 @@ def _validate(mode: str | None, sink: str | None, max_records: int, max_faults: 
 
 def scenarios(*, mode: str | None = None, sink: str | None = None, max_records: int = 120,
               max_faults: int = 4, max_parallelism: int = 4, savepoints: bool = True,
-              mutants: tuple[str, ...] = ()) -> st.SearchStrategy[Scenario]:
+              mutants: tuple[str, ...] = (), store: str = "memory") -> st.SearchStrategy[Scenario]:
     """Whole scenarios: topology, workload, checkpoint config, sink, savepoints and faults.
 
     Pin any part with a keyword (`scenarios(mode="aligned", sink="two_phase")`);
-    `max_faults=0` draws fault-free scenarios.
+    `max_faults=0` draws fault-free scenarios; `store` names the external system.
     """
     _validate(mode, sink, max_records, max_faults, max_parallelism, tuple(mutants))
+    _validate_store(store)
     pins = dict(mode=mode, sink=sink, max_records=max_records, max_faults=max_faults,
-                max_parallelism=max_parallelism, savepoints=savepoints, mutants=tuple(mutants))
+                max_parallelism=max_parallelism, savepoints=savepoints, mutants=tuple(mutants),
+                store=store)
 
     @st.composite
     def build(draw: Any) -> Scenario:
@@ -111,19 +113,28 @@ def scenarios(*, mode: str | None = None, sink: str | None = None, max_records: 
 
 def scenario_from_seed(seed: int, *, mode: str | None = None, sink: str | None = None,
                        max_records: int = 120, max_faults: int = 4, max_parallelism: int = 4,
-                       savepoints: bool = True, mutants: tuple[str, ...] = ()) -> Scenario:
+                       savepoints: bool = True, mutants: tuple[str, ...] = (),
+                       store: str = "memory") -> Scenario:
     """The scenario that seed `seed` draws from the same generator as `scenarios()`."""
     if not isinstance(seed, int) or seed < 0:
         raise ScenarioError("seed", f"must be a non-negative integer, got {seed!r}")
     _validate(mode, sink, max_records, max_faults, max_parallelism, tuple(mutants))
+    _validate_store(store)
     return generate(_RandomSource(seed), mode=mode, sink=sink, max_records=max_records,
                     max_faults=max_faults, max_parallelism=max_parallelism,
-                    savepoints=savepoints, mutants=tuple(mutants))
+                    savepoints=savepoints, mutants=tuple(mutants), store=store)
+
+
+def _validate_store(store: str) -> None:
+    from onceflow.registry import STORES  # noqa: PLC0415
+
+    if store not in STORES:
+        raise ScenarioError("store", f"unknown store {store!r}; one of {', '.join(sorted(STORES))}")
 
 
 def generate(src: _Source, *, mode: str | None, sink: str | None, max_records: int,
              max_faults: int, max_parallelism: int, savepoints: bool,
-             mutants: tuple[str, ...]) -> Scenario:
+             mutants: tuple[str, ...], store: str = "memory") -> Scenario:
     mode = mode or _choice(src, BARRIER_MODES)
     sink = sink or _choice(src, ("two_phase", "idempotent", "append"))
     # swarm testing: each scenario switches on a subset of the fault groups
@@ -176,7 +187,7 @@ def generate(src: _Source, *, mode: str | None, sink: str | None, max_records: i
         checkpoints=checkpoints, timing=timing,
         restart=RestartStrategy(attempts=crashes + 2, delay=0.5 * src.integer(1, 20)),
         sink=sink, savepoints=tuple(plan), faults=tuple(faults), mutants=tuple(mutants),
-        schedule=schedule, seed=src.integer(0, 2**16))
+        schedule=schedule, seed=src.integer(0, 2**16), store=store)
 
 
 def _topology(src: _Source, max_p: int, *, broadcast: bool) -> Topology:

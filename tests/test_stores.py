@@ -151,3 +151,27 @@ def test_a_sink_factory_may_take_the_store() -> None:
         assert seen and all(s is result.store for s in seen)
     finally:
         del SINKS["test-store-arg"]
+
+
+# -- memory and SQLite agree ----------------------------------------------------------------
+
+@pytest.mark.parametrize("mutant", [None, "commit-only-exact-id", "lingering-transactions"])
+def test_memory_and_sqlite_give_the_same_verdict_and_digest(mutant: str | None) -> None:
+    from attrs import evolve
+
+    from onceflow.properties import Violation, check
+    from onceflow.strategies import scenario_from_seed
+
+    def verdict(scenario: Scenario) -> tuple[object, ...]:
+        result = run(scenario)
+        try:
+            check(result)
+        except Violation as v:
+            return (v.finding.property, v.finding.anomaly, result.digest,
+                    [r.id for r in result.committed()])
+        return ("clean", result.digest, [r.id for r in result.committed()])
+
+    mutants = (mutant,) if mutant else ()
+    for seed in range(12):
+        scenario = scenario_from_seed(seed, mutants=mutants)
+        assert verdict(scenario) == verdict(evolve(scenario, store="sqlite")), seed

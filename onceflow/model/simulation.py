@@ -150,7 +150,7 @@ def restore(result: RunResult, snapshot: Snapshot, parallelism: int | None = Non
     _check_compatible(snapshot, topology)
     restored_scenario = evolve(scenario, topology=topology, savepoints=(), faults=())
     job = Job(restored_scenario, store=result.store.fork(snapshot.store_version,
-                                                  label=f"{result.run_id}-t{result.timeline + 1}"),
+                                                  label=_fork_label(result, snapshot, parallelism)),
               initial=snapshot, timeline=result.timeline + 1, run_id=result.run_id)
     job.run()
     return _finish(job, restored_scenario, parent=result, restored_from=snapshot)
@@ -190,3 +190,9 @@ def _install_faults(job: Job) -> None:
         from onceflow.faults.injector import install  # noqa: PLC0415
 
         install(job)
+
+
+def _fork_label(result: RunResult, snapshot: Snapshot, parallelism: int | None) -> str:
+    """Names a restored timeline's store (the file --keep-store keeps)."""
+    at = f"-p{parallelism}" if parallelism is not None else ""
+    return f"{result.run_id}-t{result.timeline + 1}-from-{snapshot.kind}{snapshot.id}{at}"

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generator, Protocol, 
 from onceflow.model.barriers import make_handler
 from onceflow.model.keygroups import subtask_for_key
 from onceflow.model.records import END_OF_INPUT, Barrier, CancelMarker, Record
+from onceflow.stores.protocol import StoreError
 
 if TYPE_CHECKING:
     import simpy
@@ -142,6 +143,8 @@ class Task:
                     yield self.env.timeout(cost * self.slowdown)
         except TaskCrash as crash:
             self.job.fail(self, str(crash))
+        except StoreError:
+            raise  # the external system failed, not the job: no verdict on this run
         except Exception as exc:  # user code raised: report it as such
             self.job.operator_error(self, exc)
 

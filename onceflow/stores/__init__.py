@@ -9,9 +9,11 @@ SQLite database per timeline.  Plug in another system with
 from onceflow.stores.memory import MemoryStore
 from onceflow.stores.protocol import (ABORTED, COMMITTED, EXPIRED, OPEN, PRECOMMITTED, Entry,
                                       Store, StoreError, Transaction, Visible)
+from onceflow.stores.sqlite import SQLiteStore, keep_store
 
 __all__ = ["ABORTED", "COMMITTED", "EXPIRED", "OPEN", "PRECOMMITTED", "Entry", "MemoryStore",
-           "Store", "StoreError", "Transaction", "Visible", "make_store"]
+           "SQLiteStore", "Store", "StoreError", "Transaction", "Visible", "keep_store",
+           "make_store"]
 
 
 def make_store(name: str, *, txn_timeout: float, label: str = "") -> Store:
