@@ -385,7 +385,19 @@ class Scenario:
                   f"through the topology ({'; '.join(amplifiers) or 'no fan-out'}); at most "
                   f"{MAX_RECORD_VISITS:,}: use fewer records, fewer or smaller flat_map "
                   "fan-outs, or lower parallelism behind broadcast edges")
-        from onceflow.model.job import horizon  # noqa: PLC0415 (cycle)
+        from onceflow.cost import horizon, slowest_idle_checkpoint  # noqa: PLC0415 (cycle)
+
+        needed = slowest_idle_checkpoint(self)
+        if self.checkpoints.timeout <= needed:
+            t = self.timing
+            hops = len(self.topology.vertices) - 1
+            _fail("checkpoints.timeout",
+                  f"{self.checkpoints.timeout:g} ms is not more than the {needed:g} ms a "
+                  f"checkpoint can take with these timings (rpc_latency {t.rpc_latency:g} + "
+                  f"{hops} barrier hop(s) x latency {t.latency:g} + upload_time "
+                  f"{t.upload_time:g}, jitter {t.jitter:g} on each message): the final "
+                  "checkpoint could never complete and no job would finish; raise the "
+                  "timeout or lower those timings")
 
         ticks = horizon(self) / self.checkpoints.interval
         if ticks > MAX_CHECKPOINT_TICKS:

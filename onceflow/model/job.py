@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import simpy
 
+from onceflow.cost import QUIET_PERIOD, horizon
 from onceflow.model.channel import Channel
 from onceflow.model.coordinator import CheckpointCoordinator
 from onceflow.model.operators import (FilterOperator, FlatMapOperator, MapOperator,
@@ -39,18 +40,6 @@ if TYPE_CHECKING:
     from onceflow.scenario import Scenario, Vertex
 
 __all__ = ["Attempt", "Job", "QUIET_PERIOD", "horizon"]
-
-#: The quiet period: simulated ms after the last fault or savepoint request (plus the
-#: time the input needs) within which a live job must finish; after it, it is stuck.
-QUIET_PERIOD = 1_000.0
-
-
-def horizon(scenario: "Scenario") -> float:
-    """The simulated time by which the job must have finished."""
-    last = max([getattr(f, "at", 0.0) for f in scenario.faults]
-               + [s.at for s in scenario.savepoints] + [0.0])
-    work = scenario.workload.records * scenario.timing.record_cost
-    return last + QUIET_PERIOD + 100 * work
 
 RUNNING, FINISHED, FAILED, STUCK, ERROR = "running", "finished", "failed", "stuck", "error"
 
