@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from attrs import evolve
 
-from onceflow.errors import OnceflowError
+from onceflow.errors import OnceflowError, OperatorError
 from onceflow.mutants import MUTANTS
 from onceflow.registry import SINKS, STORES
 from onceflow.scenario import BARRIER_MODES, SINK_KINDS, Scenario
@@ -144,6 +144,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     scenario = _scenario_from_args(args)
     result = run(scenario)
+    _raise_component_error(result)
     summary = result.summary()
     summary["faults_fired"] = _faults_json(result)
     plan = scenario.to_data()["faults"]
@@ -156,6 +157,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         want = canonical(baseline.committed(), scenario.topology)
         for snapshot, parallelism in restores_of(result):
             restored = restore(result, snapshot, parallelism)
+            _raise_component_error(restored)
             restores.append({
                 "snapshot": snapshot.id, "kind": snapshot.kind, "parallelism": parallelism,
                 "status": restored.status,
@@ -184,6 +186,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"digest: {result.digest}")
     print(f"token: {summary['token']}")
     return 0
+
+
+def _raise_component_error(result: Any) -> None:
+    if result.error is not None:
+        where = f" (restored from {result.restored_from.label})" if result.restored_from else ""
+        raise OperatorError(f"{result.error}{where}: a bug in that component, not an "
+                            "exactly-once violation", component=result.error_component,
+                            traceback=result.error_traceback)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -445,7 +455,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _load_plugins(argv)
     except OnceflowError as exc:
-        print(f"onceflow: error: {exc}", file=sys.stderr)
+        _error(str(exc))
         return USAGE
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -454,14 +464,55 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         with keep_store(getattr(args, "keep_store", None)):
             return int(args.func(args))
+    except OperatorError as exc:
+        _report_component_error(exc, as_json=bool(getattr(args, "json", False)))
+        return USAGE
     except OnceflowError as exc:
-        print(f"onceflow: error: {exc}", file=sys.stderr)
+        _error(str(exc))
         return USAGE
     except KeyboardInterrupt:
         print("onceflow: interrupted", file=sys.stderr)
         return INTERRUPTED
     except BrokenPipeError:
         return 0
+    except (OverflowError, RecursionError, MemoryError, UnicodeError, OSError) as exc:
+        _error(f"cannot handle this input: {type(exc).__name__}: {exc}")
+        return USAGE
+    except Exception as exc:  # a bug in onceflow: still one line, never a traceback
+        if os.environ.get("ONCEFLOW_DEBUG"):
+            raise
+        _error(f"internal error {type(exc).__name__}: {exc} (a bug in onceflow; set "
+               "ONCEFLOW_DEBUG=1 for the traceback)")
+        return USAGE
+
+
+MAX_MESSAGE = 280
+
+
+def _one_line(message: str, limit: int = MAX_MESSAGE) -> str:
+    """A message on one bounded line: control characters escaped (a newline in an
+    echoed value can never start a line of its own)."""
+    from onceflow.model.usercode import text  # noqa: PLC0415
+
+    return text(message, limit)
+
+
+def _error(message: str) -> None:
+    print(_one_line(f"onceflow: error: {message}"), file=sys.stderr)
+
+
+def _report_component_error(exc: Any, *, as_json: bool) -> None:
+    """User code failed: its folded traceback on stdout, one line on stderr."""
+    frames = list(getattr(exc, "traceback", ()))
+    if as_json:
+        print(json.dumps({"status": "error", "error": _one_line(str(exc), 2000),
+                          "component": getattr(exc, "component", ""), "traceback": frames},
+                         sort_keys=True))
+    elif frames:
+        print("user code traceback (innermost last):")
+        for frame in frames:
+            print("  " + _one_line(frame, 200))
+    _error(str(exc))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "OnceflowError",
     "OperatorError",
+    "ProtocolError",
     "ScenarioError",
     "RestoreError",
     "TokenError",
@@ -33,4 +34,19 @@ class TokenError(OnceflowError, ValueError):
 
 
 class OperatorError(OnceflowError, RuntimeError):
-    """A user operator or sink raised: a bug in that code, not an exactly-once violation."""
+    """A user operator or sink raised: a bug in that code, not an exactly-once violation.
+
+    `component` names it ("operator 'op' (kind)"); `traceback` holds the frames of
+    the failure, folded to one short line each ("file:line in function: code").
+    """
+
+    def __init__(self, message: str, *, component: str = "",
+                 traceback: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.component = component
+        self.traceback = traceback
+
+
+class ProtocolError(OnceflowError, TypeError):
+    """User code broke its protocol: it emitted something other than a Record, or a
+    snapshot of another kind than its `state_kind` declares."""

@@ -33,6 +33,7 @@ from onceflow.model.sinks import make_sink
 from onceflow.model.snapshot import SAVEPOINT, Snapshot, list_union, state_for_subtask
 from onceflow.model.task import SourceTask, SplitReader, Task
 from onceflow.model.trace import Trace
+from onceflow.stores.protocol import StoreError
 from onceflow.registry import OPERATORS
 from onceflow.stores import Store, make_store
 
@@ -108,6 +109,8 @@ class Job:
         self.restoring: Snapshot | None = None
         self.savepoint_requests: dict[int, Any] = {}
         self.error: str | None = None
+        self.error_component = ""
+        self.error_traceback: tuple[str, ...] = ()
         self.drained_at: float | None = None
         self.drained_offsets: dict[int, int] = {}
         self.end_time = 0.0
@@ -224,7 +227,15 @@ class Job:
                                             SplitReader(self.logs, splits), out_edge, out_p)
                     attempt.sources.append(task)  # type: ignore[arg-type]
                 else:
-                    operator = make_operator(vertex, scenario.sink, self.store)
+                    try:
+                        operator = make_operator(vertex, scenario.sink, self.store)
+                    except StoreError:
+                        raise  # the external system failed: no verdict on this run
+                    except Exception as exc:  # a user factory raised
+                        self.operator_error(None, exc, vertex=vertex,
+                                            where=f"{vertex.uid}[{s}] (its factory)")
+                        attempt.alive = False
+                        return
                     task = Task(self, attempt, vertex, s, operator, out_edge, out_p)
                 layer.append(task)
             attempt.state_kinds[vertex.uid] = layer[0].operator.state_kind
@@ -315,11 +326,25 @@ class Job:
             self.status = FAILED
             self.end_time = self.env.now
 
-    def operator_error(self, task: Task, exc: Exception) -> None:
-        """An operator raised: stop the run and keep the error for the report."""
-        self.error = (f"operator {task.vertex.uid!r} ({task.vertex.kind}) raised "
-                      f"{type(exc).__name__}: {exc} in {task.name} at t={self.env.now:g}")
-        self.trace.add(self.env.now, "operator_error", task.name, type(exc).__name__, str(exc))
+    def operator_error(self, task: Task | None, exc: Exception, *,
+                       vertex: "Vertex | None" = None, where: str = "") -> None:
+        """User code raised (or broke its protocol): stop the run and keep the error,
+        naming the component, with its traceback folded, for the report."""
+        from onceflow.errors import ProtocolError  # noqa: PLC0415
+        from onceflow.model.usercode import component, fold_traceback, innermost, text  # noqa: PLC0415
+
+        if self.status == ERROR:
+            return
+        vertex = vertex if vertex is not None else task.vertex  # type: ignore[union-attr]
+        where = where or (task.name if task is not None else vertex.uid)
+        self.error_component = component(vertex, self.scenario.sink)
+        self.error_traceback = fold_traceback(exc)
+        what = (str(exc) if isinstance(exc, ProtocolError)
+                else f"raised {type(exc).__name__}: {text(str(exc), 160)}")
+        self.error = (f"{self.error_component} {what} in {where} at t={self.env.now:g}"
+                      f"{innermost(self.error_traceback)}")
+        self.trace.add(self.env.now, "operator_error", where, type(exc).__name__,
+                       text(str(exc), 160))
         attempt = self.attempt
         if attempt is not None:
             attempt.alive = False

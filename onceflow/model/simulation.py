@@ -37,6 +37,8 @@ class RunResult:
     savepoint_requests: dict[int, SavepointRequest] = field(factory=dict, repr=False)
     stopped_with: int | None = None
     error: str | None = None
+    error_component: str = ""
+    error_traceback: tuple[str, ...] = ()
     drained_at: float | None = None
     drained_offsets: dict[int, int] = field(factory=dict, repr=False)
 
@@ -103,7 +105,8 @@ def _finish(job: Job, scenario: Scenario, *, parent: RunResult | None = None,
         faults_fired=tuple(job.faults_fired), run_id=job.run_id,
         savepoint_requests=dict(job.savepoint_requests),
         stopped_with=job.stopping if job.status == "finished" else None,
-        drained_at=job.drained_at, drained_offsets=dict(job.drained_offsets), error=job.error)
+        drained_at=job.drained_at, drained_offsets=dict(job.drained_offsets), error=job.error,
+        error_component=job.error_component, error_traceback=job.error_traceback)
 
 
 def run(scenario: Scenario) -> RunResult:

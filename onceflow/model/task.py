@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generator, Protocol, 
 from onceflow.model.barriers import make_handler
 from onceflow.model.keygroups import subtask_for_key
 from onceflow.model.records import END_OF_INPUT, Barrier, CancelMarker, Record
+from onceflow.model.usercode import check_output, check_state, is_user_code
 from onceflow.stores.protocol import StoreError
 
 if TYPE_CHECKING:
@@ -99,6 +100,7 @@ class Task:
         self.deferred: Barrier | None = None
         self.forwarded_id = 0  # the newest snapshot whose barrier or cancel marker went out
         self.last_snapshot = 0  # the newest snapshot this task took its state for
+        self.checked = is_user_code(operator)  # user code: its output and state are checked
 
     # -- wiring -------------------------------------------------------------
 
@@ -182,6 +184,8 @@ class Task:
             out: list[Record] = []
             self.operator.process(item, out)
             if out:
+                if self.checked:
+                    check_output(out, "process")
                 self.route(out)
             self.flush()
             if self.deferred is not None:
@@ -303,6 +307,8 @@ class Task:
         out: list[Record] = []
         self.operator.end_input(out)
         if out:
+            if self.checked:
+                check_output(out, "end_input")
             self.route(out)
         self.flush()
         for ch in self.outputs:
@@ -328,6 +334,8 @@ class Task:
         self.deferred = None
         assert barrier is not None
         state = self.operator.snapshot_state(barrier.id)
+        if self.checked:
+            check_state(self.operator.state_kind, state)
         if self.ended and self.final_after is None:
             self.final_after = barrier.id
         self.last_snapshot = max(self.last_snapshot, barrier.id)
@@ -338,6 +346,8 @@ class Task:
         self.phase("before_snapshot", barrier.id)
         channel_state = self.emit_barrier(barrier, overtake)
         state = self.operator.snapshot_state(barrier.id)
+        if self.checked:
+            check_state(self.operator.state_kind, state)
         if self.ended and self.final_after is None:
             self.final_after = barrier.id
         self.last_snapshot = max(self.last_snapshot, barrier.id)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from onceflow.errors import OperatorError, ProtocolError
 from onceflow.model.records import Record, split_logs
+from onceflow.model.usercode import check_output, fold_traceback, innermost, short, text
 from onceflow.registry import OPERATORS
 from onceflow.scenario import Scenario, Topology
 
@@ -44,10 +46,28 @@ def _apply(kind: str, param: int, records: list[Record], state: dict[Any, Any],
     elif kind in ("sink", "source"):
         out = list(records)
     elif kind in OPERATORS:
-        out = list(OPERATORS[kind].fold(param, records, state))
+        out = _user_fold(kind, param, records, state)
     else:
         raise ValueError(f"the oracle does not know operator kind {kind!r}")
     return [r for r in out for _ in range(copies)]
+
+
+def _user_fold(kind: str, param: int, records: list[Record],
+               state: dict[Any, Any]) -> list[Record]:
+    """A registered operator's fold; what it raises or returns instead of records is an
+    error of that operator's oracle, not a verdict on the run."""
+    try:
+        out = list(OPERATORS[kind].fold(param, records, state))
+        check_output(out, "fold")
+    except Exception as exc:
+        what = (str(exc) if isinstance(exc, ProtocolError)
+                else f"raised {type(exc).__name__}: {text(str(exc), 160)}")
+        frames = fold_traceback(exc)
+        raise OperatorError(
+            f"the fold (oracle) of operator kind {short(kind)} {what}{innermost(frames)}; fix "
+            "the fold: it computes the expected output", component=f"fold of {short(kind)}",
+            traceback=frames) from None
+    return out
 
 
 def _flush_window(records_key: int, state: dict[int, Any]) -> list[Record]:
