@@ -298,7 +298,9 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     _check_keep(args, args.store or "memory")
     return run_fuzz(budget=parse_budget(args.budget), mode=args.mode, sink=args.sink,
                     mutants=tuple(args.mutant or ()), db=args.db, seed=args.seed,
-                    workers=args.workers, as_json=args.json, store=args.store or "memory")
+                    workers=args.workers, as_json=args.json, store=args.store or "memory",
+                    corpus_name=args.corpus_name, fallback=args.fallback_db,
+                    stop_on_first=args.stop_on_first, worker=args.worker_name)
 
 
 def cmd_mutants(args: argparse.Namespace) -> int:
@@ -311,7 +313,38 @@ def cmd_mutants(args: argparse.Namespace) -> int:
                 raise UsageError(f"unknown mutant {name!r}; known: {', '.join(sorted(MUTANTS))}")
     return run_mutants(budget=parse_budget(args.budget), only=tuple(args.only or ()),
                        as_json=args.json, baseline=not args.no_baseline, seed=args.seed,
-                       store=args.store or "memory")
+                       store=args.store or "memory", db=args.db, corpus_name=args.corpus_name)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from onceflow.search.corpus import connect, default_corpus_name, is_redis_url, redact  # noqa: PLC0415
+    from onceflow.search.corpus import validate_corpus_name  # noqa: PLC0415
+    from onceflow.search.fleet import fleet_status, render_status  # noqa: PLC0415
+
+    if args.db and "://" in args.db and not is_redis_url(args.db):
+        raise UsageError(f"--db {redact(args.db)!r}: unknown scheme; give redis://HOST:PORT/N "
+                         "(rediss:// for TLS)")
+    if not args.db or not is_redis_url(args.db):
+        raise UsageError("onceflow status reads a fleet's progress from Redis: give "
+                         "--db redis://HOST:PORT/N (or set ONCEFLOW_DB)")
+    name = validate_corpus_name(args.corpus_name) if args.corpus_name else default_corpus_name()
+    client = connect(args.db)
+    import redis  # noqa: PLC0415
+
+    try:
+        data = fleet_status(client, name)
+    except redis.RedisError as exc:
+        raise UsageError(f"Redis at {redact(args.db)}: {str(exc).splitlines()[0][:200]}") from None
+    print(json.dumps(data, sort_keys=True) if args.json else render_status(data))
+    return 0
+
+
+def cmd_report_merge(args: argparse.Namespace) -> int:
+    from onceflow.report.merge import load_report, merge_reports, render_merged  # noqa: PLC0415
+
+    merged = merge_reports([(path, load_report(path)) for path in args.reports])
+    print(json.dumps(merged, sort_keys=True) if args.json else render_merged(merged))
+    return VIOLATION if merged["violations"] else 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -374,6 +407,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--keep-store", metavar="DIR", help="keep every timeline's SQLite "
                        "database as a file in DIR (open it with the sqlite3 shell)")
 
+    def fleet(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--corpus-name", default=None, metavar="NAME",
+                       help="namespace of the corpus in a shared Redis (default: the "
+                            "[project] name in the nearest pyproject.toml)")
+
     def pins(p: argparse.ArgumentParser) -> None:
         p.add_argument("--mode", choices=BARRIER_MODES, help="pin the barrier mode")
         p.add_argument("--sink", choices=SINK_KINDS + tuple(sorted(SINKS)), help="pin the sink kind")
@@ -409,7 +447,17 @@ def build_parser() -> argparse.ArgumentParser:
     pins(p)
     p.add_argument("--workers", type=_workers, default=1,
                    help="processes sharing the corpus (one per CPU is the useful maximum)")
-    p.add_argument("--db", default=".onceflow/db", help="failure corpus directory")
+    p.add_argument("--db", default=os.environ.get("ONCEFLOW_DB") or ".onceflow/db",
+                   help="failure corpus: a directory, or redis://HOST:PORT/N (rediss:// for "
+                        "TLS) shared by a fleet of workers (default $ONCEFLOW_DB or .onceflow/db)")
+    fleet(p)
+    p.add_argument("--fallback-db", metavar="DIR", default=None,
+                   help="where a Redis corpus is kept while Redis is away "
+                        "(default .onceflow/fallback/<corpus name>)")
+    p.add_argument("--stop-on-first", action="store_true",
+                   help="stop when any worker of the fleet finds a violation")
+    p.add_argument("--worker-name", default=None, metavar="NAME",
+                   help="this worker's name in `onceflow status` (default host-pid)")
     p.add_argument("--seed", type=_non_negative, default=None, help="reproducible batch seeds")
     p.add_argument("--json", action="store_true")
     stores(p)
@@ -420,9 +468,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", action="append", metavar="NAME", help="only this mutant (repeatable)")
     p.add_argument("--no-baseline", action="store_true", help="skip the random-seed baseline")
     p.add_argument("--seed", type=_non_negative, default=None)
+    p.add_argument("--db", default=None,
+                   help="a corpus to share (directory or redis://HOST:PORT/N); default none, "
+                        "so that each time to first violation is measured from scratch")
+    fleet(p)
     p.add_argument("--json", action="store_true")
     stores(p)
     p.set_defaults(func=cmd_mutants)
+
+    p = sub.add_parser("status", help="a fuzzing fleet's progress, read from its shared Redis")
+    p.add_argument("--db", default=os.environ.get("ONCEFLOW_DB"),
+                   help="redis://HOST:PORT/N the workers share (default $ONCEFLOW_DB)")
+    fleet(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("report", help="combine reports")
+    reports = p.add_subparsers(dest="report_command", metavar="ACTION", parser_class=_Parser)
+    reports.required = True
+    q = reports.add_parser("merge", help="one report from many `onceflow fuzz --json` reports")
+    q.add_argument("reports", nargs="+", metavar="REPORT.json")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_report_merge)
 
     p = sub.add_parser("bench", help="simulated events per second against a bare event loop")
     p.add_argument("--records", type=int, default=20_000)

@@ -84,12 +84,21 @@ class _Reporter:
 
 
 def _worker(index: int, kwargs: dict[str, Any], queue: Any, stop: Any) -> None:
+    fleet = kwargs.pop("fleet", None)
+    corpus = open_corpus(kwargs.pop("db"), name=kwargs.pop("corpus_name", None),
+                         fallback=kwargs.pop("fallback", None))
+    publisher = _publisher(corpus, fleet, suffix=f"-w{index}")
+
     def progress(stats: FuzzStats) -> None:
         queue.put(("progress", index, stats))
+        if publisher is not None:
+            publisher.update(stats)
     try:
-        outcome = fuzz(**kwargs, on_progress=progress, should_stop=stop.is_set)
+        outcome = fuzz(**kwargs, db=corpus, on_progress=progress,
+                       should_stop=_stopper(stop.is_set, publisher))
     except KeyboardInterrupt:
         return
+    outcome = _settle(outcome, publisher, fleet)
     if outcome.status == "violation":
         stop.set()
     queue.put(("done", index, outcome))
@@ -135,6 +144,8 @@ def _fuzz_parallel(kwargs: dict[str, Any], workers: int,
                            first_seconds=found.first_seconds,
                            first_scenarios=found.first_scenarios,
                            shrink_seconds=found.shrink_seconds)
+    if any(o.status == "stopped" for o in outcomes.values()):
+        return FuzzOutcome("stopped", total, total.elapsed)
     return FuzzOutcome("interrupted" if interrupted else "clean", total, total.elapsed)
 
 
@@ -175,33 +186,95 @@ class _StopOnInterrupt:
             signal.signal(signal.SIGINT, self.previous)
 
 
+def _publisher(corpus: Any, fleet: dict[str, Any] | None, suffix: str = "") -> Any:
+    """A started FleetPublisher when the corpus is a shared Redis, else None."""
+    from onceflow.search.corpus import SharedCorpus  # noqa: PLC0415
+    from onceflow.search.fleet import FleetPublisher, worker_id  # noqa: PLC0415
+
+    if not isinstance(corpus, SharedCorpus) or fleet is None:
+        return None
+    return FleetPublisher(corpus.remote.redis, name=corpus.name,
+                          worker=(fleet.get("worker") or worker_id()) + suffix,
+                          pins=fleet.get("pins"), stop_on_first=fleet.get("stop_on_first", False)
+                          ).start()
+
+
+def _stopper(local: Callable[[], bool], publisher: Any) -> Callable[[], bool]:
+    if publisher is None:
+        return local
+    return lambda: local() or publisher.should_stop()
+
+
+def _settle(outcome: FuzzOutcome, publisher: Any, fleet: dict[str, Any] | None) -> FuzzOutcome:
+    """Publish the outcome to the fleet; a run ended by another worker's violation is 'stopped'."""
+    if publisher is None:
+        return outcome
+    from attrs import evolve  # noqa: PLC0415
+
+    if outcome.finding is not None:
+        publisher.found(outcome.finding)
+    if outcome.status == "interrupted" and publisher.stopped_by is not None:
+        outcome = evolve(outcome, status="stopped")
+        by = publisher.stopped_by
+        print(f"onceflow: stopped (--stop-on-first): worker {by.get('worker')} of the fleet found "
+              f"a violation: {by.get('replay')}", file=sys.stderr)
+    publisher.update(outcome.stats)
+    if not publisher.finish(outcome.status) and publisher.unpublished:
+        print("onceflow: warning: Redis is away: the violation was not published to the fleet; "
+              "it is in this run's report and in the local fallback corpus", file=sys.stderr)
+    return outcome
+
+
+EXIT = {"clean": 0, "violation": 1, "stopped": 1, "interrupted": 130}
+
+
 def run_fuzz(*, budget: float, mode: str | None, sink: str | None, mutants: tuple[str, ...],
              db: str | None, seed: int | None, workers: int, as_json: bool,
-             store: str = "memory") -> int:
+             store: str = "memory", corpus_name: str | None = None, fallback: str | None = None,
+             stop_on_first: bool = False, worker: str | None = None) -> int:
+    from onceflow.search.corpus import SharedCorpus  # noqa: PLC0415
+
     scenarios(mode=mode, sink=sink, mutants=mutants, store=store)  # bad pins fail here
-    open_corpus(db)
+    corpus = open_corpus(db, name=corpus_name, fallback=fallback)  # a bad --db fails here
+    fleet = {"worker": worker, "stop_on_first": stop_on_first,
+             "pins": {"mode": mode, "sink": sink, "mutants": list(mutants), "store": store}}
     # progress goes to stderr even with --json (stdout then holds only the object)
     reporter = _Reporter(quiet=False)
     kwargs: dict[str, Any] = dict(budget=budget, mode=mode, sink=sink, mutants=mutants, db=db,
-                                  seed=seed, store=store)
+                                  seed=seed, store=store, corpus_name=corpus_name,
+                                  fallback=fallback)
+    described = None
     try:
         if workers == 1:
+            publisher = _publisher(corpus, fleet)
             with _StopOnInterrupt() as stop:
-                outcome = fuzz(**kwargs, on_progress=reporter.update, should_stop=stop.is_set)
+                def progress(stats: FuzzStats) -> None:
+                    reporter.update(stats)
+                    if publisher is not None:
+                        publisher.update(stats)
+                outcome = fuzz(**dict(kwargs, db=corpus), on_progress=progress,
+                               should_stop=_stopper(stop.is_set, publisher))
+            outcome = _settle(outcome, publisher, fleet)
+            if isinstance(corpus, SharedCorpus):
+                described = corpus.describe()
         else:
-            outcome = _fuzz_parallel(kwargs, workers, reporter.update)
+            outcome = _fuzz_parallel(dict(kwargs, fleet=fleet), workers, reporter.update)
     finally:
         reporter.close()
     if as_json:
-        print(json.dumps(outcome.to_data(), sort_keys=True))
+        data = outcome.to_data()
+        if described is not None:
+            data["corpus"] = described
+        print(json.dumps(data, sort_keys=True))
         if outcome.finding is not None:
             print(f"replay: onceflow replay {outcome.finding.token}", file=sys.stderr)
     else:
-        _print_summary(outcome, db)
-    return {"clean": 0, "violation": 1, "interrupted": 130}[outcome.status]
+        _print_summary(outcome, db, described)
+    return EXIT[outcome.status]
 
 
-def _print_summary(outcome: FuzzOutcome, db: str | None) -> None:
+def _print_summary(outcome: FuzzOutcome, db: str | None,
+                   corpus: dict[str, Any] | None = None) -> None:
     out = _stdout()
     stats = outcome.stats
     table = Table(title=f"onceflow fuzz: {outcome.status}")
@@ -215,10 +288,17 @@ def _print_summary(outcome: FuzzOutcome, db: str | None) -> None:
     table.add_row("crash phases hit", f"{len(phases)}/{len(CRASH_PHASES)}")
     table.add_row("faults fired", str(sum(stats.phases.values())))
     table.add_row("elapsed", f"{outcome.elapsed:.1f} s")
-    table.add_row("corpus", str(db) if db else "none")
+    table.add_row("corpus", (f"{corpus['url']} ({corpus['name']})" if corpus
+                             else str(db) if db else "none"))
     out.print(table)
+    if corpus is not None and corpus["kept_locally"]:
+        out.print(f"Redis went away: {corpus['kept_locally']} corpus entries were kept in "
+                  f"{corpus['fallback']}; the next run that reaches Redis pushes them")
     if outcome.status == "interrupted":
         out.print("interrupted: the corpus is intact; run again to continue")
+    if outcome.status == "stopped":
+        out.print("stopped: another worker of the fleet found a violation (onceflow status "
+                  "lists it with its replay command)")
     if outcome.finding is None or outcome.scenario is None:
         return
     before = outcome.first_size or {}
@@ -264,14 +344,16 @@ def _row(name: str, outcome: FuzzOutcome, base: FuzzOutcome | None) -> dict[str,
 
 
 def run_mutants(*, budget: float, only: tuple[str, ...], as_json: bool, baseline: bool,
-                seed: int | None, store: str = "memory") -> int:
+                seed: int | None, store: str = "memory", db: str | None = None,
+                corpus_name: str | None = None) -> int:
     names = only or tuple(MUTANTS)
+    corpus = open_corpus(db, name=corpus_name)  # none by default: each search starts from scratch
     err = Console(stderr=True)
     rows = []
     for i, name in enumerate(names):
         if not as_json:
             err.print(f"[{i + 1}/{len(names)}] {name} ...", highlight=False)
-        outcome = fuzz(budget=budget, mutants=(name,), db=None,
+        outcome = fuzz(budget=budget, mutants=(name,), db=corpus,
                        seed=None if seed is None else seed + i, store=store)
         base = None
         if baseline:

@@ -17,7 +17,7 @@ from typing import Any, Callable
 from attrs import define, field, frozen
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import strategies as st
-from hypothesis.database import DirectoryBasedExampleDatabase
+from hypothesis.database import ExampleDatabase
 
 from onceflow.stores import StoreError
 from onceflow.errors import OnceflowError
@@ -25,6 +25,7 @@ from onceflow.model.simulation import RunResult, run
 from onceflow.properties.checks import check
 from onceflow.properties.violation import Finding, Violation
 from onceflow.scenario import Scenario
+from onceflow.search.corpus import open_corpus as _open_corpus
 from onceflow.shrinking import shrink as greedy_shrink
 from onceflow.strategies import scenario_from_seed, scenarios
 
@@ -102,23 +103,11 @@ class FuzzOutcome:
         return data
 
 
-def open_corpus(path: str | Path | None) -> DirectoryBasedExampleDatabase | None:
-    """The failure corpus at `path` (created if missing); None for no corpus."""
-    if path is None:
-        return None
-    if not str(path).strip():
-        raise OnceflowError("the corpus path is empty; give a directory, e.g. --db .onceflow/db")
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise OnceflowError(f"corpus path {p} is a file; give a directory (or a new path)")
-    try:
-        p.mkdir(parents=True, exist_ok=True)
-        probe = p / ".onceflow-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise OnceflowError(f"cannot use {p} as the corpus directory: {exc.strerror or exc}") from None
-    return DirectoryBasedExampleDatabase(str(p))
+def open_corpus(path: str | Path | None, *, name: str | None = None,
+                fallback: str | Path | None = None) -> ExampleDatabase | None:
+    """The failure corpus at `path`: a directory (created if missing), a `redis://` URL
+    (see `onceflow.search.corpus`), or None for no corpus."""
+    return _open_corpus(path, name=name, fallback=fallback)
 
 
 def _corpus_key(mode: str | None, sink: str | None, mutants: tuple[str, ...],
@@ -143,14 +132,19 @@ def _mixed(mode: str | None, sink: str | None, mutants: tuple[str, ...],
 
 
 def fuzz(*, budget: float, mode: str | None = None, sink: str | None = None,
-         mutants: tuple[str, ...] = (), db: str | Path | None = None, seed: int | None = None,
-         shrink: bool = True, on_progress: Callable[[FuzzStats], None] | None = None,
-         should_stop: Callable[[], bool] | None = None, store: str = "memory") -> FuzzOutcome:
+         mutants: tuple[str, ...] = (), db: str | Path | ExampleDatabase | None = None,
+         seed: int | None = None, shrink: bool = True,
+         on_progress: Callable[[FuzzStats], None] | None = None,
+         should_stop: Callable[[], bool] | None = None, store: str = "memory",
+         corpus_name: str | None = None, fallback: str | Path | None = None) -> FuzzOutcome:
     """Fuzz for `budget` seconds or until a violation; shrink it and return the outcome.
 
-    `store` names the external system every scenario writes to (e.g. "sqlite")."""
+    `store` names the external system every scenario writes to (e.g. "sqlite"); `db` is
+    the corpus: a directory, a `redis://` URL (namespaced by `corpus_name`, kept in
+    `fallback` while Redis is away) or an open Hypothesis database."""
     strategy = _mixed(mode, sink, mutants, store)
-    corpus = open_corpus(db)
+    corpus = db if isinstance(db, ExampleDatabase) else open_corpus(db, name=corpus_name,
+                                                                    fallback=fallback)
     stats = FuzzStats()
     deadline = stats.started + budget
     state: dict[str, Any] = {"first": None, "last": None, "tick": 0.0, "store_error": None}

@@ -26,6 +26,7 @@ from onceflow.token import decode, encode
 __all__ = ["scenario_test"]
 
 _REPLAY: dict[str, str | None] = {"token": None}
+_PREVIOUS_PROFILE = pytest.StashKey[str]()
 
 
 def scenario_test(strategy: st.SearchStrategy[Scenario] | None = None, *,
@@ -66,9 +67,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("onceflow")
     group.addoption("--onceflow-replay", metavar="TOKEN", default=None,
                     help="re-run onceflow scenario tests on exactly this scenario token")
+    group.addoption("--onceflow-db", metavar="DIR|URL", default=None,
+                    help="Hypothesis example database for the whole run: a directory, or "
+                         "redis://HOST:PORT/N (rediss:// for TLS) shared by many machines")
+    group.addoption("--onceflow-corpus-name", metavar="NAME", default=None,
+                    help="namespace of the corpus in a shared Redis (default: the [project] "
+                         "name in the nearest pyproject.toml)")
 
 
+@pytest.hookimpl(trylast=True)  # after Hypothesis's own plugin has loaded --hypothesis-profile
 def pytest_configure(config: pytest.Config) -> None:
+    _use_database(config)
     token = config.getoption("--onceflow-replay", default=None)
     if token:
         try:
@@ -78,6 +87,32 @@ def pytest_configure(config: pytest.Config) -> None:
         except RecursionError:  # hostile input: never an INTERNALERROR
             raise pytest.UsageError("--onceflow-replay: the token is nested too deeply") from None
     _REPLAY["token"] = token
+
+
+def _use_database(config: pytest.Config) -> None:
+    """--onceflow-db: every Hypothesis test of the run uses this database (unless it sets its own)."""
+    spec = config.getoption("--onceflow-db", default=None)
+    if not spec:
+        return
+    from hypothesis import settings  # noqa: PLC0415
+
+    from onceflow.search.corpus import open_corpus  # noqa: PLC0415
+
+    try:
+        database = open_corpus(spec, name=config.getoption("--onceflow-corpus-name", default=None))
+    except OnceflowError as exc:
+        raise pytest.UsageError(f"--onceflow-db: {exc}") from None
+    config.stash[_PREVIOUS_PROFILE] = settings.get_current_profile_name()
+    settings.register_profile("onceflow-db", parent=settings.default, database=database)
+    settings.load_profile("onceflow-db")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    previous = config.stash.get(_PREVIOUS_PROFILE, None)
+    if previous is not None:  # an in-process pytest run (pytester) leaves no profile behind
+        from hypothesis import settings  # noqa: PLC0415
+
+        settings.load_profile(previous)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
