@@ -357,6 +357,30 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _flink_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--time-limit", type=_positive, default=180, metavar="SECONDS",
+                   help="per Flink job; a job still running then is killed (exit 2)")
+    p.add_argument("--cache", metavar="DIR", help="compiled jobs (default $ONCEFLOW_FLINK_CACHE "
+                                                  "or ~/.cache/onceflow/flink)")
+    p.add_argument("--keep", metavar="DIR", help="run the job in DIR and keep its files")
+
+
+def cmd_flink(args: argparse.Namespace) -> int:
+    from onceflow.flink.console import run_one  # noqa: PLC0415
+
+    scenario = _scenario_from_args(args)
+    return run_one(scenario, describe(scenario), as_json=args.json,
+                   time_limit=float(args.time_limit), cache=args.cache, keep=args.keep)
+
+
+def cmd_conformance(args: argparse.Namespace) -> int:
+    from onceflow.flink.conformance import run_suite  # noqa: PLC0415
+
+    return run_suite(count=args.count, as_json=args.json, time_limit=float(args.time_limit),
+                     cache=args.cache, keep=args.keep)
+
+
 # -- parser -------------------------------------------------------------------------------
 
 class _Parser(argparse.ArgumentParser):
@@ -490,6 +514,21 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("reports", nargs="+", metavar="REPORT.json")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_report_merge)
+
+    p = sub.add_parser("flink", help="run one scenario on real Apache Flink too and compare "
+                                     "(needs Java 17+ and pip install 'onceflow[flink]')")
+    p.add_argument("--seed", type=_non_negative, default=0, help="draw the scenario from this seed")
+    p.add_argument("--scenario", metavar="FILE|TOKEN", help="load the scenario instead")
+    pins(p)
+    _flink_options(p)
+    p.set_defaults(func=cmd_flink)
+
+    p = sub.add_parser("conformance", help="a fixed suite of scenarios on the model and on real "
+                                           "Flink: which agree, and how long each took")
+    p.add_argument("--count", type=_positive, default=None,
+                   help="run only the first N scenarios of the suite")
+    _flink_options(p)
+    p.set_defaults(func=cmd_conformance)
 
     p = sub.add_parser("bench", help="simulated events per second against a bare event loop")
     p.add_argument("--records", type=int, default=20_000)

@@ -1,0 +1,209 @@
+"""A scenario translated into what a real Flink job needs: a `FlinkPlan`.
+
+The plan is a frozen value: the topology with its operators, edges and
+parallelism; the checkpoint mode, interval and restart strategy; every fault as
+a point where an operator fails once (the n-th record of a subtask, after k
+completed checkpoints, the snapshot or the notification of checkpoint k, the
+savepoint of a stop-with-savepoint); every savepoint as the number of records
+the sources have read when it is triggered.  Model faults timed in simulated
+milliseconds are placed by progress, read from the model's own run of the same
+scenario (how many records the target had processed by then).  A part with no
+Flink equivalent raises `Untranslatable` naming it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from attrs import frozen
+
+from onceflow.faults.plan import Crash, PhaseCrash
+from onceflow.flink.errors import Untranslatable
+from onceflow.model.simulation import RunResult
+from onceflow.registry import SINKS
+from onceflow.scenario import Scenario
+
+__all__ = ["FailPoint", "FlinkPlan", "SavepointPoint", "TRANSLATORS", "translate"]
+
+#: built-in operator kinds with a Flink equivalent (user operators have none: their
+#: code is Python)
+OPERATOR_KINDS = ("source", "map", "filter", "flat_map", "reduce", "window", "sink")
+#: how each sink kind is written on Flink
+SINK_KINDS = ("two_phase", "idempotent", "append")
+#: the model phases a failing operator can reproduce, and the Flink hook it throws in
+PHASES = {
+    "alignment": "snapshot",            # the barrier arrived: fails before its snapshot
+    "after_sync_snapshot": "snapshot",  # the synchronous snapshot of the checkpoint
+    "notify_complete": "notify",        # CheckpointListener.notifyCheckpointComplete
+    "stop_savepoint": "stop_savepoint",  # the notification of a stop's savepoint
+}
+WHICH = {"any": 0, "checkpoint": 1, "savepoint": 2}
+
+#: real milliseconds: Flink's checkpoint interval is at least this
+MIN_INTERVAL_MS = 100
+MAX_INTERVAL_MS = 1000
+#: the sources' pace keeps a real run between these (the model's pace, scaled)
+MIN_RUN_SECONDS = 0.2
+MAX_RUN_SECONDS = 30.0
+
+
+@frozen
+class FailPoint:
+    """Subtask `subtask` of vertex `vertex` fails once at `point` (see FailOnce in the Java)."""
+
+    fault: int       # index in scenario.faults
+    vertex: int      # index in topology.vertices
+    subtask: int
+    point: str       # record | checkpoints | snapshot | notify | stop_savepoint
+    n: int = 0
+    which: int = 0   # 0 any snapshot, 1 checkpoints, 2 savepoints
+
+    @property
+    def label(self) -> str:
+        return f"faults[{self.fault}]"
+
+
+@frozen
+class SavepointPoint:
+    """A savepoint triggered once the sources have read `records` records."""
+
+    records: int
+    stop: bool
+    drain: bool
+    restore: int  # restore parallelism after a stop; 0 the job's own; -1 no restore
+
+
+@frozen
+class FlinkPlan:
+    scenario: Scenario
+    faults: tuple[FailPoint, ...]
+    savepoints: tuple[SavepointPoint, ...]
+    interval_ms: int
+    pause_nanos: int   # the source's pace, per record and subtask
+    timeout_s: int     # per savepoint request
+
+
+def _processed_before(result: RunResult, where: str, at: float) -> int:
+    """Records subtask `where` processed in the model's first attempt before time `at`."""
+    count = 0
+    for time, kind, name, detail in result.trace:
+        if time >= at:
+            break
+        if kind == "failed":
+            break
+        if kind == "process" and name == where and detail and isinstance(detail[0], list):
+            count += len(detail[0])
+    return count
+
+
+def _read_before(result: RunResult, at: float) -> int:
+    """Records that reached the first operator (all subtasks) before time `at`."""
+    first = result.scenario.topology.vertices[1].uid
+    prefix = first + "["
+    count = 0
+    for time, kind, name, detail in result.trace:
+        if time >= at:
+            break
+        if kind == "process" and name.startswith(prefix) and detail and isinstance(detail[0], list):
+            count += len(detail[0])
+    return count
+
+
+def _target(scenario: Scenario, target: str) -> tuple[int, int]:
+    uid, _, rest = target.partition("[")
+    subtask = int(rest.rstrip("]"))
+    for i, v in enumerate(scenario.topology.vertices):
+        if v.uid == uid:
+            return i, subtask
+    raise Untranslatable("fault target", f"no vertex {uid!r}")  # validated scenarios never get here
+
+
+def _crash(i: int, fault: Crash, scenario: Scenario, model: RunResult) -> FailPoint:
+    vertex, subtask = _target(scenario, fault.target)
+    before = _processed_before(model, fault.target, fault.at)
+    return FailPoint(i, vertex, subtask, "record", before + 1)
+
+
+def _phase_crash(i: int, fault: PhaseCrash, scenario: Scenario, model: RunResult) -> FailPoint:
+    point = PHASES.get(fault.phase)
+    if point is None:
+        raise Untranslatable(
+            f"faults[{i}] (phase_crash at {fault.phase})",
+            "a failing Flink operator can throw only at a record, in its snapshot, in a "
+            f"checkpoint notification or at a stop's savepoint ({', '.join(PHASES)}); this "
+            "phase happens inside Flink's runtime or a connector")
+    vertex, subtask = _target(scenario, fault.target)
+    return FailPoint(i, vertex, subtask, point, fault.checkpoint, WHICH[fault.snapshot])
+
+
+#: fault class -> translator(index, fault, scenario, model run) -> FailPoint.
+#: A fault class without an entry has no Flink equivalent (refused, named).
+TRANSLATORS: dict[type, Callable[[int, Any, Scenario, RunResult], FailPoint]] = {
+    Crash: _crash,
+    PhaseCrash: _phase_crash,
+}
+
+
+def translate(scenario: Scenario, model: RunResult) -> FlinkPlan:
+    """The Flink plan of `scenario`; `model` is the model's run of it (for fault timing)."""
+    vertices = scenario.topology.vertices
+    for i, v in enumerate(vertices):
+        if v.kind not in OPERATOR_KINDS:
+            raise Untranslatable(f"topology.vertices[{i}] ({v.uid}: {v.kind})",
+                                 "a user operator is Python code; only the built-in operators "
+                                 f"({', '.join(OPERATOR_KINDS[1:-1])}) run on Flink")
+    if scenario.sink not in SINK_KINDS:
+        spec = SINKS.get(scenario.sink)
+        raise Untranslatable(f"sink ({scenario.sink})",
+                             "a user sink is Python code; only two_phase, idempotent and append "
+                             "run on Flink" + (" (it is registered here)" if spec else ""))
+    if scenario.mutants:
+        raise Untranslatable(f"mutants ({', '.join(scenario.mutants)})",
+                             "mutants are bugs planted in the model; real Flink has none of them")
+    if not scenario.checkpoints.durable_store:
+        raise Untranslatable("checkpoints.durable_store (false)",
+                             "Flink's MiniCluster keeps completed checkpoints in memory: a "
+                             "non-durable checkpoint store is lost only with a JobManager crash, "
+                             "which the local run cannot inject")
+    faults: list[FailPoint] = []
+    for i, fault in enumerate(scenario.faults):
+        translator = TRANSLATORS.get(type(fault))
+        if translator is None:
+            kind = getattr(type(fault), "kind_name", type(fault).__name__)
+            raise Untranslatable(
+                f"faults[{i}] ({kind})",
+                "no Flink equivalent: a real job can be failed only by an operator that throws "
+                "(crash, phase_crash at " + ", ".join(PHASES) + ")")
+        faults.append(translator(i, fault, scenario, model))
+    savepoints: list[SavepointPoint] = []
+    for i, sp in enumerate(scenario.savepoints):
+        if savepoints and savepoints[-1].stop:
+            raise Untranslatable(f"savepoints[{i}]", "a request after a stop-with-savepoint")
+        restore = -1 if sp.drain or not sp.stop else (sp.restore_parallelism or 0)
+        if not sp.stop and sp.restore_parallelism is not None:
+            restore = -1  # the model restores it on a side timeline; the Flink run goes on
+        savepoints.append(SavepointPoint(_read_before(model, sp.at), sp.stop, sp.drain, restore))
+    interval = int(min(MAX_INTERVAL_MS, max(MIN_INTERVAL_MS, scenario.checkpoints.interval)))
+    return FlinkPlan(scenario, tuple(faults), tuple(savepoints), interval,
+                     _pace(scenario, model, interval), timeout_s=60)
+
+
+def _pace(scenario: Scenario, model: RunResult, interval_ms: int) -> int:
+    """Nanoseconds each source subtask waits per record, so that Flink's run sees as many
+    records per checkpoint interval as the model's did (real time = simulated time x
+    interval_ms / scenario interval), within MIN_RUN_SECONDS..MAX_RUN_SECONDS in all."""
+    first = scenario.topology.vertices[1].uid + "["
+    count, last = 0, 0.0
+    for time, kind, name, detail in model.trace:
+        if kind == "process" and name.startswith(first) and detail and isinstance(detail[0], list):
+            count += len(detail[0])
+            last = time
+    records = scenario.workload.records
+    if not records:
+        return 0
+    scale = interval_ms / scenario.checkpoints.interval  # real ms per simulated ms
+    seconds = (last * scale / 1000) * (records / count) if count else MIN_RUN_SECONDS
+    seconds = min(MAX_RUN_SECONDS, max(MIN_RUN_SECONDS, seconds))
+    readers = min(scenario.topology.vertices[0].parallelism, scenario.workload.splits)
+    return int(seconds * 1e9 / max(1, -(-records // readers)))
+    return FlinkPlan(scenario, tuple(faults), tuple(savepoints), interval, pause, timeout_s=60)
