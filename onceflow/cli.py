@@ -521,7 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scenario", metavar="FILE|TOKEN", help="load the scenario instead")
     pins(p)
     _flink_options(p)
-    p.set_defaults(func=cmd_flink)
+    p.set_defaults(func=cmd_flink, store=None, keep_store=None)
 
     p = sub.add_parser("conformance", help="a fixed suite of scenarios on the model and on real "
                                            "Flink: which agree, and how long each took")

@@ -84,7 +84,6 @@ def test_phase_crashes_map_to_the_hook_flink_has():
     (_scenario(faults=(PhaseCrash(phase="pre_commit", target="sink[0]"),)),
      "faults[0] (phase_crash at pre_commit)"),
     (_scenario(mutants=("commit-only-exact-id",)), "mutants"),
-    (_scenario(checkpoints=CheckpointConfig(durable_store=False)), "checkpoints.durable_store"),
 ])
 def test_a_part_without_a_flink_equivalent_is_refused_by_name(scenario, part):
     with pytest.raises(Untranslatable) as info:

@@ -9,6 +9,7 @@ their status and outcome are the same.
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections import Counter
 from typing import Any
@@ -69,7 +70,7 @@ class Comparison:
                 "compile_seconds": round(self.compile_seconds, 2), "compiled_from_cache": self.cached,
                 "flink_faults_fired": list(self.faults_fired),
                 "flink_events": [e for e in self.events if e.get("event") != "done"],
-                "workdir": self.workdir}
+                "workdir": self.workdir or None}
 
 
 def judge(scenario: Scenario, status: str, got: list[Record], expected: list[Record],
@@ -144,5 +145,7 @@ def compare(scenario: Scenario, *, time_limit: float = 180.0, cache: str | None 
     expected = expected_records(_comparable(result)) if result.stopped_with is not None \
         else expected_records(result)
     theirs = judge(scenario, flink.status, list(flink.records), expected)
+    if keep is None:
+        shutil.rmtree(flink.workdir, ignore_errors=True)
     return Comparison(scenario, ours, theirs, flink.seconds, compiled, cached, flink.faults_fired,
-                      flink.events, flink.workdir)
+                      flink.events, flink.workdir if keep else "")

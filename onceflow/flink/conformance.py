@@ -79,7 +79,10 @@ CASES: tuple[Case, ...] = (
 
 
 def _row(case: Case, c: Comparison | None, error: str | None, seconds: float) -> dict[str, Any]:
-    row: dict[str, Any] = {"name": case.name, "cell": case.cell, "seconds": round(seconds, 1)}
+    from onceflow.token import encode  # noqa: PLC0415
+
+    row: dict[str, Any] = {"name": case.name, "cell": case.cell, "seconds": round(seconds, 1),
+                           "token": encode(case.scenario)}
     if c is None:
         row.update(agree=False, error=error)
     else:
@@ -119,4 +122,7 @@ def run_suite(*, count: int | None, as_json: bool, time_limit: float, cache: str
         print(json.dumps({"cases": rows, "agreed": agreed, "total": len(rows)}, sort_keys=True))
     else:
         print(f"{agreed}/{len(rows)} agree")
+        for row in rows:
+            if not row["agree"]:
+                print(f"{row['name']}: onceflow flink --scenario {row['token']}")
     return 0 if agreed == len(rows) else 1

@@ -38,6 +38,19 @@ PHASES = {
     "stop_savepoint": "stop_savepoint",  # the notification of a stop's savepoint
 }
 WHICH = {"any": 0, "checkpoint": 1, "savepoint": 2}
+#: why a fault kind has no equivalent in a local Flink run
+WHY_NOT = {
+    "worker_crash": "killing a TaskManager with its slots needs a cluster of several "
+                    "TaskManagers; the local MiniCluster runs one",
+    "coordinator_crash": "a JobManager crash and recovery needs HA services (ZooKeeper or "
+                         "Kubernetes), which a local run does not have",
+    "notify": "Flink's RPC between JobManager and tasks cannot be intercepted to lose, delay, "
+              "duplicate or reorder a checkpoint notification",
+    "storage": "failing or slowing one checkpoint upload needs a faulty file-system plug-in",
+    "store": "the sink's output is a local file; it cannot be made to refuse a commit",
+    "latency_spike": "network latency is not controllable in a local run",
+    "slow_subtask": "a subtask's speed is not controllable in a local run",
+}
 
 #: real milliseconds: Flink's checkpoint interval is at least this
 MIN_INTERVAL_MS = 100
@@ -160,11 +173,6 @@ def translate(scenario: Scenario, model: RunResult) -> FlinkPlan:
     if scenario.mutants:
         raise Untranslatable(f"mutants ({', '.join(scenario.mutants)})",
                              "mutants are bugs planted in the model; real Flink has none of them")
-    if not scenario.checkpoints.durable_store:
-        raise Untranslatable("checkpoints.durable_store (false)",
-                             "Flink's MiniCluster keeps completed checkpoints in memory: a "
-                             "non-durable checkpoint store is lost only with a JobManager crash, "
-                             "which the local run cannot inject")
     faults: list[FailPoint] = []
     for i, fault in enumerate(scenario.faults):
         translator = TRANSLATORS.get(type(fault))
@@ -172,16 +180,17 @@ def translate(scenario: Scenario, model: RunResult) -> FlinkPlan:
             kind = getattr(type(fault), "kind_name", type(fault).__name__)
             raise Untranslatable(
                 f"faults[{i}] ({kind})",
-                "no Flink equivalent: a real job can be failed only by an operator that throws "
-                "(crash, phase_crash at " + ", ".join(PHASES) + ")")
+                WHY_NOT.get(kind, "no Flink equivalent") + "; the faults that translate are "
+                "crash and phase_crash at " + ", ".join(PHASES))
         faults.append(translator(i, fault, scenario, model))
     savepoints: list[SavepointPoint] = []
     for i, sp in enumerate(scenario.savepoints):
-        if savepoints and savepoints[-1].stop:
-            raise Untranslatable(f"savepoints[{i}]", "a request after a stop-with-savepoint")
-        restore = -1 if sp.drain or not sp.stop else (sp.restore_parallelism or 0)
-        if not sp.stop and sp.restore_parallelism is not None:
-            restore = -1  # the model restores it on a side timeline; the Flink run goes on
+        if sp.drain:
+            raise Untranslatable(f"savepoints[{i}] (stop --drain)",
+                                 "where a drained job's input ends depends on timing, so the "
+                                 "model's and Flink's outputs cover different inputs")
+        # a plain savepoint is restored by the model on a side timeline; Flink's run goes on
+        restore = (sp.restore_parallelism or 0) if sp.stop else -1
         savepoints.append(SavepointPoint(_read_before(model, sp.at), sp.stop, sp.drain, restore))
     interval = int(min(MAX_INTERVAL_MS, max(MIN_INTERVAL_MS, scenario.checkpoints.interval)))
     return FlinkPlan(scenario, tuple(faults), tuple(savepoints), interval,
