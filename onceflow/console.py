@@ -101,11 +101,14 @@ def _worker(index: int, kwargs: dict[str, Any], queue: Any, stop: Any) -> None:
     outcome = _settle(outcome, publisher, fleet)
     if outcome.status == "violation":
         stop.set()
+    if publisher is not None:
+        queue.put(("corpus", index, corpus.describe()))
     queue.put(("done", index, outcome))
 
 
 def _fuzz_parallel(kwargs: dict[str, Any], workers: int,
-                   update: Callable[[FuzzStats], None]) -> FuzzOutcome:
+                   update: Callable[[FuzzStats], None],
+                   corpora: dict[int, dict[str, Any]] | None = None) -> FuzzOutcome:
     ctx = multiprocessing.get_context("fork")
     queue, stop = ctx.Queue(), ctx.Event()
     seed = kwargs.pop("seed")
@@ -127,6 +130,10 @@ def _fuzz_parallel(kwargs: dict[str, Any], workers: int,
                 continue
             if kind == "progress":
                 latest[index] = payload
+            elif kind == "corpus":
+                if corpora is not None:
+                    corpora[index] = payload
+                continue
             else:
                 outcomes[index] = payload
                 latest[index] = payload.stats
@@ -225,6 +232,15 @@ def _settle(outcome: FuzzOutcome, publisher: Any, fleet: dict[str, Any] | None) 
     return outcome
 
 
+def _combined(corpora: list[dict[str, Any]]) -> dict[str, Any]:
+    """The corpus as seen by several local workers."""
+    out = dict(corpora[0])
+    for key in ("kept_locally", "pushed", "skipped_corrupt"):
+        out[key] = sum(c[key] for c in corpora)
+    out["redis_away"] = any(c["redis_away"] for c in corpora)
+    return out
+
+
 EXIT = {"clean": 0, "violation": 1, "stopped": 1, "interrupted": 130}
 
 
@@ -258,7 +274,10 @@ def run_fuzz(*, budget: float, mode: str | None, sink: str | None, mutants: tupl
             if isinstance(corpus, SharedCorpus):
                 described = corpus.describe()
         else:
-            outcome = _fuzz_parallel(dict(kwargs, fleet=fleet), workers, reporter.update)
+            corpora: dict[int, dict[str, Any]] = {}
+            outcome = _fuzz_parallel(dict(kwargs, fleet=fleet), workers, reporter.update, corpora)
+            if corpora:
+                described = _combined(list(corpora.values()))
     finally:
         reporter.close()
     if as_json:

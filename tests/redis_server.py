@@ -25,16 +25,37 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, folder: Path, *, password: str | None = None, port: int | None = None) -> None:
+    def __init__(self, folder: Path, *, password: str | None = None, port: int | None = None,
+                 tls: bool = False) -> None:
         self.folder = folder
         self.password = password
         self.port = port or free_port()
+        self.tls = tls
         self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def cert(self) -> Path:
+        return self.folder / "cert.pem"
 
     @property
     def url(self) -> str:
         auth = f":{self.password}@" if self.password else ""
+        if self.tls:
+            return f"rediss://{auth}127.0.0.1:{self.port}/0?ssl_ca_certs={self.cert}"
         return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def _self_signed(self) -> list[str]:
+        openssl = shutil.which("openssl")
+        if openssl is None:
+            pytest.fail("openssl is not installed: apt-get install openssl")
+        key = self.folder / "key.pem"
+        subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                        str(key), "-out", str(self.cert), "-days", "2", "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1"], check=True,
+                       capture_output=True)
+        return ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(self.cert),
+                "--tls-key-file", str(key), "--tls-ca-cert-file", str(self.cert),
+                "--tls-auth-clients", "no"]
 
     def start(self) -> "RedisServer":
         binary = shutil.which("redis-server")
@@ -42,7 +63,8 @@ class RedisServer:
             pytest.fail("redis-server is not installed: apt-get install redis-server "
                         "(.ci/run installs it)")
         self.folder.mkdir(parents=True, exist_ok=True)
-        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+        ports = self._self_signed() if self.tls else ["--port", str(self.port)]
+        args = [binary, *ports, "--bind", "127.0.0.1", "--save", "",
                 "--appendonly", "no", "--dir", str(self.folder), "--daemonize", "no",
                 "--loglevel", "warning"]
         if self.password:
@@ -73,12 +95,13 @@ class RedisServer:
     def client(self):  # type: ignore[no-untyped-def]
         import redis
 
-        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password)
+        return redis.Redis.from_url(self.url)
 
 
 @contextmanager
-def redis_server(folder: Path, *, password: str | None = None) -> Iterator[RedisServer]:
-    server = RedisServer(folder, password=password).start()
+def redis_server(folder: Path, *, password: str | None = None,
+                 tls: bool = False) -> Iterator[RedisServer]:
+    server = RedisServer(folder, password=password, tls=tls).start()
     try:
         yield server
     finally:

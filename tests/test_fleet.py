@@ -315,3 +315,33 @@ def test_the_pytest_plugin_shares_its_database_through_redis(server: RedisServer
                                         "redis://127.0.0.1:notaport/0")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     assert "--onceflow-db: bad Redis URL" in bad.stderr.str()
+
+
+def test_rediss_reaches_a_tls_redis_and_a_plain_port_is_refused(tmp_path: Path) -> None:
+    with redis_server(tmp_path / "tls", tls=True) as srv:
+        ok = cli("fuzz", "--db", srv.url, "--corpus-name", "tls", "--budget", "3s", "--json",
+                 cwd=tmp_path, timeout=60)
+        assert ok.returncode == 0, ok.stderr[-2000:]
+        assert report(ok)["corpus"]["url"].startswith("rediss://127.0.0.1")
+        assert srv.client().keys("onceflow:tls:fleet:*")
+        unverified = f"rediss://127.0.0.1:{srv.port}/0"  # self-signed, no CA given
+        line = one_line_error(cli("fuzz", "--db", unverified, "--budget", "3s", timeout=60))
+        assert "cannot reach Redis" in line and "CERTIFICATE_VERIFY_FAILED" in line
+        plain = f"redis://127.0.0.1:{srv.port}/0"  # plain text to a TLS port
+        line = one_line_error(cli("fuzz", "--db", plain, "--budget", "3s", timeout=60))
+        assert "Redis at" in line
+    with redis_server(tmp_path / "plain") as srv:
+        tls_to_plain = f"rediss://127.0.0.1:{srv.port}/0"
+        line = one_line_error(cli("fuzz", "--db", tls_to_plain, "--budget", "3s", timeout=60))
+        assert "Redis at" in line and "TLS" in line
+
+
+def test_local_workers_each_publish_to_the_fleet(server: RedisServer, tmp_path: Path) -> None:
+    proc = cli("fuzz", "--db", server.url, "--corpus-name", "local", "--workers", "2",
+               "--budget", "4s", "--worker-name", "gh", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = report(proc)
+    assert data["corpus"]["name"] == "local" and data["corpus"]["kept_locally"] == 0
+    status = report(cli("status", "--db", server.url, "--corpus-name", "local", "--json"))
+    assert {w["worker"] for w in status["worker_list"]} == {"gh-w0", "gh-w1"}
+    assert status["scenarios"] == data["scenarios"]

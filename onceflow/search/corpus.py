@@ -31,6 +31,9 @@ __all__ = ["CorpusError", "SharedCorpus", "connect", "corpus_prefix", "default_c
 REDIS_SCHEMES = ("redis", "rediss")
 CORPUS_TTL = timedelta(days=8)  # Hypothesis's default: examples survive between weekly runs
 RETRY_FIRST, RETRY_MAX = 5.0, 60.0  # seconds between reconnection attempts while Redis is away
+FETCH_EVERY = 3.0  # s: failures are fetched again at most this often (Redis traffic)
+FETCH_SIDE_EVERY = 30.0  # s: the same for Hypothesis's secondary and pareto keys
+_SIDE_KEYS = (b".secondary", b".pareto")
 CONNECT_TIMEOUT = 3.0
 COMMAND_TIMEOUT = 10.0
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -189,6 +192,7 @@ class SharedCorpus(ExampleDatabase):
         self.pushed = 0
         self.skipped = 0
         self._warned: set[bytes] = set()
+        self._cache: dict[bytes, tuple[float, list[bytes]]] = {}
 
     def __repr__(self) -> str:
         return f"SharedCorpus({self.url!r}, name={self.name!r})"
@@ -242,14 +246,21 @@ class SharedCorpus(ExampleDatabase):
 
         remote: list[bytes] = []
         reached = False
-        try:
-            remote = list(self._remote(lambda: list(self.remote.fetch(key))))
-            reached = True
-        except _Away:
-            pass
-        except redis.ResponseError as exc:  # e.g. WRONGTYPE: someone wrote another type there
-            self._skip(key, f"corpus key {key[:60]!r} in {self.url} is unreadable "
-                            f"({_first_line(exc)}); skipped")
+        cached = self._cache.get(key)
+        fresh_for = FETCH_EVERY if not key.endswith(_SIDE_KEYS) else FETCH_SIDE_EVERY
+        if cached is not None and time.monotonic() - cached[0] < fresh_for:
+            remote, reached = list(cached[1]), True
+        else:
+            try:
+                remote = list(self._remote(lambda: list(self.remote.fetch(key))))
+                reached = True
+                self._cache[key] = (time.monotonic(), list(remote))
+            except _Away:
+                self._cache.pop(key, None)
+            except redis.ResponseError as exc:  # e.g. WRONGTYPE: another type is stored there
+                self._cache[key] = (time.monotonic(), [])
+                self._skip(key, f"corpus key {key[:60]!r} in {self.url} is unreadable "
+                                f"({_first_line(exc)}); skipped")
         local_db = self.local(create=False)
         local = list(local_db.fetch(key)) if local_db is not None else []
         seen: set[bytes] = set()
@@ -273,6 +284,7 @@ class SharedCorpus(ExampleDatabase):
         try:
             self._remote(lambda: self.remote.save(key, value))
             self.pushed += 1
+            self._cache.pop(key, None)
         except (_Away, redis.ResponseError):
             pass
 
@@ -285,6 +297,7 @@ class SharedCorpus(ExampleDatabase):
     def save(self, key: bytes, value: bytes) -> None:
         import redis  # noqa: PLC0415
 
+        self._cache.pop(key, None)
         try:
             self._remote(lambda: self.remote.save(key, value))
         except _Away:
@@ -303,6 +316,7 @@ class SharedCorpus(ExampleDatabase):
     def delete(self, key: bytes, value: bytes) -> None:
         import redis  # noqa: PLC0415
 
+        self._cache.pop(key, None)
         try:
             self._remote(lambda: self.remote.delete(key, value))
         except (_Away, redis.ResponseError):
@@ -314,6 +328,8 @@ class SharedCorpus(ExampleDatabase):
     def move(self, src: bytes, dest: bytes, value: bytes) -> None:
         import redis  # noqa: PLC0415
 
+        self._cache.pop(src, None)
+        self._cache.pop(dest, None)
         try:
             self._remote(lambda: self.remote.move(src, dest, value))
         except (_Away, redis.ResponseError):

@@ -8,8 +8,8 @@ that each distinct one is listed once with its replay command.  `onceflow
 status` reads them back: the fleet's totals, its rate, the crash phases no
 worker has hit yet, and the violations.
 
-Traffic: about 5 commands per worker every `PUBLISH_EVERY` seconds, whatever
-the worker's speed.
+Traffic: 3 commands per worker every `PUBLISH_EVERY` seconds (4 with
+--stop-on-first), whatever the worker's speed.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from onceflow.search.corpus import CORPUS_TTL, _first_line, corpus_prefix, warn
 
 __all__ = ["FleetPublisher", "fleet_status", "render_status", "replay_command", "worker_id"]
 
-PUBLISH_EVERY = 2.0
+PUBLISH_EVERY = 3.0
 RUNNING_TTL = 30  # s: a running worker not heard of for this long has died
 FINISHED_TTL = 24 * 3600  # s: a finished worker stays in `onceflow status` for a day
 STALE_AFTER = 10.0  # s without an update: a running worker is listed as silent
@@ -147,12 +147,14 @@ class FleetPublisher:
             pipe.hset(self.worker_key, mapping=fields)
             pipe.expire(self.worker_key, ttl)
             pipe.zadd(self.workers_key, {self.worker: now})
-            pipe.expire(self.workers_key, FINISHED_TTL)
+            if self.published % 20 == 0 or self.status != "running":
+                pipe.expire(self.workers_key, FINISHED_TTL)
             for digest, data in pending.items():
                 pipe.hsetnx(self.violations_key, digest, data)
             if pending:
                 pipe.expire(self.violations_key, int(CORPUS_TTL.total_seconds()))
-            pipe.hlen(self.violations_key)
+            if self.stop_on_first:
+                pipe.hlen(self.violations_key)
             replies = pipe.execute()
         except redis.RedisError as exc:
             if not self.away:
@@ -167,7 +169,8 @@ class FleetPublisher:
         with self._lock:
             for digest in pending:
                 self._pending.pop(digest, None)
-        self._watch(int(replies[-1]), len(pending))
+        if self.stop_on_first:
+            self._watch(int(replies[-1]), len(pending))
         return True
 
     def _watch(self, violations: int, mine: int) -> None:
