@@ -331,12 +331,20 @@ def cmd_status(args: argparse.Namespace) -> int:
     client = connect(args.db)
     import redis  # noqa: PLC0415
 
-    try:
-        data = fleet_status(client, name)
-    except redis.RedisError as exc:
-        raise UsageError(f"Redis at {redact(args.db)}: {str(exc).splitlines()[0][:200]}") from None
-    print(json.dumps(data, sort_keys=True) if args.json else render_status(data))
-    return 0
+    import time  # noqa: PLC0415
+
+    while True:
+        try:
+            data = fleet_status(client, name)
+        except redis.RedisError as exc:
+            raise UsageError(f"Redis at {redact(args.db)}: "
+                             f"{str(exc).splitlines()[0][:200]}") from None
+        print(json.dumps(data, sort_keys=True) if args.json else render_status(data), flush=True)
+        if args.watch is None:
+            return 0
+        time.sleep(args.watch)
+        if not args.json:
+            print()
 
 
 def cmd_report_merge(args: argparse.Namespace) -> int:
@@ -406,6 +414,16 @@ def _positive(text: str) -> int:
 
 
 MAX_WORKERS = 64
+
+
+def _watch_every(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 1 <= value <= 3600:
+        raise argparse.ArgumentTypeError("expected 1 to 3600 seconds")
+    return value
 
 
 def _workers(text: str) -> int:
@@ -504,7 +522,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", default=os.environ.get("ONCEFLOW_DB"),
                    help="redis://HOST:PORT/N the workers share (default $ONCEFLOW_DB)")
     fleet(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--watch", type=_watch_every, default=None, metavar="SECONDS",
+                   help="print the status again every SECONDS (1-3600) until Ctrl-C")
+    p.add_argument("--json", action="store_true", help="one JSON object (a line per --watch)")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("report", help="combine reports")

@@ -345,3 +345,22 @@ def test_local_workers_each_publish_to_the_fleet(server: RedisServer, tmp_path: 
     status = report(cli("status", "--db", server.url, "--corpus-name", "local", "--json"))
     assert {w["worker"] for w in status["worker_list"]} == {"gh-w0", "gh-w1"}
     assert status["scenarios"] == data["scenarios"]
+
+
+def test_status_watch_prints_until_interrupted(server: RedisServer) -> None:
+    proc = subprocess.Popen([*ONCEFLOW, "status", "--db", server.url, "--corpus-name", "w",
+                             "--watch", "1", "--json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(4)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130 and "Traceback" not in err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert len(lines) >= 2 and all(line["workers"] == 0 for line in lines)
+    for bad in ("0", "x", "99999"):
+        assert one_line_error(cli("status", "--db", server.url, "--watch", bad))

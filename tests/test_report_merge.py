@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -98,9 +99,17 @@ def test_bad_reports_are_one_line_exit_2(tmp_path: Path, content: str, message: 
 def test_missing_files_directories_and_devices_are_refused(tmp_path: Path) -> None:
     for source, message in ((str(tmp_path / "nope.json"), "cannot read"),
                             (str(tmp_path), "is a directory"),
-                            ("/dev/zero", "larger than")):
+                            ("/dev/zero", "not a regular file")):
         proc = cli("report", "merge", source)
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    proc = cli("report", "merge", str(fifo), timeout=30)
+    assert proc.returncode == 2 and "not a regular file" in proc.stderr
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * 20_000_001)
+    proc = cli("report", "merge", str(big))
+    assert proc.returncode == 2 and "larger than" in proc.stderr
     proc = cli("report", "merge")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     with pytest.raises(MergeError, match="no reports"):

@@ -33,6 +33,8 @@ def load_report(path: str | Path) -> dict[str, Any]:
         raise MergeError("an empty file name; give the JSON reports of `onceflow fuzz --json`")
     if p.is_dir():
         raise MergeError(f"{p} is a directory; give the report files (e.g. {p}/*.json)")
+    if p.exists() and not p.is_file():  # a FIFO would block, a device never end
+        raise MergeError(f"{p} is not a regular file; give the JSON file a fuzz run wrote")
     try:
         with p.open("rb") as stream:  # bounded: a device such as /dev/zero never ends
             raw = stream.read(MAX_REPORT_BYTES + 1)

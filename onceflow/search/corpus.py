@@ -338,6 +338,12 @@ class SharedCorpus(ExampleDatabase):
         if local_db is not None and src != dest:
             local_db.delete(src, value)
 
+    def _start_listening(self) -> None:  # Hypothesis's change listeners: Redis pub/sub
+        self.remote.add_listener(self._broadcast_change)
+
+    def _stop_listening(self) -> None:
+        self.remote.remove_listener(self._broadcast_change)
+
     def describe(self) -> dict[str, Any]:
         """What a report says about this corpus."""
         return {"url": self.url, "name": self.name, "fallback": str(self.fallback),
