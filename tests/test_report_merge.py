@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from onceflow.report.merge import MergeError, load_report, merge_reports
 from tests.test_cli import cli
@@ -86,6 +88,14 @@ def test_clean_reports_merge_clean(tmp_path: Path) -> None:
     ('{"status": "clean", "scenarios": 1, "phases_hit": [1]}', "not a mapping of counts"),
     ('{"status": "violation", "scenarios": 1, "violation": 7}', "malformed"),
     ("[" * 100_000, "nested too deeply"),
+    ('{"kind": "onceflow-fuzz-merged-v1", "status": "clean", "scenarios": 1, "reports": "x"}',
+     "'reports' is not a count"),
+    ('{"kind": "onceflow-fuzz-merged-v1", "status": "clean", "scenarios": 1, "statuses": [1]}',
+     "'statuses' is not a mapping"),
+    ('{"kind": "onceflow-fuzz-merged-v1", "status": "clean", "scenarios": 1, "sources": 3}',
+     "'sources' is not a list"),
+    ('{"kind": "onceflow-fuzz-merged-v1", "status": "violation", "scenarios": 1, '
+     '"violations": [{"token": "of1.x", "found_in": 5}]}', "'found_in' is not a list"),
 ])
 def test_bad_reports_are_one_line_exit_2(tmp_path: Path, content: str, message: str) -> None:
     good = write(tmp_path, "good.json", fuzz_report(1))
@@ -127,3 +137,33 @@ def test_real_fuzz_reports_merge(tmp_path: Path) -> None:
     singles = [json.loads(Path(p).read_text()) for p in paths]
     assert merged["scenarios"] == sum(s["scenarios"] for s in singles) > 0
     assert merged["status"] == "clean" and merged["violations"] == []
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 10**6) | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20)
+_keys = st.sampled_from(["kind", "status", "scenarios", "events", "restores_checked",
+                         "phases_hit", "elapsed_s", "violation", "violations", "reports",
+                         "statuses", "sources", "worker_seconds", "found_in", "token", "digest"])
+_reportish = st.dictionaries(_keys, _json | st.sampled_from(
+    ["clean", "violation", "onceflow-fuzz-merged-v1", 3, {}, []]), max_size=10)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(_reportish | _json, min_size=1, max_size=3))
+def test_generated_reports_load_or_fail_with_a_merge_error(tmp_path_factory: pytest.TempPathFactory,
+                                                           drawn: list[Any]) -> None:
+    folder = tmp_path_factory.mktemp("gen")
+    loaded = []
+    for i, data in enumerate(drawn):
+        path = folder / f"{i}.json"
+        path.write_text(json.dumps(data))
+        try:
+            loaded.append((str(path), load_report(path)))
+        except MergeError:
+            continue
+    if loaded:
+        merged = merge_reports(loaded)
+        assert merged["scenarios"] == sum(int(d.get("scenarios", 0)) for _, d in loaded)
+        json.dumps(merged)

@@ -70,7 +70,31 @@ def load_report(path: str | Path) -> dict[str, Any]:
     for v in _violations(data):
         if not isinstance(v, dict) or not isinstance(v.get("token", ""), str):
             raise MergeError(f"{p}: a violation entry is malformed")
+        seen_in = v.get("found_in", [])
+        if not isinstance(seen_in, list) or not all(isinstance(x, str) for x in seen_in):
+            raise MergeError(f"{p}: a violation's 'found_in' is not a list of file names")
+    if data.get("kind") == MERGED:
+        _check_merged(p, data)
     return data
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_merged(p: Path, data: dict[str, Any]) -> None:
+    statuses = data.get("statuses", {})
+    sources = data.get("sources", [])
+    seconds = data.get("worker_seconds", 0)
+    if not _count(data.get("reports", 1)) or data.get("reports", 1) < 1:
+        raise MergeError(f"{p}: a merged report's 'reports' is not a count")
+    if not isinstance(statuses, dict) or not all(
+            k in STATUSES and _count(v) for k, v in statuses.items()):
+        raise MergeError(f"{p}: a merged report's 'statuses' is not a mapping of counts")
+    if not isinstance(sources, list) or not all(isinstance(x, str) for x in sources):
+        raise MergeError(f"{p}: a merged report's 'sources' is not a list of file names")
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds < 0:
+        raise MergeError(f"{p}: a merged report's 'worker_seconds' is not a duration")
 
 
 def _violations(data: dict[str, Any]) -> list[Any]:

@@ -259,7 +259,7 @@ def fleet_status(client: Any, name: str, *, now: float | None = None,
             on_warning(f"skipped an unreadable violation entry {_text(digest)[:40]!r}")
             continue
         violations.append(entry)
-    violations.sort(key=lambda v: v.get("found_at", 0))
+    violations.sort(key=lambda v: _float(v.get("found_at")))
     phases: Counter[str] = Counter()
     for w in workers:
         phases.update(w["phases"])
