@@ -26,7 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-ONCEFLOW = [str(Path(sys.executable).parent / "onceflow")]
+_SCRIPT = Path(sys.executable).parent / "onceflow"
+ONCEFLOW = ([str(_SCRIPT)] if _SCRIPT.exists() else
+            [sys.executable, "-c", "import sys; from onceflow.cli import main; sys.exit(main())"])
 
 
 def free_port() -> int:
