@@ -96,6 +96,7 @@ class Job:
         self.store = (store if store is not None else
                       make_store(scenario.store, txn_timeout=self._txn_timeout(),
                                  label=f"{run_id}-t{timeline}"))
+        self.store_start = self.store.version()
         self.initial = initial
         self.timeline = timeline
         self.run_id = run_id

@@ -41,6 +41,8 @@ class RunResult:
     error_traceback: tuple[str, ...] = ()
     drained_at: float | None = None
     drained_offsets: dict[int, int] = field(factory=dict, repr=False)
+    #: The store's version when this timeline started (what it holds from before).
+    store_start: int = 0
 
     def snapshot(self, snapshot_id: int) -> Snapshot:
         for s in self.snapshots:
@@ -106,7 +108,8 @@ def _finish(job: Job, scenario: Scenario, *, parent: RunResult | None = None,
         savepoint_requests=dict(job.savepoint_requests),
         stopped_with=job.stopping if job.status == "finished" else None,
         drained_at=job.drained_at, drained_offsets=dict(job.drained_offsets), error=job.error,
-        error_component=job.error_component, error_traceback=job.error_traceback)
+        error_component=job.error_component, error_traceback=job.error_traceback,
+        store_start=job.store_start)
 
 
 def run(scenario: Scenario) -> RunResult:

@@ -14,6 +14,7 @@ from onceflow.errors import OperatorError
 from onceflow.model.records import END_OF_INPUT, Record, split_logs
 from onceflow.model.simulation import RunResult, restore, run
 from onceflow.model.snapshot import SAVEPOINT, Snapshot
+from onceflow.properties.visibility import premature_visibility
 from onceflow.properties.guarantees import AT_LEAST_ONCE, EXACTLY_ONCE, guarantee
 from onceflow.properties.oracle import canonical, expected_output, expected_state, order_fixed
 from onceflow.properties.placement import partitioning
@@ -224,6 +225,7 @@ def exactly_once_after_restores(result: RunResult,
         no_loss(restored)
         if promised:
             exactly_once(restored)
+            premature_visibility(restored)
         transactions_settle(restored)
         partitioning(restored)
 
@@ -561,6 +563,7 @@ PROPERTIES: dict[str, Callable[[RunResult], None]] = {
     "consistent_cut": consistent_cut,
     "exactly_once_after_restores": exactly_once_after_restores,
     "partitioning": partitioning,
+    "visibility": premature_visibility,
     "determinism": determinism,
 }
 
@@ -588,6 +591,7 @@ def check(result: RunResult, *, restores: bool = True, deterministic: bool = Tru
         if promised:
             exactly_once(result)
             consistent_cut(result)
+            premature_visibility(result)
         read_committed_isolation(result)
         transactions_settle(result)
         partitioning(result)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["ANOMALIES", "Finding", "RecordIssue", "Violation"]
 
 ANOMALIES = ("duplicate", "lost", "reordered", "uncommitted-read", "stuck", "misrouted",
-             "nondeterministic")
+             "nondeterministic", "premature")
 
 
 @frozen
