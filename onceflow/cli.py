@@ -139,6 +139,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from onceflow.faults.injector import unfired  # noqa: PLC0415
     from onceflow.model.simulation import restore, run  # noqa: PLC0415
     from onceflow.properties.checks import restores_of  # noqa: PLC0415
+    from onceflow.properties.rollback import rollbacks_of  # noqa: PLC0415
     from onceflow.properties.oracle import canonical  # noqa: PLC0415
     from onceflow.token import encode  # noqa: PLC0415
 
@@ -160,8 +161,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             _raise_component_error(restored)
             restores.append({
                 "snapshot": snapshot.id, "kind": snapshot.kind, "parallelism": parallelism,
-                "status": restored.status,
+                "restore": "fork", "status": restored.status,
                 "same_output": canonical(restored.committed(), scenario.topology) == want})
+        for snapshot, parallelism in rollbacks_of(result):
+            restored = restore(result, snapshot, parallelism, into="rollback")
+            _raise_component_error(restored)
+            restores.append({
+                "snapshot": snapshot.id, "kind": snapshot.kind, "parallelism": parallelism,
+                "restore": "rollback", "status": restored.status,
+                "into_store_at": result.end_time, **_rollback_verdict(restored)})
         summary["restores"] = restores
     if args.json:
         print(json.dumps(summary, sort_keys=True))
@@ -181,6 +189,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             print("  " + ", ".join(f"{k}={v}" for k, v in f.items() if k != "index"))
     for r in restores:
         where = f" at parallelism {r['parallelism']}" if r["parallelism"] else ""
+        if r["restore"] == "rollback":
+            verdict = ("nothing lost, duplicates only of records committed after it"
+                       if r["holds"] else f"VIOLATED: {r['anomaly']}")
+            print(f"rollback to {r['kind']} {r['snapshot']}{where} into the store as of "
+                  f"t={r['into_store_at']:g}: {r['status']}, {verdict}")
+            continue
         verdict = "same output" if r["same_output"] else "DIFFERENT output"
         print(f"restore from {r['kind']} {r['snapshot']}{where}: {r['status']}, {verdict}")
     print(f"digest: {result.digest}")
@@ -194,6 +208,23 @@ def _raise_component_error(result: Any) -> None:
         raise OperatorError(f"{result.error}{where}: a bug in that component, not an "
                             "exactly-once violation", component=result.error_component,
                             traceback=result.error_traceback)
+
+
+def _rollback_verdict(restored: Any) -> dict[str, Any]:
+    """Whether a rollback restore kept its promises (no loss; duplicates only of records
+    committed after the snapshot; the restored job exactly-once)."""
+    from onceflow.properties.checks import no_loss  # noqa: PLC0415
+    from onceflow.properties.guarantees import EXACTLY_ONCE, guarantee  # noqa: PLC0415
+    from onceflow.properties.rollback import rollback_effects  # noqa: PLC0415
+    from onceflow.properties.violation import Violation  # noqa: PLC0415
+
+    try:
+        no_loss(restored)
+        if guarantee(restored.scenario) == EXACTLY_ONCE:
+            rollback_effects(restored)
+    except Violation as v:
+        return {"holds": False, "anomaly": v.finding.anomaly}
+    return {"holds": True, "anomaly": None}
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

@@ -82,11 +82,14 @@ def make_operator(vertex: "Vertex", sink_kind: str, store: Any = None) -> Any:
 
 class Job:
     def __init__(self, scenario: "Scenario", *, store: Store | None = None,
-                 initial: Snapshot | None = None, timeline: int = 0, run_id: str = "") -> None:
+                 initial: Snapshot | None = None, timeline: int = 0, run_id: str = "",
+                 start: float | None = None) -> None:
         self.scenario = scenario
         self.topology = scenario.topology
         # a restored timeline goes on from the moment its snapshot completed
-        self.env = simpy.Environment(initial_time=initial.completed if initial else 0.0)
+        # (a rollback restore goes on from later: from where the external system stands)
+        self.env = simpy.Environment(initial_time=start if start is not None else
+                                     initial.completed if initial else 0.0)
         self.rng = random.Random(scenario.seed)
         self.schedule = scenario.schedule
         self.schedule_at = 0
@@ -97,6 +100,7 @@ class Job:
                       make_store(scenario.store, txn_timeout=self._txn_timeout(),
                                  label=f"{run_id}-t{timeline}"))
         self.store_start = self.store.version()
+        self.restored_into: str | None = None
         self.initial = initial
         self.timeline = timeline
         self.run_id = run_id

@@ -43,6 +43,9 @@ class RunResult:
     drained_offsets: dict[int, int] = field(factory=dict, repr=False)
     #: The store's version when this timeline started (what it holds from before).
     store_start: int = 0
+    #: How this timeline was restored: "fork" (into the store as it stood when the
+    #: snapshot completed), "rollback" (into the store as it stands later), or None.
+    restored_into: str | None = None
 
     def snapshot(self, snapshot_id: int) -> Snapshot:
         for s in self.snapshots:
@@ -109,7 +112,7 @@ def _finish(job: Job, scenario: Scenario, *, parent: RunResult | None = None,
         stopped_with=job.stopping if job.status == "finished" else None,
         drained_at=job.drained_at, drained_offsets=dict(job.drained_offsets), error=job.error,
         error_component=job.error_component, error_traceback=job.error_traceback,
-        store_start=job.store_start)
+        store_start=job.store_start, restored_into=job.restored_into)
 
 
 def run(scenario: Scenario) -> RunResult:
@@ -123,15 +126,21 @@ def run(scenario: Scenario) -> RunResult:
 
 
 def restore(result: RunResult, snapshot: Snapshot, parallelism: int | None = None, *,
-            topology: Topology | None = None) -> RunResult:
+            topology: Topology | None = None, into: str = "fork") -> RunResult:
     """Start a fresh job from `snapshot` of `result`, on its own timeline.
 
-    The store is forked as it stood when the snapshot completed.  A savepoint
+    `into="fork"` restores into the external store as it stood when the snapshot
+    completed (a crash right after it); `into="rollback"` into the store as it
+    stands at the end of `result` (stop the job, run on, restore an older
+    snapshot: a rollback, an A/B upgrade), and the restored job starts then.
+    A savepoint
     may be restored at another `parallelism` (every vertex rescaled to it) or
     into an upgraded job graph (`topology`): state is matched by operator uid,
     and every uid that holds state must still exist with the same max
     parallelism.  A checkpoint restores only at the parallelism it was taken with.
     """
+    if into not in ("fork", "rollback"):
+        raise RestoreError(f"into must be 'fork' or 'rollback', got {into!r}")
     if not isinstance(snapshot, Snapshot) or snapshot.run != result.run_id or \
             snapshot.timeline != result.timeline or \
             not any(s is snapshot for s in result.snapshots):
@@ -155,9 +164,16 @@ def restore(result: RunResult, snapshot: Snapshot, parallelism: int | None = Non
         topology = topology.with_parallelism(parallelism)
     _check_compatible(snapshot, topology)
     restored_scenario = evolve(scenario, topology=topology, savepoints=(), faults=())
-    job = Job(restored_scenario, store=result.store.fork(snapshot.store_version,
-                                                  label=_fork_label(result, snapshot, parallelism)),
-              initial=snapshot, timeline=result.timeline + 1, run_id=result.run_id)
+    label = _fork_label(result, snapshot, parallelism) + ("-rollback" if into == "rollback" else "")
+    if into == "rollback":
+        store = result.store.fork(result.store.version(), label=label)
+        start: float | None = max(result.end_time, snapshot.completed)
+    else:
+        store = result.store.fork(snapshot.store_version, label=label)
+        start = None
+    job = Job(restored_scenario, store=store, initial=snapshot, timeline=result.timeline + 1,
+              run_id=result.run_id, start=start)
+    job.restored_into = into
     job.run()
     return _finish(job, restored_scenario, parent=result, restored_from=snapshot)
 

@@ -38,7 +38,7 @@ class OperatorContext:
     """What an operator may see of its runtime: identity, time, the store, hooks."""
 
     __slots__ = ("task", "uid", "subtask", "parallelism", "max_parallelism", "attempt",
-                 "restored_union", "store")
+                 "restored_union", "store", "job_id")
 
     def __init__(self, task: "Task", restored_union: list[Any] | None) -> None:
         self.task = task
@@ -52,6 +52,9 @@ class OperatorContext:
                         else f"a{task.attempt.number}")
         self.restored_union = restored_union
         self.store: "Store" = task.job.store
+        #: Names the job (as Flink's JobID): kept across failovers, new for a job
+        #: restored from a snapshot (each timeline), whatever it restores.
+        self.job_id = f"{job.run_id or 'job'}-t{job.timeline}"
 
     @property
     def now(self) -> float:

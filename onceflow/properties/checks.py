@@ -14,6 +14,7 @@ from onceflow.errors import OperatorError
 from onceflow.model.records import END_OF_INPUT, Record, split_logs
 from onceflow.model.simulation import RunResult, restore, run
 from onceflow.model.snapshot import SAVEPOINT, Snapshot
+from onceflow.properties.rollback import rollback_restores
 from onceflow.properties.visibility import premature_visibility
 from onceflow.properties.guarantees import AT_LEAST_ONCE, EXACTLY_ONCE, guarantee
 from onceflow.properties.oracle import canonical, expected_output, expected_state, order_fixed
@@ -55,7 +56,11 @@ def timeline_label(result: RunResult) -> str:
     rescaled = (" at parallelism " + str(p)
                 if any(v.parallelism != result.parent.scenario.topology.vertex(v.uid).parallelism  # type: ignore[union-attr]
                        for v in result.scenario.topology.vertices) else "")
-    return f"restored from {s.kind} {s.id} (completed t={s.completed:g}){rescaled}"
+    into = ""
+    if result.restored_into == "rollback" and result.parent is not None:
+        into = (f", rolled back into the store as it stood at t={result.parent.end_time:g} "
+                "(the end of the run it was taken in)")
+    return f"restored from {s.kind} {s.id} (completed t={s.completed:g}){rescaled}{into}"
 
 
 def _finding(result: RunResult, prop: str, anomaly: str, summary: str, *,
@@ -597,6 +602,7 @@ def check(result: RunResult, *, restores: bool = True, deterministic: bool = Tru
         partitioning(result)
         if restores:
             exactly_once_after_restores(result, on_restore, expect=expect)
+            rollback_restores(result, on_restore, expect=expect)
     except Violation as violation:
         if deterministic:
             determinism(result, failed=violation)

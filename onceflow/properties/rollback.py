@@ -1,0 +1,106 @@
+"""Rollback restores: restore a completed snapshot into the external system as it stands later.
+
+A fork restore rewinds the world to the moment a snapshot completed (a crash
+right after it).  Users also stop a job, let the world move on, and restore an
+older savepoint or retained checkpoint (a rollback, an A/B upgrade, recovery
+from a bad deploy): the store then holds everything the job committed after
+the snapshot.  What must hold then:
+
+- nothing is lost: every record of the oracle's output is committed;
+- a record appears more often than the oracle says only if the original job
+  committed it after the snapshot (at most once more per such commit);
+- the restored job itself is exactly-once: it commits no record more often
+  than the oracle says.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, Callable, Iterator
+
+from onceflow.errors import OperatorError
+from onceflow.properties.guarantees import EXACTLY_ONCE, guarantee
+
+if TYPE_CHECKING:
+    from onceflow.model.simulation import RunResult
+    from onceflow.model.snapshot import Snapshot
+
+__all__ = ["rollback_effects", "rollback_restores", "rollbacks_of"]
+
+
+def rollbacks_of(result: "RunResult") -> Iterator[tuple["Snapshot", int | None]]:
+    """The snapshots worth restoring into the store as it stands at the end of `result`:
+    those after which the store moved on (else a rollback is the fork restore)."""
+    from onceflow.properties.checks import restores_of  # noqa: PLC0415 (cycle)
+
+    end = result.store.version()
+    for snapshot, parallelism in restores_of(result):
+        if snapshot.store_version < end:
+            yield snapshot, parallelism
+
+
+def rollback_restores(result: "RunResult", on_restore: Callable[["RunResult"], None] | None = None,
+                      *, expect: str | None = None) -> None:
+    """Restore every snapshot by rollback and judge each restored timeline."""
+    from onceflow.model.simulation import restore  # noqa: PLC0415
+    from onceflow.properties.checks import (_root, job_liveness, no_loss,  # noqa: PLC0415
+                                            partitioning)
+    from onceflow.properties.visibility import premature_visibility  # noqa: PLC0415
+
+    promised = (expect or guarantee(_root(result).scenario)) == EXACTLY_ONCE
+    for snapshot, parallelism in rollbacks_of(result):
+        restored = restore(result, snapshot, parallelism, into="rollback")
+        if restored.error is not None:
+            raise OperatorError(f"{restored.error} (rolled back to {snapshot.label})")
+        if on_restore is not None:
+            on_restore(restored)
+        job_liveness(restored)
+        no_loss(restored)
+        if promised:
+            rollback_effects(restored)
+            premature_visibility(restored)
+        partitioning(restored)
+
+
+def rollback_effects(restored: "RunResult") -> None:
+    """Duplicates only of records committed after the snapshot; none by the restored job."""
+    from onceflow.properties.checks import (MAX_RECORDS_SHOWN, _finding,  # noqa: PLC0415
+                                            _id_order, _ids_stable, _root, expected_records)
+    from onceflow.properties.violation import issue  # noqa: PLC0415
+
+    parent, snapshot = restored.parent, restored.restored_from
+    if (restored.status != "finished" or parent is None or snapshot is None
+            or not _ids_stable(_root(restored).scenario)):
+        return
+    expected_list = expected_records(restored)
+    expected = Counter(r.id for r in expected_list)
+    entries = restored.store.entries(restored.end_time, past_open=True)
+    final = Counter(e.record.id for e in entries)
+    later: Counter[str] = Counter()
+    for v in parent.store.visibility():
+        if v.version > snapshot.store_version and not v.upsert:
+            later.update(v.ids)
+    mine: Counter[str] = Counter()
+    for v in restored.store.visibility():
+        if v.version > restored.store_start and not v.upsert:
+            mine.update(v.ids)
+    by_id = {e.record.id: e.record for e in entries}
+    twice = sorted((i for i in mine if mine[i] > expected.get(i, 0)), key=_id_order)
+    if twice:
+        shown = tuple(issue(by_id[i], expected.get(i, 0), final[i], restored)
+                      for i in twice[:MAX_RECORDS_SHOWN])
+        raise _finding(restored, "rollback", "duplicate",
+                       f"{len(twice)} record(s) committed by the restored job more often than "
+                       f"once per expected output ({twice[0]}: {mine[twice[0]]}x)",
+                       records=shown)
+    extra = sorted((i for i in final if final[i] > expected.get(i, 0) + later.get(i, 0)),
+                   key=_id_order)
+    if extra:
+        i = extra[0]
+        shown = tuple(issue(by_id[j], expected.get(j, 0), final[j], restored)
+                      for j in extra[:MAX_RECORDS_SHOWN])
+        raise _finding(restored, "rollback", "duplicate",
+                       f"{len(extra)} record(s) appear more often than the oracle allows after "
+                       f"a rollback ({i}: {final[i]}x, expected {expected.get(i, 0)}x, committed "
+                       f"{later.get(i, 0)}x after the snapshot by the original job)",
+                       records=shown)
