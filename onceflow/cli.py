@@ -144,6 +144,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from onceflow.token import encode  # noqa: PLC0415
 
     scenario = _scenario_from_args(args)
+    # the uninterrupted baseline first: with --keep-store, the run's own files are kept
+    baseline = run(evolve(scenario, faults=(), savepoints=())) if args.restore_all else None
     result = run(scenario)
     _raise_component_error(result)
     summary = result.summary()
@@ -153,8 +155,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary["faults_unfired"] = never
     summary["token"] = encode(scenario)
     restores: list[dict[str, Any]] = []
-    if args.restore_all:
-        baseline = run(evolve(scenario, faults=(), savepoints=()))
+    if baseline is not None:
         want = canonical(baseline.committed(), scenario.topology)
         for snapshot, parallelism in restores_of(result):
             restored = restore(result, snapshot, parallelism)

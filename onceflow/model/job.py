@@ -28,7 +28,7 @@ from onceflow.model.channel import Channel
 from onceflow.model.coordinator import CheckpointCoordinator
 from onceflow.model.operators import (FilterOperator, FlatMapOperator, MapOperator,
                                       ReduceOperator, WindowOperator)
-from onceflow.model.records import Barrier, CancelMarker, split_logs
+from onceflow.model.records import Barrier, CancelMarker, Record, split_logs
 from onceflow.model.sinks import make_sink
 from onceflow.model.snapshot import SAVEPOINT, Snapshot, list_union, state_for_subtask
 from onceflow.model.task import SourceTask, SplitReader, Task
@@ -99,6 +99,8 @@ class Job:
         self.store = (store if store is not None else
                       make_store(scenario.store, txn_timeout=self._txn_timeout(),
                                  label=f"{run_id}-t{timeline}"))
+        if getattr(self.store, "record_type", False) is None:
+            self.store.record_type = Record  # rows a sink wrote by SQL read back as records
         self.store_start = self.store.version()
         self.restored_into: str | None = None
         self.initial = initial

@@ -105,7 +105,8 @@ class SQLiteStore:
         self.ops: list[tuple[Any, ...]] = []
         self.failed_commits: list[tuple[str, float]] = []
         self.transient_failures = 0
-        self._record_type: Any = None
+        #: How rows are read back as records (the model sets its Record type).
+        self.record_type: Any = None
         self._marks: dict[int, sqlite3.Connection] = {}
         self._cache: dict[tuple[Any, ...], Any] = {}
         self._positions = 0
@@ -203,8 +204,8 @@ class SQLiteStore:
     # -- writes -------------------------------------------------------------------
 
     def _rows(self, records: list[Any]) -> list[tuple[Any, ...]]:
-        if records and self._record_type is None:
-            self._record_type = type(records[0])
+        if records and self.record_type is None:
+            self.record_type = type(records[0])
         try:
             return [(r[0], r[1], r[2], r[3], r[4]) for r in records]
         except (TypeError, IndexError):
@@ -268,11 +269,31 @@ class SQLiteStore:
         return {name: json.loads(value) for name, value in self._sql(
             "SELECT name, value FROM metadata WHERE owner = ? ORDER BY name", (owner,))}
 
-    def sql(self, now: float, statement: str, params: Any = ()) -> list[tuple[Any, ...]]:
-        """Run one SQL statement on the database (logged, so forks replay it); its rows."""
-        self.ops.append(("sql", now, statement, params))
+    def sql(self, now: float, statement: str, params: Any = (), many: bool = False
+            ) -> list[tuple[Any, ...]]:
+        """Run one SQL statement on the database (`many`: once per parameter tuple); its rows.
+
+        Logged, so forks replay it.  Rows it adds to `data` outside any transaction
+        (txn NULL) are visible at once, and recorded as such in `visibility`."""
+        self.ops.append(("sql", now, statement, list(params) if many else params, many))
         self._cache.clear()
-        return self._sql(statement, params).fetchall()
+        before = self._positions
+        if many:
+            try:
+                self.db.executemany(statement, params)
+            except sqlite3.Error as exc:
+                raise _fail(f"{self.path or 'in memory'} failed", exc) from None
+            rows: list[tuple[Any, ...]] = []
+        else:
+            rows = self._sql(statement, params).fetchall()
+        top = self._sql("SELECT COALESCE(MAX(pos) + 1, 0) FROM data").fetchone()[0]
+        if top > before:
+            self._positions = top
+            ids = [i for (i,) in self._sql(
+                "SELECT id FROM data WHERE pos >= ? AND txn IS NULL ORDER BY pos", (before,))]
+            if ids:
+                self._visible(now, None, ids, False)
+        return rows
 
     def begin(self, now: float, txn_id: str, owner: tuple[str, int]) -> None:
         if self._state(txn_id) is not None:
@@ -384,7 +405,7 @@ class SQLiteStore:
                                   (sink_uid,))
 
     def _record(self, row: tuple[Any, ...]) -> Any:
-        kind = self._record_type
+        kind = self.record_type
         return kind(*row) if kind is not None else tuple(row)
 
     def entries(self, now: float, *, committed_only: bool = True,
@@ -459,7 +480,7 @@ class SQLiteStore:
         base = max((v for v in self._marks if v <= version), default=None)
         other = SQLiteStore(self.txn_timeout, label=label,
                             source=self._marks[base] if base is not None else None)
-        other._record_type = self._record_type
+        other.record_type = self.record_type
         if base is not None:
             other.ops = list(self.ops[:base])
             other._positions = other._sql("SELECT COUNT(*) FROM data").fetchone()[0]

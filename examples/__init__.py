@@ -1,0 +1,1 @@
+"""Example connectors for onceflow: import a module to register what it defines."""
