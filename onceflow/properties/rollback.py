@@ -51,7 +51,9 @@ def rollback_restores(result: "RunResult", on_restore: Callable[["RunResult"], N
     for snapshot, parallelism in rollbacks_of(result):
         restored = restore(result, snapshot, parallelism, into="rollback")
         if restored.error is not None:
-            raise OperatorError(f"{restored.error} (rolled back to {snapshot.label})")
+            raise OperatorError(f"{restored.error} (rolled back to {snapshot.label})",
+                                component=restored.error_component,
+                                traceback=restored.error_traceback)
         if on_restore is not None:
             on_restore(restored)
         job_liveness(restored)
