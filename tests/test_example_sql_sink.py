@@ -43,5 +43,7 @@ def test_the_eager_variant_is_premature_with_no_fault() -> None:
 
 
 def test_on_the_memory_store_it_says_what_to_do() -> None:
+    result = run(Scenario(sink="sql_two_phase"))
+    assert result.error is not None and "--store sqlite" in result.error
     with pytest.raises(OnceflowError, match="--store sqlite"):
-        run(Scenario(sink="sql_two_phase"))
+        check(result)
