@@ -97,8 +97,10 @@ def register_store(name: str, *, factory: Callable[..., Any]) -> StoreSpec:
     """Make `Scenario(store=name)` write to `factory(txn_timeout=..., label=...)`.
 
     The factory returns a fresh, empty store (an `onceflow.stores.Store`) for one
-    timeline; `label` names the timeline (for files kept for inspection).
-    Built-in stores are registered here too.
+    timeline; `label` names the timeline (for files kept for inspection).  It gets
+    only the keywords it declares (a factory taking none is called bare, and the
+    scenario's `txn_timeout` is set on the store).  Built-in stores are registered
+    here too.
     """
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise OnceflowError(f"bad name {name!r}: use lowercase letters, digits, _ and -")

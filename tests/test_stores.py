@@ -175,3 +175,39 @@ def test_memory_and_sqlite_give_the_same_verdict_and_digest(mutant: str | None) 
     for seed in range(12):
         scenario = scenario_from_seed(seed, mutants=mutants)
         assert verdict(scenario) == verdict(evolve(scenario, store="sqlite")), seed
+
+
+def test_a_store_factory_gets_only_the_keywords_it_takes() -> None:
+    register_store("test-bare", factory=lambda: MemoryStore(1.0))
+    try:
+        store = make_store("test-bare", txn_timeout=250.0)
+        assert store.txn_timeout == 250.0
+    finally:
+        del STORES["test-bare"]
+
+
+def test_a_store_factory_that_raises_is_a_store_error() -> None:
+    def broken(*, txn_timeout: float) -> MemoryStore:
+        raise RuntimeError("no connection\nto the server")
+
+    register_store("test-raises", factory=broken)
+    try:
+        with pytest.raises(StoreError, match="no connection to the server"):
+            run(Scenario(store="test-raises"))
+    finally:
+        del STORES["test-raises"]
+
+
+def test_a_store_whose_visibility_breaks_the_protocol_is_named_not_judged() -> None:
+    from onceflow.properties import check
+
+    class Liar(MemoryStore):
+        def visibility(self) -> list:  # type: ignore[override]
+            return [("not", "an", "event")]
+
+    register_store("test-liar", factory=lambda *, txn_timeout, label="": Liar(txn_timeout))
+    try:
+        with pytest.raises(StoreError, match="broke the store protocol"):
+            check(run(Scenario(store="test-liar")))
+    finally:
+        del STORES["test-liar"]

@@ -69,6 +69,7 @@ def rollback_effects(restored: "RunResult") -> None:
     from onceflow.properties.checks import (MAX_RECORDS_SHOWN, _finding,  # noqa: PLC0415
                                             _id_order, _ids_stable, _root, expected_records)
     from onceflow.properties.violation import issue  # noqa: PLC0415
+    from onceflow.properties.visibility import visibility_events  # noqa: PLC0415
 
     parent, snapshot = restored.parent, restored.restored_from
     if (restored.status != "finished" or parent is None or snapshot is None
@@ -79,11 +80,11 @@ def rollback_effects(restored: "RunResult") -> None:
     entries = restored.store.entries(restored.end_time, past_open=True)
     final = Counter(e.record.id for e in entries)
     later: Counter[str] = Counter()
-    for v in parent.store.visibility():
+    for v in visibility_events(parent.store):
         if v.version > snapshot.store_version and not v.upsert:
             later.update(v.ids)
     mine: Counter[str] = Counter()
-    for v in restored.store.visibility():
+    for v in visibility_events(restored.store):
         if v.version > restored.store_start and not v.upsert:
             mine.update(v.ids)
     by_id = {e.record.id: e.record for e in entries}

@@ -16,14 +16,15 @@ by `read_committed_isolation`.)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from onceflow.properties.guarantees import EXACTLY_ONCE, guarantee
+from onceflow.stores import StoreError, Visible
 
 if TYPE_CHECKING:
     from onceflow.model.simulation import RunResult
 
-__all__ = ["coverage", "premature_visibility"]
+__all__ = ["coverage", "premature_visibility", "visibility_events"]
 
 
 def coverage(result: "RunResult") -> dict[str, float]:
@@ -65,9 +66,9 @@ def premature_visibility(result: "RunResult") -> None:
     """For an exactly-once sink: nothing becomes visible before a completed snapshot covers it."""
     if guarantee(result.scenario) != EXACTLY_ONCE:
         return
-    store = result.store
     start = result.store_start
-    events = [v for v in store.visibility() if v.version > start and not v.upsert and v.ids]
+    events = [v for v in visibility_events(result.store) if v.version > start and not v.upsert
+              and v.ids]
     if not events:
         return
     covered = coverage(result)
@@ -75,6 +76,21 @@ def premature_visibility(result: "RunResult") -> None:
         early = [rid for rid in v.ids if covered.get(rid, float("inf")) > v.time]
         if early:
             raise _premature(result, v, early, covered)
+
+
+def visibility_events(store: Any) -> list[Visible]:
+    """The store's visibility events, checked: a store that breaks the protocol here is
+    named as such (a StoreError), never judged."""
+    try:
+        events = [Visible(float(v.time), int(v.version), v.txn, tuple(str(i) for i in v.ids),
+                          bool(v.upsert)) for v in store.visibility()]
+    except StoreError:
+        raise
+    except Exception as exc:
+        raise StoreError(f"the store ({type(store).__name__}) broke the store protocol: "
+                         f"visibility() must return onceflow.stores.Visible events, it gave "
+                         f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None
+    return events
 
 
 def _premature(result: "RunResult", v: object, early: list[str],

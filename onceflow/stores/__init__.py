@@ -25,9 +25,38 @@ def make_store(name: str, *, txn_timeout: float, label: str = "") -> Store:
         raise StoreError(f"no store named {name!r}; registered: {', '.join(sorted(STORES))} "
                          "(register yours with onceflow.registry.register_store and load it "
                          "with --plugin)")
-    store = spec.factory(txn_timeout=txn_timeout, label=label)
+    factory = spec.factory
+    wanted = _keywords(factory)
+    kwargs = {k: v for k, v in (("txn_timeout", txn_timeout), ("label", label))
+              if wanted is None or k in wanted}
+    try:
+        store = factory(**kwargs)
+    except StoreError:
+        raise
+    except Exception as exc:  # the user's factory failed: say whose, in one line
+        raise StoreError(f"the factory of store {name!r} raised {type(exc).__name__}: "
+                         f"{' '.join(str(exc).split())[:300]}; fix the factory "
+                         "(it is called as factory(txn_timeout=..., label=...))") from None
     _check(store, name)
+    if "txn_timeout" not in kwargs:
+        try:
+            store.txn_timeout = txn_timeout  # the scenario's timeout applies to every store
+        except AttributeError:
+            pass
     return store
+
+
+def _keywords(factory: object) -> set[str] | None:
+    """The keyword arguments `factory` accepts (None: any)."""
+    import inspect  # noqa: PLC0415
+
+    try:
+        params = inspect.signature(factory).parameters.values()  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
 
 
 _REQUIRED = ("ops", "txn_timeout", "begin", "write", "precommit", "commit", "abort", "append",
