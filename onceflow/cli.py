@@ -410,6 +410,12 @@ def cmd_flink(args: argparse.Namespace) -> int:
     from onceflow.flink.console import run_one  # noqa: PLC0415
 
     scenario = _scenario_from_args(args)
+    if args.drop_untranslatable:
+        from onceflow.flink.translate import translatable  # noqa: PLC0415
+
+        scenario, dropped = translatable(scenario)
+        for line in dropped:
+            print(f"onceflow: dropped {line}", file=sys.stderr)
     return run_one(scenario, describe(scenario), as_json=args.json,
                    time_limit=float(args.time_limit), cache=args.cache, keep=args.keep)
 
@@ -572,6 +578,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_non_negative, default=0, help="draw the scenario from this seed")
     p.add_argument("--scenario", metavar="FILE|TOKEN", help="load the scenario instead")
     pins(p)
+    p.add_argument("--drop-untranslatable", action="store_true",
+                   help="run without the faults and mutants Flink cannot reproduce (each "
+                        "dropped one is named on stderr) instead of refusing the scenario")
     _flink_options(p)
     p.set_defaults(func=cmd_flink, store=None, keep_store=None)
 

@@ -171,3 +171,60 @@ def test_the_core_never_imports_the_flink_package():
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             assert not any(n.startswith("onceflow.flink") for n in names), path
+
+
+def test_keep_needs_a_new_or_empty_directory(tmp_path):
+    from onceflow.flink.errors import FlinkError
+    from onceflow.flink.runner import _workdir
+
+    used = tmp_path / "used"
+    (used / "out").mkdir(parents=True)
+    (used / "out" / "part-0").write_text("r0,1,1,1\n")
+    with pytest.raises(FlinkError, match="new or empty directory"):
+        _workdir(str(used))
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    with pytest.raises(FlinkError):
+        _workdir(str(afile))
+    fresh = _workdir(str(tmp_path / "fresh"))
+    assert sorted(p.name for p in fresh.iterdir()) == ["in", "markers", "out", "state"]
+
+
+def _comparison(scenario, ours, theirs):
+    from onceflow.flink.compare import Comparison
+
+    return Comparison(scenario, ours, theirs, 1.0, 0.0, True, (), (), "")
+
+
+def test_agreement_needs_status_verdict_and_outcome():
+    from onceflow.flink.compare import Side
+
+    def side(status="finished", outcome="exact", verdict="holds (exactly-once)"):
+        return Side(status, 10, 0, 0, outcome, verdict, {})
+
+    exactly = _scenario()
+    assert _comparison(exactly, side(), side()).agree
+    assert not _comparison(exactly, side(), side(outcome="duplicates",
+                                                 verdict="violated: exactly-once")).agree
+    assert not _comparison(exactly, side(), side(status="failed")).agree
+    # a failed job's output is judged by neither side: status and outcome must match
+    assert _comparison(exactly, side("failed", "loss"), side("failed", "loss", "not judged")).agree
+    # at-least-once: duplicates on one side only is timing, not disagreement
+    alo = _scenario(sink="append")
+    c = _comparison(alo, side(outcome="duplicates", verdict="holds (at-least-once)"),
+                    side(verdict="holds (at-least-once)"))
+    assert c.agree and not c.same_outcome
+    assert not _comparison(alo, side(verdict="holds (at-least-once)"),
+                           side(outcome="loss", verdict="violated: records lost")).agree
+
+
+def test_drop_untranslatable_keeps_what_flink_can_do():
+    from onceflow.flink.translate import translatable
+
+    s = _scenario(faults=(WorkerCrash(at=2.0, worker=0), Crash(at=3.0, target="map[0]"),
+                          PhaseCrash(phase="pre_commit", target="sink[0]")))
+    kept, dropped = translatable(s)
+    assert kept.faults == (Crash(at=3.0, target="map[0]"),)
+    assert [d.split(":")[0] for d in dropped] == ["faults[0] (worker_crash)",
+                                                   "faults[2] (phase_crash at pre_commit)"]
+    prepare(kept)  # translates

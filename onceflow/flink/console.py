@@ -30,7 +30,6 @@ def sigterm_interrupts() -> Iterator[None]:
 def _fault_lines(c: Comparison) -> list[str]:
     lines = []
     for i, fault in enumerate(c.scenario.faults):
-        data = {k: v for k, v in fault.__class__.__dict__.items() if False}  # noqa: F841
         fired = "fired" if i in c.faults_fired else "did not fire"
         lines.append(f"  faults[{i}] {fault!r}: on Flink it {fired}")
     return lines
@@ -39,6 +38,17 @@ def _fault_lines(c: Comparison) -> list[str]:
 def _short(value: Any, width: int = 36) -> str:
     text = json.dumps(value, separators=(",", ":"))
     return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _first_difference(ours: Any, theirs: Any) -> str:
+    """Where one key's canonical outputs first differ."""
+    if isinstance(ours, list) and isinstance(theirs, list):
+        i = next((i for i, (x, y) in enumerate(zip(ours, theirs)) if x != y),
+                 min(len(ours), len(theirs)))
+        show = lambda rs: _short(rs[i:i + 2], 30) if i < len(rs) else "(ends)"  # noqa: E731
+        return (f"{len(ours)} vs {len(theirs)} records, first difference at #{i}: "
+                f"onceflow {show(ours)}, flink {show(theirs)}")
+    return f"onceflow {_short(ours)}, flink {_short(theirs)}"
 
 
 def print_comparison(c: Comparison, describe: str) -> None:
@@ -62,8 +72,9 @@ def print_comparison(c: Comparison, describe: str) -> None:
     differing = [k for k in keys if a.output.get(k) != b.output.get(k)]
     print(f"output (canonical, per key): {len(keys)} keys, {len(differing)} differ")
     for k in differing[:3]:
-        print(f"  key {k}: onceflow {_short(a.output.get(k))}   flink {_short(b.output.get(k))}")
-    print(f"agree: {'yes' if c.agree else 'NO'} (flink {c.flink_seconds:.1f} s, compile "
+        print(f"  key {k}: {_first_difference(a.output.get(k), b.output.get(k))}")
+    how = "yes" if c.same_outcome else "yes (at-least-once: duplicates differ with timing)"
+    print(f"agree: {how if c.agree else 'NO'} (flink {c.flink_seconds:.1f} s, compile "
           f"{'cached' if c.cached else f'{c.compile_seconds:.1f} s'})")
 
 

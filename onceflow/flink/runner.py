@@ -111,12 +111,28 @@ def read_output(kind: str, directory: Path) -> list[Record]:
     return [r for _, _, r in sorted(stamped)]
 
 
+def _workdir(keep: str | None) -> Path:
+    """A fresh directory for one job: a new temporary one, or `keep` (new or empty: the
+    output of an earlier run there would be read as this run's)."""
+    try:
+        if keep is None:
+            work = Path(tempfile.mkdtemp(prefix="onceflow-flink-"))
+        else:
+            work = Path(keep)
+            if work.exists() and (not work.is_dir() or any(work.iterdir())):
+                raise FlinkError(f"--keep {keep}: give a new or empty directory (an earlier "
+                                 "run's output there would be read as this run's)")
+        for sub in ("in", "out", "markers", "state"):
+            (work / sub).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FlinkError(f"cannot create the job's directory: {exc}") from None
+    return work
+
+
 def run_job(tools: Toolchain, classes: Path, name: str, plan: FlinkPlan, *,
             time_limit: float, keep: str | None = None) -> FlinkRun:
     """Run the compiled job `name` to its end, at most `time_limit` seconds."""
-    work = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="onceflow-flink-"))
-    for sub in ("in", "out", "markers", "state"):
-        (work / sub).mkdir(parents=True, exist_ok=True)
+    work = _workdir(keep)
     write_input(plan, work / "in")
     (work / "log4j2.properties").write_text(_LOG4J.format(log=work / "flink.log"))
     cmd = [tools.java, "-Xmx700m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", *JVM_OPENS,

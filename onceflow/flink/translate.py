@@ -23,7 +23,7 @@ from onceflow.model.simulation import RunResult
 from onceflow.registry import SINKS
 from onceflow.scenario import Scenario
 
-__all__ = ["FailPoint", "FlinkPlan", "SavepointPoint", "TRANSLATORS", "translate"]
+__all__ = ["FailPoint", "FlinkPlan", "SavepointPoint", "TRANSLATORS", "translatable", "translate"]
 
 #: built-in operator kinds with a Flink equivalent (user operators have none: their
 #: code is Python)
@@ -44,8 +44,8 @@ WHY_NOT = {
                     "TaskManagers; the local MiniCluster runs one",
     "coordinator_crash": "a JobManager crash and recovery needs HA services (ZooKeeper or "
                          "Kubernetes), which a local run does not have",
-    "notify": "Flink's RPC between JobManager and tasks cannot be intercepted to lose, delay, "
-              "duplicate or reorder a checkpoint notification",
+    "notify": "Flink's JobManager-to-task RPC cannot be made to lose, delay, duplicate or "
+              "reorder a notification",
     "storage": "failing or slowing one checkpoint upload needs a faulty file-system plug-in",
     "store": "the sink's output is a local file; it cannot be made to refuse a commit",
     "latency_spike": "network latency is not controllable in a local run",
@@ -142,9 +142,8 @@ def _phase_crash(i: int, fault: PhaseCrash, scenario: Scenario, model: RunResult
     if point is None:
         raise Untranslatable(
             f"faults[{i}] (phase_crash at {fault.phase})",
-            "a failing Flink operator can throw only at a record, in its snapshot, in a "
-            f"checkpoint notification or at a stop's savepoint ({', '.join(PHASES)}); this "
-            "phase happens inside Flink's runtime or a connector")
+            "it happens inside Flink's runtime or a connector, where no operator can throw; "
+            f"phases that translate: {', '.join(PHASES)}")
     vertex, subtask = _target(scenario, fault.target)
     return FailPoint(i, vertex, subtask, point, fault.checkpoint, WHICH[fault.snapshot])
 
@@ -180,8 +179,7 @@ def translate(scenario: Scenario, model: RunResult) -> FlinkPlan:
             kind = getattr(type(fault), "kind_name", type(fault).__name__)
             raise Untranslatable(
                 f"faults[{i}] ({kind})",
-                WHY_NOT.get(kind, "no Flink equivalent") + "; the faults that translate are "
-                "crash and phase_crash at " + ", ".join(PHASES))
+                WHY_NOT.get(kind, "no Flink equivalent") + " (translatable: crash, phase_crash)")
         faults.append(translator(i, fault, scenario, model))
     savepoints: list[SavepointPoint] = []
     for i, sp in enumerate(scenario.savepoints):
@@ -216,3 +214,22 @@ def _pace(scenario: Scenario, model: RunResult, interval_ms: int) -> int:
     readers = min(scenario.topology.vertices[0].parallelism, scenario.workload.splits)
     return int(seconds * 1e9 / max(1, -(-records // readers)))
     return FlinkPlan(scenario, tuple(faults), tuple(savepoints), interval, pause, timeout_s=60)
+
+
+def translatable(scenario: Scenario) -> tuple[Scenario, list[str]]:
+    """`scenario` without the faults and mutants Flink cannot reproduce, and what was
+    dropped (one line each); the rest is left for `translate` to judge."""
+    keep, dropped = [], []
+    for i, fault in enumerate(scenario.faults):
+        kind = getattr(type(fault), "kind_name", type(fault).__name__)
+        if type(fault) not in TRANSLATORS:
+            dropped.append(f"faults[{i}] ({kind}): {WHY_NOT.get(kind, 'no Flink equivalent')}")
+        elif isinstance(fault, PhaseCrash) and fault.phase not in PHASES:
+            dropped.append(f"faults[{i}] (phase_crash at {fault.phase}): inside Flink's runtime")
+        else:
+            keep.append(fault)
+    if scenario.mutants:
+        dropped.append(f"mutants ({', '.join(scenario.mutants)}): bugs planted in the model")
+    from attrs import evolve  # noqa: PLC0415
+
+    return evolve(scenario, faults=tuple(keep), mutants=()), dropped
