@@ -32,6 +32,10 @@ MUTANTS: dict[str, Mutant] = {m.name: m for m in (
            "the commit of a stop-with-savepoint fails and the job fails over to the latest "
            "checkpoint, which is older than the savepoint",
            "duplicate", "model/job.py: Job.fail"),
+    Mutant("drained-stop-resumes", "FLINK-21030",
+           "a stop-with-savepoint --drain fails after the sources drained, and the job goes "
+           "on instead of failing over: the input stays cut short where the drain ended it",
+           "lost", "model/task.py: SourceTask._stop_failed"),
     Mutant("no-final-checkpoint", "FLIP-147, FLINK-2491",
            "the job finishes at end of input without a final checkpoint, so the last "
            "transactions are never committed",

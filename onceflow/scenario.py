@@ -222,12 +222,20 @@ class Workload:
 
 @frozen
 class CheckpointConfig:
+    """Flink's checkpointing options.
+
+    `tolerable_failed_checkpoints` is `execution.checkpointing.tolerable-failed-checkpoints`:
+    how many consecutive checkpoint failures (declined, expired, failed uploads) the
+    job tolerates before it fails over; 0, Flink's default, fails over on the first.
+    """
+
     mode: str = "aligned"
     interval: float = field(default=50.0, converter=_time)
     timeout: float = field(default=2000.0, converter=_time)
     max_concurrent: int = 1
     retained: int = 3
     durable_store: bool = True
+    tolerable_failed_checkpoints: int = 0
 
     def __attrs_post_init__(self) -> None:
         _check_choice("mode", self.mode, BARRIER_MODES)
@@ -237,6 +245,7 @@ class CheckpointConfig:
         _check_int("retained", self.retained, 1, 64)
         if not isinstance(self.durable_store, bool):
             _fail("durable_store", "must be true or false")
+        _check_int("tolerable_failed_checkpoints", self.tolerable_failed_checkpoints, 0, 1000)
 
 
 @frozen

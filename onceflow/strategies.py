@@ -16,11 +16,13 @@ import random
 from functools import lru_cache
 from typing import Any, Protocol
 
+from attrs import evolve
 from hypothesis import strategies as st
 
 from onceflow.errors import ScenarioError
 from onceflow.faults.plan import (CRASH_PHASES, SLOTS_PER_WORKER, CoordinatorCrash, Crash,
-                                  LatencySpike, NotifyFault, PhaseCrash, SlowSubtask,
+                                  LatencySpike, NotifyFault, PhaseCrash, ProgressCrash,
+                                  SlowSubtask,
                                   StorageFault, StoreFault, WorkerCrash)
 from onceflow.mutants import validate_mutants
 from onceflow.scenario import (BARRIER_MODES, SINK_KINDS, CheckpointConfig, RestartStrategy,
@@ -169,23 +171,29 @@ def generate(src: _Source, *, mode: str | None, sink: str | None, max_records: i
     faults: list[Any] = []
     for _ in range(n_faults):
         if src.integer(0, 3):
-            fault = _fault(src, groups, topology, horizon, sink, plan)
+            fault = _fault(src, groups, topology, horizon, sink, plan, records)
             faults.append(fault)
             if (isinstance(fault, PhaseCrash) and fault.phase == "recovery_commit"
                     and len(faults) < max_faults):
                 # a recovery commit happens only after a failover that restores pending
                 # transactions: crash the same sink between a completion and its commit
                 faults.append(PhaseCrash("notify_complete", fault.target, 0))
-    crashes = sum(isinstance(f, (Crash, WorkerCrash, PhaseCrash, CoordinatorCrash)) for f in faults)
+    # every fault may fail the job over once (a crash; a failed or expired checkpoint,
+    # with no failure tolerated; a failed stop-with-savepoint), so may each stop
+    failovers = len(faults) + sum(r.stop for r in plan)
     # the first tie-breaks among ready inputs are draws of their own (shrinking takes
     # them towards the first ready input); the rest come from the seed
     schedule = tuple(src.integer(0, 3) for _ in range(src.integer(0, 8)))
+    # Flink's default tolerates no failed checkpoint (shrinks towards it); tolerating
+    # some keeps the job running past aborted checkpoints, where their notifications act
+    tolerable = max(0, src.integer(0, 4) - 2)
+    checkpoints = evolve(checkpoints, tolerable_failed_checkpoints=tolerable)
     return Scenario(
         topology=topology,
         workload=Workload(records=records, keys=keys, splits=splits, skew=skew,
                           seed=src.integer(0, 2**16)),
         checkpoints=checkpoints, timing=timing,
-        restart=RestartStrategy(attempts=crashes + 2, delay=0.5 * src.integer(1, 20)),
+        restart=RestartStrategy(attempts=failovers + 2, delay=0.5 * src.integer(1, 20)),
         sink=sink, savepoints=tuple(plan), faults=tuple(faults), mutants=tuple(mutants),
         schedule=schedule, seed=src.integer(0, 2**16), store=store)
 
@@ -221,7 +229,7 @@ def _target(src: _Source, topology: Topology, *, sink: bool = False) -> str:
 
 
 def _fault(src: _Source, groups: list[str], topology: Topology, horizon: float, sink: str,
-           plan: list[SavepointRequest]) -> Any:
+           plan: list[SavepointRequest], records: int) -> Any:
     group = _choice(src, tuple(groups))
     if plan and group in _TIMED_GROUPS and _flag(src):
         # aim at the window right after a savepoint (between its completion and the
@@ -246,10 +254,16 @@ def _fault(src: _Source, groups: list[str], topology: Topology, horizon: float, 
         return PhaseCrash(phase, _target(src, topology, sink=phase in _SINK_PHASES), checkpoint,
                           snapshot)
     if group == "crash":
-        if _flag(src):
+        how = src.integer(0, 2)
+        if how == 1:
             subtasks = sum(v.parallelism for v in topology.vertices)
             workers = (subtasks + SLOTS_PER_WORKER - 1) // SLOTS_PER_WORKER
             return WorkerCrash(at, src.integer(0, workers - 1))
+        if how == 2:
+            # timed by progress, as Flink's tests time failures: after k completed
+            # checkpoints, at the n-th record a subtask sees
+            return ProgressCrash(_target(src, topology, sink=_flag(src)),
+                                 1 + src.integer(0, max(1, records)) // 2, src.integer(0, 3))
         return Crash(at, _target(src, topology))
     if group == "notify":
         return NotifyFault(_choice(src, ("lose", "delay", "duplicate", "reorder")),
@@ -257,9 +271,13 @@ def _fault(src: _Source, groups: list[str], topology: Topology, horizon: float, 
                            0.5 * src.integer(0, 20),
                            _choice(src, ("any", "complete", "aborted")))
     if group == "storage":
-        return StorageFault(_choice(src, ("fail_write", "slow_upload")), src.integer(0, 4),
+        effect = _choice(src, ("fail_write", "slow_upload"))
+        # a failed savepoint (a stop-with-savepoint fails the job over) is a window of
+        # its own: aim at the savepoints of the plan half the time
+        aim = "savepoint" if plan and _flag(src) else "any"
+        return StorageFault(effect, 0 if aim == "savepoint" else src.integer(0, 4),
                             "*" if _flag(src) else _target(src, topology),
-                            5.0 * src.integer(0, 20))
+                            5.0 * src.integer(0, 20), aim)
     if group == "store":
         return StoreFault("commit_failure", at, src.integer(1, 3))
     if group == "coordinator":

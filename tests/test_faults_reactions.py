@@ -296,7 +296,11 @@ ABORTED_DELAYS = {"lose": 0.0, "delay": 5.0, "duplicate": 3.0, "reorder": 0.0}
 
 
 def declined(*faults: Any, mutants: tuple[str, ...] = ()) -> Scenario:
-    return evolve(scenario(DECLINE_1, *faults), mutants=mutants)
+    """Checkpoint 1 declined; one failed checkpoint is tolerated, so the job goes on and
+    the notify-aborted window stays open (with Flink's default, 0, it fails over)."""
+    s = scenario(DECLINE_1, *faults)
+    return evolve(s, mutants=mutants,
+                  checkpoints=evolve(s.checkpoints, tolerable_failed_checkpoints=1))
 
 
 def abort_sent(result: RunResult) -> float:
@@ -435,8 +439,51 @@ def test_wildcard_notify_aborted_fault_binds_to_the_first_aborted_checkpoint() -
 
 # -- storage: a failed write declines the checkpoint, a slow upload times it out -------------
 
-def test_failed_storage_write_declines_and_aborts_the_checkpoint() -> None:
+def tolerating(s: Scenario, failures: int) -> Scenario:
+    return evolve(s, checkpoints=evolve(s.checkpoints, tolerable_failed_checkpoints=failures))
+
+
+def test_failed_storage_write_fails_the_job_over_by_default() -> None:
+    """Flink's default tolerates no failed checkpoint: the declined checkpoint fails the
+    job over (a global failure), which restarts from the latest checkpoint."""
     result = run(scenario(StorageFault("fail_write", 1, "reduce[0]")))
+    assert result.scenario.checkpoints.tolerable_failed_checkpoints == 0
+    (decline,) = events(result, "declined", "reduce[0]")
+    (failed,) = events(result, "failed")
+    assert failed[0] == decline[0] and failed[2] == "job"
+    assert "tolerable failure threshold" in failed[3][0]
+    assert result.restarts == 1 and result.status == "finished"
+    assert_exactly_once(result)
+
+
+def test_slow_upload_past_the_timeout_fails_the_job_over_by_default() -> None:
+    result = run(scenario(StorageFault("slow_upload", 1, "reduce[0]", 100.0), timeout=20.0))
+    (abort,) = [e for e in events(result, "aborted") if e[3][0] == 1]
+    assert abort[3] == (1, "timeout")
+    (failed,) = events(result, "failed")
+    assert failed[0] == abort[0] and "checkpoint 1 expired" in failed[3][0]
+    assert result.restarts == 1
+    assert_exactly_once(result)
+
+
+def test_a_completed_checkpoint_resets_the_failure_count() -> None:
+    """Two failed checkpoints with a completed one between them are not consecutive:
+    tolerating one failure, the job never fails over."""
+    result = run(tolerating(scenario(StorageFault("fail_write", 1, "reduce[0]"),
+                                     StorageFault("fail_write", 3, "reduce[1]")), 1))
+    assert [e[3][0] for e in events(result, "aborted")][:2] == [1, 3]
+    assert 2 in [s.id for s in result.snapshots]
+    assert result.restarts == 0 and not events(result, "failed")
+    # two consecutive ones exceed it
+    result = run(tolerating(scenario(StorageFault("fail_write", 1, "reduce[0]"),
+                                     StorageFault("fail_write", 2, "reduce[1]")), 1))
+    (failed,) = events(result, "failed")
+    assert "checkpoint 2 declined" in failed[3][0]
+    assert_exactly_once(result)
+
+
+def test_failed_storage_write_declines_and_aborts_the_checkpoint() -> None:
+    result = run(tolerating(scenario(StorageFault("fail_write", 1, "reduce[0]")), 1))
     fired(result, "storage", phase="async_upload", effect="fail_write", target="reduce[0]",
           checkpoint=1)
     assert [e[3][0] for e in events(result, "declined", "reduce[0]")] == [1]
@@ -455,7 +502,8 @@ def test_failed_storage_write_declines_and_aborts_the_checkpoint() -> None:
 
 def test_slow_upload_runs_into_the_checkpoint_timeout() -> None:
     timeout = 20.0
-    result = run(scenario(StorageFault("slow_upload", 1, "reduce[0]", 100.0), timeout=timeout))
+    result = run(tolerating(scenario(StorageFault("slow_upload", 1, "reduce[0]", 100.0),
+                                     timeout=timeout), 1))
     fired(result, "storage", phase="async_upload", effect="slow_upload", target="reduce[0]",
           checkpoint=1)
     (trigger,) = [e for e in events(result, "trigger") if e[3][0] == 1]

@@ -20,15 +20,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable
 
 from onceflow.faults.plan import (SLOTS_PER_WORKER, CoordinatorCrash, Crash, LatencySpike,
-                                  NotifyFault, PhaseCrash, SlowSubtask, StorageFault, StoreFault,
-                                  WorkerCrash)
+                                  NotifyFault, PhaseCrash, ProgressCrash, SlowSubtask,
+                                  StorageFault, StoreFault, WorkerCrash)
 from onceflow.model.task import TaskCrash
 
 if TYPE_CHECKING:
     from onceflow.model.job import Job
     from onceflow.model.task import Task
 
-__all__ = ["Injector", "install", "unfired"]
+__all__ = ["HOLD", "Injector", "install", "unfired"]
 
 #: The phase a storage fault strikes in: the asynchronous part of a snapshot.
 STORAGE_PHASE = "async_upload"
@@ -44,6 +44,7 @@ class Injector:
         self.phase_faults = [(i, f) for i, f in enumerate(faults) if isinstance(f, PhaseCrash)]
         self.notify_faults = [(i, f) for i, f in enumerate(faults) if isinstance(f, NotifyFault)]
         self.storage_faults = [(i, f) for i, f in enumerate(faults) if isinstance(f, StorageFault)]
+        self.progress_faults = [(i, f) for i, f in enumerate(faults) if isinstance(f, ProgressCrash)]
 
     def install(self) -> None:
         job = self.job
@@ -63,6 +64,9 @@ class Injector:
             job.notify_filter = self._filter_notification
         if self.storage_faults:
             job.upload_filter = self._filter_upload
+        if self.progress_faults:
+            job.progress_targets = {f.target for _, f in self.progress_faults}
+            job.progress_hook = self._on_progress
 
     # -- bookkeeping ---------------------------------------------------------------
 
@@ -141,6 +145,22 @@ class Injector:
             task.slowdown /= fault.factor
         self.job.later(fault.duration, recover)
 
+    # -- crashes timed by progress -------------------------------------------------------
+
+    def _on_progress(self, task: "Task", seen: int) -> None:
+        """Subtask `task` is about to handle input that brings it to `seen` records."""
+        completed = None
+        for index, fault in self.progress_faults:
+            if index in self.spent or fault.target != task.name or seen < fault.record:
+                continue
+            if completed is None:
+                completed = sum(1 for s in self.job.coordinator.history if s.kind == "checkpoint")
+            if completed < fault.after_checkpoints:
+                continue
+            self._record(index, fault, phase="progress", target=task.name)
+            raise TaskCrash(f"crash of {task.name} at its record {fault.record} after "
+                            f"{completed} completed checkpoints (fault {index})")
+
     # -- phase crashes -----------------------------------------------------------------
 
     def _on_phase(self, task: "Task", phase: str, checkpoint_id: int) -> None:
@@ -208,7 +228,7 @@ class Injector:
                 return [fault.delay]
             if fault.effect == "duplicate":
                 return [0.0, fault.delay]
-            return [self.job.scenario.checkpoints.interval * 2 + fault.delay]  # reorder
+            return HOLD(0.0)  # reorder: right after the next notification to this subtask
         return [0.0]
 
     def _notify_wildcard_hit(self, index: int, checkpoint_id: int) -> None:
@@ -226,12 +246,19 @@ class Injector:
                 continue
             if fault.target != "*" and fault.target != task.name:
                 continue
+            if fault.snapshot != "any" and fault.snapshot != self._kind_of(checkpoint_id):
+                continue
             self._record(index, fault, phase=STORAGE_PHASE, effect=fault.effect,
                          target=task.name, checkpoint=checkpoint_id)
             if fault.effect == "fail_write":
                 return False, 0.0
             return True, fault.delay
         return True, 0.0
+
+
+class HOLD(float):
+    """A notification held back until the next one to its subtask, then delivered
+    this much later than it."""
 
 
 def _bound(fault: NotifyFault, checkpoint_id: int) -> NotifyFault:

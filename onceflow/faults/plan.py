@@ -27,6 +27,7 @@ __all__ = [
     "LatencySpike",
     "NotifyFault",
     "PhaseCrash",
+    "ProgressCrash",
     "SlowSubtask",
     "StorageFault",
     "StoreFault",
@@ -177,9 +178,36 @@ class PhaseCrash:
 
 
 @frozen
+class ProgressCrash:
+    """Subtask `target` crashes when its `record`-th record arrives, once at least
+    `after_checkpoints` checkpoints have completed (as Flink's own tests time failures:
+    a mapper that fails after n records and k completed checkpoints).
+
+    Records count per attempt from the subtask's start (a restarted subtask counts
+    again); the crash comes before the record is processed, and happens once.
+    """
+
+    kind_name: ClassVar[str] = "progress_crash"
+    target: str
+    record: int = 1
+    after_checkpoints: int = 0
+
+    def validate(self, scenario: "Scenario", path: str) -> None:
+        check_target(scenario, self.target, path)
+        if not _is_int(self.record) or not 1 <= self.record <= 1_000_000:
+            _fail(path, "record", f"must be a record count between 1 and 1000000, "
+                                  f"got {self.record!r}")
+        if not _is_int(self.after_checkpoints) or not 0 <= self.after_checkpoints <= MAX_CHECKPOINT_ID:
+            _fail(path, "after_checkpoints", f"must be between 0 and {MAX_CHECKPOINT_ID}, "
+                                             f"got {self.after_checkpoints!r}")
+
+
+@frozen
 class NotifyFault:
     """Notify-complete/-aborted messages of `checkpoint` to `target` are lost,
-    delayed by `delay`, duplicated, or reordered (delivered after the next one).
+    delayed by `delay`, duplicated (a second copy `delay` later), or reordered: held
+    back until the next, newer notification to the same subtask is sent, and then
+    delivered right after it.
 
     `message` picks the notifications it intercepts: "complete", "aborted", or
     "any" (the first of either kind; a checkpoint either completes or aborts).
@@ -206,17 +234,24 @@ class NotifyFault:
 @frozen
 class StorageFault:
     """Checkpoint storage fails the write of `target`'s state for `checkpoint`,
-    or uploads it `delay` ms slower (which can run into the checkpoint timeout)."""
+    or uploads it `delay` ms slower (which can run into the checkpoint timeout).
+
+    `snapshot` narrows which snapshots count ("checkpoint", "savepoint" or "any"),
+    as for `PhaseCrash`."""
 
     kind_name: ClassVar[str] = "storage"
     effect: str
     checkpoint: int = 0
     target: str = "*"
     delay: float = field(default=0.0, converter=_num)
+    snapshot: str = "any"
 
     def validate(self, scenario: "Scenario", path: str) -> None:
         if self.effect not in STORAGE_EFFECTS:
             _fail(path, "effect", f"unknown effect {self.effect!r}; one of {', '.join(STORAGE_EFFECTS)}")
+        if self.snapshot not in SNAPSHOT_KINDS:
+            _fail(path, "snapshot", f"unknown snapshot kind {self.snapshot!r}; one of "
+                                    f"{', '.join(SNAPSHOT_KINDS)}")
         _check_checkpoint(path, self.checkpoint)
         check_target(scenario, self.target, path, wildcard=True)
         _check_time(path, "delay", self.delay)
@@ -276,8 +311,8 @@ class SlowSubtask:
 
 #: kind name -> fault class
 FAULT_KINDS: dict[str, type] = {cls.kind_name: cls for cls in (  # type: ignore[attr-defined]
-    Crash, WorkerCrash, CoordinatorCrash, PhaseCrash, NotifyFault, StorageFault, StoreFault,
-    LatencySpike, SlowSubtask)}
+    Crash, WorkerCrash, CoordinatorCrash, PhaseCrash, ProgressCrash, NotifyFault, StorageFault,
+    StoreFault, LatencySpike, SlowSubtask)}
 
 
 def worker_count(scenario: "Scenario") -> int:

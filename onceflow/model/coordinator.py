@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Generator
 
+from onceflow.model.failures import FailureCounter
 from onceflow.model.records import Barrier
 from onceflow.model.snapshot import CHECKPOINT, SAVEPOINT, Snapshot, assemble_state
 
@@ -51,6 +52,7 @@ class CheckpointCoordinator:
         self.history: list[Snapshot] = []  # every snapshot that ever completed, in order
         self.final_wanted = False
         self.queued: list[tuple[bool, bool, Any]] = []  # savepoints waiting (unaligned mode)
+        self.failures = FailureCounter(self.config.tolerable_failed_checkpoints)
 
     def start(self) -> None:
         self.env.process(self.periodic())
@@ -128,14 +130,28 @@ class CheckpointCoordinator:
         if ok:
             job.later(delay, self.acknowledge, task, barrier.id, state, channel_state)
         else:
-            job.later(delay, self.decline, task, barrier.id, "storage write failed")
+            job.later(delay, self.decline, task, barrier.id, "storage write failed",
+                      "async_failure")
 
-    def decline(self, task: "Task", checkpoint_id: int, reason: str) -> None:
+    def decline(self, task: "Task", checkpoint_id: int, reason: str,
+                cause: str = "declined") -> None:
+        """Task `task` declined snapshot `checkpoint_id`; `cause` is the failure reason the
+        failure counter judges (see `onceflow.model.failures`)."""
         pending = self.pending.get(checkpoint_id)
         if pending is None or pending.attempt != task.attempt.number or not task.attempt.alive:
             return
         self.job.trace.add(self.env.now, "declined", task.name, checkpoint_id, reason)
         self.abort(checkpoint_id, "declined")
+        if pending.stop and not self.job.mutant("drained-stop-resumes"):
+            # a task-level failure of a synchronous savepoint fails the job at once
+            self.job.fail(None, f"stop-with-savepoint {checkpoint_id} failed: {task.name} "
+                                f"declined it ({reason})")
+        elif self._escalates(checkpoint_id, cause):
+            self.job.fail(None, f"exceeded checkpoint tolerable failure threshold: "
+                                f"{pending.kind} {checkpoint_id} declined by {task.name} ({reason})")
+
+    def _escalates(self, checkpoint_id: int, cause: str) -> bool:
+        return self.failures.failure(checkpoint_id, cause)
 
     def acknowledge(self, task: "Task", checkpoint_id: int, state: Any,
                     channel_state: dict[str, list[Any]]) -> None:
@@ -192,6 +208,7 @@ class CheckpointCoordinator:
             run=job.run_id, stop=pending.stop, timeline=job.timeline,
             input_ended=pending.ended_sources == len(attempt.sources))
         self.history.append(snapshot)
+        self.failures.success(pending.id)
         if pending.kind == CHECKPOINT:
             self.retained.append(snapshot)
             del self.retained[:-self.config.retained]
@@ -229,8 +246,14 @@ class CheckpointCoordinator:
                                lambda t=task: t.notify_complete(checkpoint_id, True))
 
     def expire(self, checkpoint_id: int) -> None:
-        if checkpoint_id in self.pending and self.job.running:
+        pending = self.pending.get(checkpoint_id)
+        if pending is not None and self.job.running:
             self.abort(checkpoint_id, "timeout")
+            # a job-level failure: only checkpoints count (a stop-with-savepoint's tasks
+            # fail themselves when they hear of the abort)
+            if pending.kind == CHECKPOINT and self._escalates(checkpoint_id, "expired"):
+                self.job.fail(None, f"exceeded checkpoint tolerable failure threshold: "
+                                    f"checkpoint {checkpoint_id} expired")
 
     def abort(self, checkpoint_id: int, reason: str) -> None:
         job = self.job
@@ -258,7 +281,9 @@ class CheckpointCoordinator:
         self.pending.clear()
 
     def latest_checkpoint(self) -> Snapshot | None:
-        return self.retained[-1] if self.retained else None
+        """What a failover restores: the newest retained checkpoint, else the snapshot this
+        timeline was restored from (Flink registers it in the checkpoint store)."""
+        return self.retained[-1] if self.retained else self.job.initial
 
 
 def _first(item: tuple[int, Any]) -> int:

@@ -124,6 +124,11 @@ class Job:
         self.phase_hooks: list[Callable[[Task, str, int], None]] = []
         self.notify_filter: Callable[[Task, int], list[float]] | None = None
         self.upload_filter: Callable[[Task, int], tuple[bool, float]] | None = None
+        #: crashes timed by progress: called with (task, records it will have seen)
+        self.progress_hook: Callable[[Task, int], None] | None = None
+        self.progress_targets: set[str] = set()
+        #: notifications held back (a reorder fault) until the next one to that subtask
+        self.held: dict[str, list[tuple[float, Callable[[], None]]]] = {}
         self.faults_fired: list[dict[str, Any]] = []
 
     # -- helpers -----------------------------------------------------------------
@@ -158,10 +163,26 @@ class Job:
         self.env.timeout(delay).callbacks.append(lambda _e: fn(*args))
 
     def notify(self, task: Task, checkpoint_id: int, action: Callable[[], None]) -> None:
-        """Send a checkpoint notification to `task` (best effort: faults may interfere)."""
-        delays = self.notify_filter(task, checkpoint_id) if self.notify_filter else (0.0,)
+        """Send a checkpoint notification to `task` (best effort: faults may interfere).
+
+        A notification a reorder fault holds back goes out right after the next one sent
+        to the same subtask (a newer checkpoint's), and so arrives after it."""
+        if self.notify_filter is None:
+            self.later(self.rpc_delay(), task.mail, action)
+            return
+        delays = self.notify_filter(task, checkpoint_id)
+        if isinstance(delays, float):  # held back
+            self.held.setdefault(task.name, []).append((delays, action))
+            return
+        rpc = self.rpc_delay()
         for extra in delays:
-            self.later(self.rpc_delay() + extra, task.mail, action)
+            self.later(rpc + extra, task.mail, action)
+        held = self.held.pop(task.name, None)
+        if held:
+            # right behind the newer one (SimPy keeps the order of equal times)
+            last = max(delays, default=0.0)
+            for extra, older in held:
+                self.later(rpc + last + extra, task.mail, older)
 
     def rpc_delay(self) -> float:
         """One message's latency from the coordinator: its order among simultaneous

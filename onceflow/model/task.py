@@ -93,6 +93,7 @@ class Task:
         self.ended = False
         self.final_after: int | None = None
         self.done = False
+        self.finishing = False
         self.is_sink = out_edge is None
         self.handler = make_handler(job.scenario.checkpoints.mode, self)
         self.key_route: dict[int, int] = {}
@@ -104,6 +105,9 @@ class Task:
         self.forwarded_id = 0  # the newest snapshot whose barrier or cancel marker went out
         self.last_snapshot = 0  # the newest snapshot this task took its state for
         self.checked = is_user_code(operator)  # user code: its output and state are checked
+        # crashes timed by progress (a fault plan's ProgressCrash): records seen so far
+        self.progress = job.progress_hook if self.name in job.progress_targets else None
+        self.seen = 0
 
     # -- wiring -------------------------------------------------------------
 
@@ -180,6 +184,9 @@ class Task:
             return None
         item = channel.take()
         if item.__class__ is list:
+            if self.progress is not None:
+                self.seen += len(item)
+                self.progress(self, self.seen)
             handler = self.handler
             if handler.capturing:
                 handler.captured(channel.index, item)
@@ -379,6 +386,12 @@ class Task:
         As with FLIP-147, later snapshots count a finished task as acknowledged
         with its final state.
         """
+        if self.done or self.finishing:
+            return
+        self.finishing = True
+        mailbox = self.mailbox
+        while mailbox:  # as Flink's StreamTask drains its mailbox before it closes
+            mailbox.popleft()()
         close = getattr(self.operator, "close", None)
         if close is not None:
             close()
@@ -499,6 +512,9 @@ class SourceTask(Task):
         if not buf:
             self.end_input()
             return 0.0
+        if self.progress is not None:
+            self.seen += len(buf)
+            self.progress(self, self.seen)
         self.job.trace.events.append((self.env.now, "read", self.name, (buf,)))
         self.route(buf)
         self.flush()
@@ -511,15 +527,14 @@ class SourceTask(Task):
             # the stream inconsistently, so the source declines it (as Flink's subtask
             # checkpoint coordinator does with an out-of-order checkpoint)
             self.job.coordinator.decline(self, barrier.id, "out of order: a newer barrier "
-                                                           "was already emitted")
+                                                           "was already emitted", "subsumed")
             return
         self.last_barrier = barrier.id
         if self.stopped:
             if barrier.id < self.stopped:
                 return
-            # a newer snapshot: the stop-with-savepoint failed (its abort may have been lost)
-            self.stopped = False
-            self.wake()
+            # a newer snapshot: the stop-with-savepoint failed (its abort was lost)
+            self._stop_failed()
         if stop and drain and not self.ended:
             self.job.note_drain(self.operator.offsets)
             self.end_input()
@@ -530,7 +545,16 @@ class SourceTask(Task):
             self.stopped = barrier.id
 
     def notify_aborted(self, checkpoint_id: int) -> None:
-        super().notify_aborted(checkpoint_id)
         if self.stopped == checkpoint_id:
-            self.stopped = False  # a failed stop-with-savepoint lets the job go on
+            self._stop_failed()
+        super().notify_aborted(checkpoint_id)
+
+    def _stop_failed(self) -> None:
+        """The stop-with-savepoint this source took part in failed: as Flink's StreamTask
+        ("Stop-with-savepoint failed."), the task fails, and the job fails over to its
+        latest checkpoint and reads the whole input again (also after --drain)."""
+        if self.job.mutant("drained-stop-resumes"):
+            self.stopped = False  # the old model: go on, with the input cut short by a drain
             self.wake()
+            return
+        raise TaskCrash(f"stop-with-savepoint {self.stopped} failed")
