@@ -277,10 +277,16 @@ def test_reordered_notification_arrives_after_the_next_and_commits_nothing() -> 
           checkpoint=1)
     (late,) = notified(result, "sink[0]", 1)
     (next_one,) = notified(result, "sink[0]", 2)
-    assert next_one < late
+    # held back until notification 2 went out, and delivered right behind it
+    assert next_one == late
+    evs = result.trace.events
+    i_next, i_late = (next(i for i, e in enumerate(evs) if e[1] == "notified"
+                           and e[2] == "sink[0]" and e[3][0] == c) for c in (2, 1))
+    assert i_next < i_late
     (commit,) = commits_of(result, precommitted(result, "sink[0]", 1))
     assert commit[0] == next_one  # notification 2 committed transaction 1 as well
-    assert not [e for e in events(result, "commit", "sink[0]") if e[0] == late]
+    assert not [e for e in evs[i_late:] if e[1] == "commit" and e[2] == "sink[0]"
+                and e[0] == late]
     assert_exactly_once(result)
 
 
@@ -332,10 +338,10 @@ def test_notify_aborted_fault_leaves_the_output_exactly_once(effect: str) -> Non
     sent = abort_sent(result)
     assert entry["time"] == sent
     rpc = result.scenario.timing.rpc_latency
-    interval = result.scenario.checkpoints.interval
     arrivals = {"lose": [], "delay": [sent + rpc + delay],
                 "duplicate": [sent + rpc, sent + rpc + delay],
-                "reorder": [sent + rpc + 2 * interval]}[effect]
+                # held back until the next notification to sink[0] (complete(2))
+                "reorder": notified(result, "sink[0]", 2)[:1]}[effect]
     assert notified_aborted(result, "sink[0]", 1) == pytest.approx(arrivals)
     # the other sink was not affected (it handles the message once it is free)
     (other,) = notified_aborted(result, "sink[1]", 1)
@@ -348,7 +354,12 @@ def test_notify_aborted_fault_leaves_the_output_exactly_once(effect: str) -> Non
     assert not [e for e in events(result, "abort", "sink[0]") if e[3][0] == txn]
     if effect == "reorder":
         # the reordered notify-aborted(1) arrives after notify-complete(2): a stale hint
-        assert notified_aborted(result, "sink[0]", 1)[0] > commit[0]
+        evs = result.trace.events
+        i_complete = next(i for i, e in enumerate(evs) if e[1] == "notified"
+                          and e[2] == "sink[0]" and e[3][0] == 2)
+        i_aborted = next(i for i, e in enumerate(evs) if e[1] == "notified_aborted"
+                         and e[2] == "sink[0]" and e[3][0] == 1)
+        assert i_complete < i_aborted and commit[0] <= evs[i_aborted][0]
     assert result.restarts == 0
     assert_exactly_once(result)
 
