@@ -25,7 +25,7 @@ def scenario(*faults: Any, drain: bool = True, tolerable: int = 0,
         workload=Workload(records=200, keys=8, splits=2),
         checkpoints=CheckpointConfig(interval=8.0, tolerable_failed_checkpoints=tolerable),
         timing=Timing(latency=1.0, record_cost=0.2, buffer_records=4),
-        sink="two_phase", savepoints=(SavepointRequest(at=20.0, stop=True, drain=drain),),
+        sink="two_phase", savepoints=(SavepointRequest(at=10.0, stop=True, drain=drain),),
         faults=faults, mutants=mutants)
 
 

@@ -22,7 +22,7 @@ from onceflow import (CheckpointConfig, Scenario, ScenarioError, Timing, Topolog
 from onceflow.cost import horizon
 from onceflow.faults import unfired
 from onceflow.faults.plan import (CRASH_PHASES, FAULT_KINDS, NOTIFY_MESSAGES, CoordinatorCrash,
-                                  Crash, LatencySpike, NotifyFault, PhaseCrash, SlowSubtask,
+                                  Crash, LatencySpike, NotifyFault, PhaseCrash, ProgressCrash, SlowSubtask,
                                   StorageFault, StoreFault, WorkerCrash, max_checkpoint_id)
 
 # 8 subtasks at 4 slots a worker: workers 0 and 1
@@ -317,6 +317,8 @@ ALL_KINDS: tuple[Any, ...] = (
     CoordinatorCrash(40.25),
     PhaseCrash("alignment", "reduce[0]", 2),
     PhaseCrash("end_of_input", "map[1]"),
+    ProgressCrash("map[0]", 17, 2),
+    StorageFault("fail_write", 0, "sink[1]", snapshot="savepoint"),
     NotifyFault("lose", 1),
     NotifyFault("delay", 2, "sink[0]", 3.5),
     NotifyFault("duplicate", 0, "*", 1),
