@@ -226,7 +226,8 @@ class CheckpointConfig:
 
     `tolerable_failed_checkpoints` is `execution.checkpointing.tolerable-failed-checkpoints`:
     how many consecutive checkpoint failures (declined, expired, failed uploads) the
-    job tolerates before it fails over; 0, Flink's default, fails over on the first.
+    job tolerates before it fails over; 0, Flink's default, fails over on the first;
+    2**31 - 1 (Flink's unlimited) never does.
     """
 
     mode: str = "aligned"
@@ -245,7 +246,7 @@ class CheckpointConfig:
         _check_int("retained", self.retained, 1, 64)
         if not isinstance(self.durable_store, bool):
             _fail("durable_store", "must be true or false")
-        _check_int("tolerable_failed_checkpoints", self.tolerable_failed_checkpoints, 0, 1000)
+        _check_int("tolerable_failed_checkpoints", self.tolerable_failed_checkpoints, 0, 2**31 - 1)
 
 
 @frozen
