@@ -454,6 +454,14 @@ def _positive(text: str) -> int:
 MAX_WORKERS = 64
 
 
+def _worker_name(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,99}", text):
+        raise argparse.ArgumentTypeError(
+            f"bad worker name {text[:40]!r}: use 1-100 letters, digits or ._:/@+- "
+            "(e.g. --worker-name shard-3)")
+    return text
+
+
 def _watch_every(text: str) -> float:
     try:
         value = float(text)
@@ -536,7 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default .onceflow/fallback/<corpus name>)")
     p.add_argument("--stop-on-first", action="store_true",
                    help="stop when any worker of the fleet finds a violation")
-    p.add_argument("--worker-name", default=None, metavar="NAME",
+    p.add_argument("--worker-name", default=None, metavar="NAME", type=_worker_name,
                    help="this worker's name in `onceflow status` (default host-pid)")
     p.add_argument("--seed", type=_non_negative, default=None, help="reproducible batch seeds")
     p.add_argument("--json", action="store_true")

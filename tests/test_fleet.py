@@ -160,6 +160,11 @@ def test_a_violation_stops_no_other_worker_unless_asked(server: RedisServer, tmp
     ("redis:///0", "no host"),
     ("redis://127.0.0.1 :6379/0", "contains spaces"),
     ("http://127.0.0.1:6379/0", "unknown scheme"),
+    ("redis://127.0.0.1:6379/0?bogus=1", "unexpected keyword argument 'bogus'"),
+    ("redis://127.0.0.1:6379/0?socket_timeout=abc", "Invalid value for 'socket_timeout'"),
+    ("rediss://127.0.0.1:99999/0", "Port out of range"),
+    ("redis://" + "a" * 300 + ":6379/0", "bad Redis URL"),
+    ("redis://h\x01:6379/0", "control characters"),
 ])
 def test_a_malformed_redis_url_is_one_line_exit_2(url: str, message: str) -> None:
     for args in (["fuzz", "--budget", "5s"], ["mutants", "--budget", "1s", "--only", MUTANT],
@@ -176,6 +181,8 @@ def test_an_unreachable_redis_is_one_line_exit_2() -> None:
     assert "cannot reach Redis at" in line and "start it or fix --db" in line
     line = one_line_error(cli("status", "--db", url, timeout=60))
     assert "cannot reach Redis" in line
+    line = one_line_error(cli("fuzz", "--db", url.replace("redis", "REDIS"), "--budget", "5s"))
+    assert "cannot reach Redis" in line  # the scheme is case-insensitive, as in any URL
 
 
 def test_a_password_required_but_not_given_is_one_line_exit_2(tmp_path: Path) -> None:
@@ -194,6 +201,8 @@ def test_a_password_required_but_not_given_is_one_line_exit_2(tmp_path: Path) ->
 def test_a_bad_corpus_name_is_one_line_exit_2(server: RedisServer) -> None:
     line = one_line_error(cli("fuzz", "--db", server.url, "--corpus-name", "a b:c", "--budget", "2s"))
     assert "bad corpus name" in line
+    line = one_line_error(cli("fuzz", "--db", server.url, "--worker-name", "a\nb", "--budget", "2s"))
+    assert "bad worker name" in line
 
 
 def test_the_corpus_name_defaults_to_the_pyproject_name(tmp_path: Path) -> None:

@@ -101,6 +101,9 @@ def _validate_url(url: str) -> None:
     shown = redact(url)
     if any(ch.isspace() for ch in url):
         raise CorpusError(f"bad Redis URL {shown!r}: it contains spaces")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in url) or len(url) > 2000:
+        raise CorpusError(f"bad Redis URL {shown[:60]!r}: control characters or over 2000 "
+                          "characters; use redis://HOST:PORT/N")
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -121,6 +124,8 @@ def _validate_url(url: str) -> None:
 def connect(url: str) -> Any:
     """A `redis.Redis` client for `url` that answered a PING; CorpusError otherwise."""
     _validate_url(url)
+    scheme, rest = url.split("://", 1)
+    url = f"{scheme.lower()}://{rest}"
     shown = redact(url)
     try:
         import redis  # noqa: PLC0415
@@ -154,6 +159,8 @@ def connect(url: str) -> Any:
         raise CorpusError(f"Redis at {shown} refused the connection: {_first_line(exc)}") from None
     except redis.RedisError as exc:
         raise CorpusError(f"Redis at {shown}: {_first_line(exc)}") from None
+    except (TypeError, ValueError) as exc:  # an unknown ?option=, a host name IDNA rejects
+        raise CorpusError(f"bad Redis URL {shown!r}: {_first_line(exc)}") from None
     return client
 
 
