@@ -373,3 +373,18 @@ def test_status_watch_prints_until_interrupted(server: RedisServer) -> None:
     assert len(lines) >= 2 and all(line["workers"] == 0 for line in lines)
     for bad in ("0", "x", "99999"):
         assert one_line_error(cli("status", "--db", server.url, "--watch", bad))
+
+
+def test_a_killed_worker_is_listed_silent_and_still_counts(server: RedisServer) -> None:
+    from onceflow.fuzz import FuzzStats
+
+    client = server.client()
+    ghost = FleetPublisher(client, name="kill", worker="ghost")
+    stats = FuzzStats()
+    stats.scenarios, stats.restores = 42, 7
+    ghost.update(stats)
+    assert ghost.publish()  # then the process dies without finish()
+    later = fleet_status(client, "kill", now=time.time() + 60)
+    assert later["worker_list"][0]["status"] == "silent" and later["running"] == 0
+    assert later["scenarios"] == 42 and later["restores_checked"] == 7 and later["rate"] == 0
+    assert 0 < client.ttl("onceflow:kill:fleet:worker:ghost") <= 24 * 3600

@@ -2,8 +2,9 @@
 
 Each worker keeps one hash, `onceflow:<name>:fleet:worker:<id>`, refreshed every
 `PUBLISH_EVERY` seconds from a background thread (a slow or vanished Redis
-never stalls fuzzing), with a time-to-live so that a worker that dies drops out
-of the listing.  Violations go to one hash per corpus, keyed by digest, so
+never stalls fuzzing); a worker not heard from for `STALE_AFTER` seconds is
+listed as silent (its counters still count), and every entry expires a day
+after its last update.  Violations go to one hash per corpus, keyed by digest, so
 that each distinct one is listed once with its replay command.  `onceflow
 status` reads them back: the fleet's totals, its rate, the crash phases no
 worker has hit yet, and the violations.
@@ -28,9 +29,8 @@ from onceflow.search.corpus import CORPUS_TTL, _first_line, corpus_prefix, warn
 __all__ = ["FleetPublisher", "fleet_status", "render_status", "replay_command", "worker_id"]
 
 PUBLISH_EVERY = 3.0
-RUNNING_TTL = 30  # s: a running worker not heard of for this long has died
-FINISHED_TTL = 24 * 3600  # s: a finished worker stays in `onceflow status` for a day
-STALE_AFTER = 10.0  # s without an update: a running worker is listed as silent
+FINISHED_TTL = 24 * 3600  # s: a worker stays in `onceflow status` for a day after its last update
+STALE_AFTER = 10.0  # s without an update: a running worker is listed as silent (died, or cut off)
 
 
 def worker_id(suffix: str = "") -> str:
@@ -141,7 +141,8 @@ class FleetPublisher:
                   "updated": round(now, 3), "pins": json.dumps(self.pins, sort_keys=True),
                   "phases": json.dumps(latest.pop("phases"), sort_keys=True),
                   **{k: str(v) for k, v in latest.items()}}
-        ttl = RUNNING_TTL if self.status == "running" else FINISHED_TTL
+        # a worker killed mid-run keeps its last counters in the totals (listed as silent)
+        ttl = FINISHED_TTL
         try:
             pipe = self.client.pipeline(transaction=False)
             pipe.hset(self.worker_key, mapping=fields)
