@@ -121,26 +121,29 @@ def test_status_shows_two_running_workers_combined(server: RedisServer, tmp_path
 
 def test_a_violation_stops_no_other_worker_unless_asked(server: RedisServer, tmp_path: Path) -> None:
     """--stop-on-first: a worker stops when another publishes a violation; without it, it goes on."""
-    def start(*extra: str) -> subprocess.Popen[str]:
+    def start(budget: str, *extra: str) -> subprocess.Popen[str]:
         return subprocess.Popen([*ONCEFLOW, "fuzz", "--db", server.url, "--corpus-name", "stops",
-                                 "--budget", "12s", "--json", *extra], cwd=tmp_path,
+                                 "--budget", budget, "--json", *extra], cwd=tmp_path,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-    eager, steady = start("--stop-on-first", "--worker-name", "eager"), start("--worker-name", "steady")
+    finding = fuzz(budget=60, mutants=(MUTANT,), seed=1, shrink=False).finding
+    assert finding is not None
+    eager = start("90s", "--stop-on-first", "--worker-name", "eager")
+    steady = start("12s", "--worker-name", "steady")
     try:
         client = server.client()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and client.zcard("onceflow:stops:fleet:workers") < 2:
             time.sleep(0.2)
-        time.sleep(2.5)  # both have published once and know the fleet's violation count
+        time.sleep(1)  # both have published once and know the fleet's violation count
         other = FleetPublisher(client, name="stops", worker="finder")
-        finding = fuzz(budget=60, mutants=(MUTANT,), seed=1, shrink=False).finding
-        assert finding is not None
         other.found(finding)
         assert other.publish()
-        out, err = eager.communicate(timeout=60)
+        published = time.monotonic()
+        out, err = eager.communicate(timeout=90)
         assert eager.returncode == 1, err[-2000:]
         assert json.loads(out)["status"] == "stopped"
+        assert time.monotonic() - published < 30  # long before its 90 s budget
         assert "stopped (--stop-on-first): worker finder" in err and finding.token in err
         out, err = steady.communicate(timeout=60)
         assert steady.returncode == 0, err[-2000:]  # the correct model: clean to the end
@@ -250,18 +253,25 @@ def test_a_worker_keeps_fuzzing_when_redis_dies_mid_run(tmp_path: Path) -> None:
                              "--budget", "8s", "--json", "--fallback-db", str(tmp_path / "fb")],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(2.5)
+        client = srv.client()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and client.zcard("onceflow:dies:fleet:workers") < 1:
+            time.sleep(0.1)
+        time.sleep(1.0)  # fuzzing with Redis up, then Redis dies
         srv.stop()
-        out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=240)  # a violation would be shrunk first
     finally:
         srv.stop()
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    assert proc.returncode == 0, err[-2000:]  # the correct model, fuzzed to the end of its budget
     assert "Traceback" not in err
     data = json.loads(out)
-    assert data["status"] == "clean" and data["elapsed_s"] >= 7.5
+    # the correct model: fuzzed to the end of its budget (any violation is a false alarm of
+    # the model, reported with its replay line here; `.ci/run`'s fuzz step judges those)
+    assert proc.returncode == 0 and data["status"] == "clean", (data.get("violation") or {},
+                                                                err[-2000:])
+    assert data["elapsed_s"] >= 7.5
     assert "fleet progress not published" in err
     assert data["corpus"]["redis_away"] is True or "lost Redis" in err
 
