@@ -228,3 +228,19 @@ def test_drop_untranslatable_keeps_what_flink_can_do():
     assert [d.split(":")[0] for d in dropped] == ["faults[0] (worker_crash)",
                                                    "faults[2] (phase_crash at pre_commit)"]
     prepare(kept)  # translates
+
+
+def test_a_progress_crash_fails_at_its_record_after_its_checkpoints():
+    from types import SimpleNamespace
+
+    from onceflow.flink.translate import _progress_crash
+
+    s = _scenario()
+    fault = SimpleNamespace(target="reduce[1]", record=40, after_checkpoints=2)
+    point = _progress_crash(0, fault, s, run(s))
+    assert (point.vertex, point.subtask, point.point, point.n, point.k) == (2, 1, "progress", 40, 2)
+    plan = translate(s, run(s))
+    from attrs import evolve
+
+    _, text = java_source(evolve(plan, faults=(point,)))
+    assert 'new FailOnce(new File(markers, "fault-0").getPath(), "progress", 40L, 2L, 1, 0' in text

@@ -56,13 +56,13 @@ CASES: tuple[Case, ...] = (
                    faults=(Crash(at=33.0, target="map[1]"),))),
     Case("savepoint-rescale", "aligned, two_phase, stop-with-savepoint restored at parallelism 3",
          _scenario(savepoints=(SavepointRequest(at=25.0, stop=True, restore_parallelism=3),))),
-    Case("unaligned-idempotent", "unaligned, idempotent, crash mid-run",
-         _scenario(sink="idempotent", checkpoints=CheckpointConfig(mode="unaligned", interval=10.0),
-                   faults=(Crash(at=33.0, target="reduce[0]"),))),
     Case("stop-savepoint-fails", "aligned, two_phase, stop-with-savepoint whose sink fails "
                                  "after the savepoint",
          _scenario(savepoints=(SavepointRequest(at=25.0, stop=True),),
                    faults=(PhaseCrash(phase="stop_savepoint", target="sink[0]"),))),
+    Case("unaligned-idempotent", "unaligned, idempotent, crash mid-run",
+         _scenario(sink="idempotent", checkpoints=CheckpointConfig(mode="unaligned", interval=10.0),
+                   faults=(Crash(at=33.0, target="reduce[0]"),))),
     Case("notify-crash-shuffled", "aligned, two_phase, rebalance/flat_map/filter, crash in a "
                                   "checkpoint notification",
          _scenario(topology=_chain(Vertex("fan", "flat_map", 2, "rebalance", 2),

@@ -34,7 +34,7 @@ def _failers(var: str, keyed: bool, points: list[FailPoint], uid: str, index: in
         marker = f'new File(markers, "fault-{f.fault}").getPath()'
         label = _java_string(f"{f.label} on {uid}[{f.subtask}]")
         lines.append(f"    DataStream<Rec> {var}f{j} = {var}.transform({name}, REC, new FailOnce("
-                     f"{marker}, {_java_string(f.point)}, {f.n}L, {f.subtask}, {f.which}, {label}))"
+                     f"{marker}, {_java_string(f.point)}, {f.n}L, {f.k}L, {f.subtask}, {f.which}, {label}))"
                      f".uid({name}).setParallelism(par[{index}]);")
         if keyed:
             lines.append(f"    KeyedStream<Rec, Integer> {var}k{j} = "

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from attrs import frozen
 
-from onceflow.faults.plan import Crash, PhaseCrash
+from onceflow.faults.plan import FAULT_KINDS, Crash, PhaseCrash
 from onceflow.flink.errors import Untranslatable
 from onceflow.model.simulation import RunResult
 from onceflow.registry import SINKS
@@ -67,9 +67,10 @@ class FailPoint:
     fault: int       # index in scenario.faults
     vertex: int      # index in topology.vertices
     subtask: int
-    point: str       # record | checkpoints | snapshot | notify | stop_savepoint
+    point: str       # record | progress | snapshot | notify | stop_savepoint
     n: int = 0
     which: int = 0   # 0 any snapshot, 1 checkpoints, 2 savepoints
+    k: int = 0       # progress: checkpoints completed first
 
     @property
     def label(self) -> str:
@@ -148,12 +149,21 @@ def _phase_crash(i: int, fault: PhaseCrash, scenario: Scenario, model: RunResult
     return FailPoint(i, vertex, subtask, point, fault.checkpoint, WHICH[fault.snapshot])
 
 
+def _progress_crash(i: int, fault: Any, scenario: Scenario, model: RunResult) -> FailPoint:
+    """`progress_crash`: the target's `record`-th record (counted per attempt) once at
+    least `after_checkpoints` checkpoints completed, as Flink's own failing mappers."""
+    vertex, subtask = _target(scenario, fault.target)
+    return FailPoint(i, vertex, subtask, "progress", fault.record, k=fault.after_checkpoints)
+
+
 #: fault class -> translator(index, fault, scenario, model run) -> FailPoint.
 #: A fault class without an entry has no Flink equivalent (refused, named).
 TRANSLATORS: dict[type, Callable[[int, Any, Scenario, RunResult], FailPoint]] = {
     Crash: _crash,
     PhaseCrash: _phase_crash,
 }
+if "progress_crash" in FAULT_KINDS:  # faults timed by progress, where the model has them
+    TRANSLATORS[FAULT_KINDS["progress_crash"]] = _progress_crash
 
 
 def translate(scenario: Scenario, model: RunResult) -> FlinkPlan:
