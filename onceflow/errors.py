@@ -7,6 +7,7 @@ __all__ = [
     "OperatorError",
     "ProtocolError",
     "ScenarioError",
+    "RegistrationError",
     "RestoreError",
     "TokenError",
 ]
@@ -50,3 +51,8 @@ class OperatorError(OnceflowError, RuntimeError):
 class ProtocolError(OnceflowError, TypeError):
     """User code broke its protocol: it emitted something other than a Record, or a
     snapshot of another kind than its `state_kind` declares."""
+
+
+class RegistrationError(OnceflowError, ValueError):
+    """A component is unknown, or its registration is malformed or contradicts itself;
+    the message states the fix."""

@@ -21,10 +21,11 @@ from typing import Any, Callable
 
 from attrs import frozen
 
-from onceflow.errors import OnceflowError
+from onceflow.errors import OnceflowError, RegistrationError
 
-__all__ = ["OPERATORS", "SINKS", "STORES", "OperatorSpec", "SinkSpec", "StoreSpec",
-           "register_operator", "register_sink", "register_store"]
+__all__ = ["OPERATORS", "SINKS", "SOURCES", "STORES", "OperatorSpec", "SinkSpec", "SourceSpec",
+           "StoreSpec", "register_operator", "register_sink", "register_source",
+           "register_store"]
 
 _BUILTIN_OPERATORS = ("source", "map", "filter", "flat_map", "reduce", "window", "sink")
 _BUILTIN_SINKS = ("append", "idempotent", "two_phase")
@@ -131,3 +132,93 @@ def _sqlite_store(*, txn_timeout: float, label: str = "") -> Any:
 
 _sqlite_store.__module__ = "onceflow.stores.sqlite"
 STORES["sqlite"] = StoreSpec("sqlite", _sqlite_store)
+
+# -- sources --------------------------------------------------------------------------------
+
+@frozen
+class SourceSpec:
+    """A registered source: how to build its readers, and its split enumerator.
+
+    `factory()` returns a fresh `onceflow.model.sources.SourceReader` for each
+    source subtask (Flink's `Source.createReader`); `enumerator(ctx, restored)`
+    returns the `SplitEnumerator` that runs on the coordinator side
+    (`createEnumerator` when `restored` is None, else `restoreEnumerator`), or
+    None for the default one (splits handed out one at a time to readers that
+    ask, as Flink's FileSource does).
+    """
+
+    name: str
+    factory: Callable[[], Any]
+    enumerator: Callable[[Any, Any], Any] | None = None
+    module: str = ""
+    builtin: bool = False
+
+
+SOURCES: dict[str, SourceSpec] = {}
+
+
+def _registering_module() -> str:
+    """The module whose code called register_source (named in reproduce commands)."""
+    import sys  # noqa: PLC0415
+
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame = frame.f_back  # type: ignore[assignment]
+    return str(frame.f_globals.get("__name__", "")) if frame is not None else ""
+
+
+def register_source(name: str, *, factory: Callable[[], Any],
+                    enumerator: Callable[[Any, Any], Any] | None = None,
+                    _builtin: bool = False) -> SourceSpec:
+    """Make `Scenario(source=name)` read the log with `factory()` readers.
+
+    `enumerator(ctx, restored)` builds the source's split enumerator (None: the
+    default one).  The job builds every source through here, the built-in
+    `log` source included.
+    """
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise RegistrationError(f"bad source name {name!r}: use 1-41 lowercase letters, digits, "
+                                "_ and -, starting with a letter")
+    taken = SOURCES.get(name)
+    if not _builtin and taken is not None and taken.builtin:
+        raise RegistrationError(f"{name!r} is a built-in source; register yours under another "
+                                "name")
+    if not callable(factory):
+        raise RegistrationError(f"source {name!r}: factory must be a callable returning a "
+                                f"SourceReader (a class or a function), got "
+                                f"{type(factory).__name__}")
+    if enumerator is not None and not callable(enumerator):
+        raise RegistrationError(f"source {name!r}: enumerator must be a callable "
+                                "enumerator(ctx, restored) returning a SplitEnumerator, or None "
+                                f"for the default one; got {type(enumerator).__name__}")
+    for what, fn in (("factory", factory), ("enumerator", enumerator)):
+        if fn is not None and not _accepts(fn, 2 if what == "enumerator" else 0):
+            want = "enumerator(ctx, restored)" if what == "enumerator" else "factory()"
+            raise RegistrationError(f"source {name!r}: {what} must be callable as {want}; "
+                                    f"{getattr(fn, '__name__', fn)!r} is not")
+    spec = SourceSpec(name, factory, enumerator, "" if _builtin else _registering_module(),
+                      _builtin)
+    SOURCES[name] = spec
+    return spec
+
+
+def _accepts(fn: Callable[..., Any], count: int) -> bool:
+    """Can `fn` be called with `count` positional arguments (True when unknown)?"""
+    import inspect  # noqa: PLC0415
+
+    try:
+        inspect.signature(fn).bind(*range(count))
+    except TypeError:
+        return False
+    except ValueError:  # no signature (a builtin): cannot tell
+        return True
+    return True
+
+
+def _log_reader() -> Any:
+    from onceflow.model.sources import LogReader  # noqa: PLC0415 (layers: registry is below)
+
+    return LogReader()
+
+
+register_source("log", factory=_log_reader, _builtin=True)

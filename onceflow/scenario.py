@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from attrs import evolve, field, fields, frozen
 
 from onceflow.errors import ScenarioError
-from onceflow.registry import OPERATORS, SINKS, STORES
+from onceflow.registry import OPERATORS, SINKS, SOURCES, STORES
 
 __all__ = [
     "BARRIER_MODES",
@@ -24,8 +24,10 @@ __all__ = [
     "SINK_KINDS",
     "CheckpointConfig",
     "RestartStrategy",
+    "START_MODES",
     "SavepointRequest",
     "Scenario",
+    "StartPosition",
     "Timing",
     "Topology",
     "Vertex",
@@ -34,6 +36,7 @@ __all__ = [
 
 BARRIER_MODES = ("aligned", "unaligned", "at_least_once")
 SINK_KINDS = ("append", "idempotent", "two_phase")
+START_MODES = ("earliest", "latest", "timestamp")
 EDGE_KINDS = ("forward", "hash", "rebalance", "broadcast")
 OPERATOR_KINDS = ("source", "map", "filter", "flat_map", "reduce", "window", "sink")
 KEYED_KINDS = ("reduce", "window")
@@ -202,7 +205,12 @@ class Workload:
     """A bounded input described by a few parameters, not record by record.
 
     Keys are spread over `splits` log partitions (key k lives in split k mod
-    splits), with a Zipf-like `skew` (0 = uniform).
+    splits), with a Zipf-like `skew` (0 = uniform).  The log is a produced topic:
+    record i (in generation order) is appended at simulated time
+    `first_produce + i * produce_interval`, so with the defaults the whole log
+    exists when the job starts (t=0); a negative `first_produce` means records
+    produced before the job started, a positive interval a log that grows while
+    the job runs.
     """
 
     records: int = 200
@@ -210,6 +218,8 @@ class Workload:
     splits: int = 4
     skew: float = 0.0
     seed: int = 0
+    produce_interval: float = field(default=0.0, converter=_time)
+    first_produce: float = field(default=0.0, converter=_time)
 
     def __attrs_post_init__(self) -> None:
         _check_int("records", self.records, 0, MAX_RECORDS)
@@ -218,6 +228,46 @@ class Workload:
         if not isinstance(self.skew, (int, float)) or not 0 <= self.skew <= 4:
             _fail("skew", f"must be a number between 0 and 4, got {_show(self.skew)}")
         _check_int("seed", self.seed, 0, 2**63 - 1)
+        _check_time("produce_interval", self.produce_interval)
+        if (not isinstance(self.first_produce, (int, float)) or isinstance(self.first_produce, bool)
+                or not math.isfinite(self.first_produce) or abs(self.first_produce) > MAX_TIME):
+            _fail("first_produce", f"must be a finite time between {-MAX_TIME:g} and "
+                                   f"{MAX_TIME:g} ms, got {_show(self.first_produce)}")
+        if self.last_produce > MAX_TIME:
+            _fail("produce_interval", f"the last record would be produced at "
+                                      f"{self.last_produce:g} ms, after {MAX_TIME:g} ms: use a "
+                                      "shorter interval or fewer records")
+
+    @property
+    def last_produce(self) -> float:
+        """When the last record is appended to the log (simulated ms)."""
+        return self.first_produce + max(self.records - 1, 0) * self.produce_interval
+
+
+@frozen
+class StartPosition:
+    """Where a source starts reading each split on a fresh start (never on a restore,
+    which resumes from the snapshot), as Kafka's `OffsetsInitializer`:
+
+    - "earliest": the beginning of each split;
+    - "latest": the end of each split when the job starts (t=0): only records
+      produced after that are read;
+    - "timestamp": the first record of each split produced at or after
+      `timestamp` (the end of the split when there is none).
+    """
+
+    mode: str = "earliest"
+    timestamp: float = field(default=0.0, converter=_time)
+
+    def __attrs_post_init__(self) -> None:
+        _check_choice("mode", self.mode, START_MODES)
+        if (not isinstance(self.timestamp, (int, float)) or isinstance(self.timestamp, bool)
+                or not math.isfinite(self.timestamp) or abs(self.timestamp) > MAX_TIME):
+            _fail("timestamp", f"must be a finite time between {-MAX_TIME:g} and {MAX_TIME:g} "
+                               f"ms, got {_show(self.timestamp)}")
+        if self.mode != "timestamp" and self.timestamp != 0.0:
+            _fail("timestamp", f"only mode 'timestamp' takes a timestamp; set mode='timestamp' "
+                               f"or drop the timestamp (mode is {self.mode!r})")
 
 
 @frozen
@@ -327,6 +377,9 @@ class Scenario:
     sink: str = "two_phase"
     #: The external system the sink writes to: a registered store ("memory", "sqlite").
     store: str = "memory"
+    #: the registered source the job reads the log with (`onceflow.registry.register_source`)
+    source: str = "log"
+    start_position: StartPosition = field(factory=StartPosition)
     txn_timeout: float = field(default=600_000.0, converter=_time)
     savepoints: tuple[SavepointRequest, ...] = field(default=(), converter=tuple)
     faults: tuple[Any, ...] = field(default=(), converter=tuple)
@@ -344,19 +397,27 @@ class Scenario:
         "checkpoints": CheckpointConfig,
         "timing": Timing,
         "restart": RestartStrategy,
+        "start_position": StartPosition,
         "savepoints": (SavepointRequest,),
     }
 
     def __attrs_post_init__(self) -> None:
         for name, cls in (("topology", Topology), ("workload", Workload),
                           ("checkpoints", CheckpointConfig), ("timing", Timing),
-                          ("restart", RestartStrategy)):
+                          ("restart", RestartStrategy), ("start_position", StartPosition)):
             if not isinstance(getattr(self, name), cls):
                 _fail(name, f"must be a {cls.__name__}")
         if self.sink not in SINKS:
             _check_choice("sink", self.sink, SINK_KINDS + tuple(sorted(SINKS)))
         if self.store not in STORES:
             _check_choice("store", self.store, tuple(sorted(STORES)))
+        if self.source not in SOURCES:
+            if not isinstance(self.source, str):
+                _fail("source", f"must be the name of a registered source, got {_show(self.source)}")
+            _fail("source", f"unknown source {_show(self.source)}: no source of that name is "
+                            "registered; load the module that registers it with --plugin MODULE "
+                            "(or import it in your tests); registered: "
+                            f"{', '.join(sorted(SOURCES))}")
         _check_time("txn_timeout", self.txn_timeout, positive=True)
         _check_int("seed", self.seed, 0, 2**63 - 1)
         if len(self.schedule) > MAX_SCHEDULE:
@@ -423,6 +484,14 @@ class Scenario:
         data = _to_data(self)
         if data["store"] == "memory":
             del data["store"]  # the default: tokens of earlier versions stay valid
+        # the same for the built-in source reading the whole log from the start
+        if data["source"] == "log":
+            del data["source"]
+        if data["start_position"] == {"mode": "earliest", "timestamp": 0.0}:
+            del data["start_position"]
+        for name in ("produce_interval", "first_produce"):
+            if data["workload"][name] == 0.0:
+                del data["workload"][name]
         return data
 
     def to_json(self, *, indent: int | None = None) -> str:
