@@ -135,6 +135,8 @@ def horizon(scenario: "Scenario") -> float:
     c = scenario.checkpoints
     t = scenario.timing
     last, slack, failovers = _fault_slack(scenario)
+    # a growing log: the input ends only once its last record is produced
+    last = max(last, scenario.workload.last_produce)
     work = scenario.workload.records * t.record_cost
     cycle = (c.interval + c.timeout + slowest_idle_checkpoint(scenario)
              + t.rpc_latency + t.jitter)

@@ -150,10 +150,12 @@ RUN_KEYS = {"digest", "status", "mode", "sink", "records_in", "records_out",
 
 @pytest.fixture(scope="module")
 def busy_seed() -> int:
-    """A drawn scenario (correct model) in which faults fire and snapshots complete."""
+    """A drawn scenario (correct model, an exactly-once sink: restores give the same
+    output) in which faults fire and snapshots complete."""
     for seed in range(200):
         result = run(scenario_from_seed(seed))
         if (result.faults_fired and result.snapshots and result.status == "finished"
+                and result.scenario.sink != "append"
                 and violation_of(result.scenario) is None):
             return seed
     pytest.fail("no drawn scenario among 200 fires a fault and completes a snapshot")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from onceflow.properties.oracle import cut_offsets
 from onceflow import CheckpointConfig, Scenario, Timing, Topology, Vertex, Workload
 from onceflow.model.job import Job
 from onceflow.model.records import Record
@@ -74,7 +75,7 @@ def post_barrier_records(result: RunResult) -> dict[int, list[Record]]:
     before = processed_before_snapshot(result, REDUCE)
     out: dict[int, list[Record]] = {}
     for snap in result.checkpoints:
-        cut = snap.state["source"]
+        cut = cut_offsets(result.scenario, snap)
         out[snap.id] = [r for r in before[snap.id] if r.offset >= cut[r.split]]
     return out
 
@@ -116,7 +117,7 @@ def test_aligned_snapshot_is_the_sources_cut_exactly() -> None:
     before = processed_before_snapshot(result, REDUCE)
     assert len(result.checkpoints) >= 2
     for snap in result.checkpoints:
-        cut = snap.state["source"]
+        cut = cut_offsets(result.scenario, snap)
         got = sorted((r.split, r.offset) for r in before[snap.id])
         want = sorted((split, off) for split, n in cut.items() for off in range(n))
         assert got == want, f"checkpoint {snap.id}: processed set differs from cut {cut}"
@@ -127,7 +128,7 @@ def test_aligned_releases_buffered_input_in_order_after_snapshot() -> None:
     result, log = run_with_slow_channel("aligned")
     events = result.trace.events
     first_cp = result.checkpoints[0]
-    cut0 = first_cp.state["source"][0]
+    cut0 = cut_offsets(result.scenario, first_cp)[0]
     snap_index = next(i for i, (t, k, w, d) in enumerate(events)
                       if k == "snapshot" and w == REDUCE and d[0] == first_cp.id)
     # the first split-0 record reduce[0] processes after snapshot 1 is the one right after

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from onceflow.properties.oracle import cut_offsets
 from onceflow import (CheckpointConfig, RestoreError, SavepointRequest, Scenario, Snapshot,
                       Timing, Topology, Vertex, Workload, restore, run)
 from onceflow.model.job import Job
@@ -208,7 +209,7 @@ def test_stop_with_savepoint_commits_and_finishes(window: bool) -> None:
     assert max(sink_commits) < finished
     assert {w for _, k, w, d in events if k == "notified" and d[0] == sp.id} == task_names(s)
     # the sources stopped at the savepoint: the output is exactly the input before its cut
-    cut = sp.state["source"]
+    cut = cut_offsets(s, sp)
     assert sum(cut.values()) < s.workload.records
     assert canonical(result.committed(), s.topology) == prefix_oracle(s, cut, drain=False)
 
@@ -227,7 +228,7 @@ def test_stop_with_savepoint_and_drain_fires_windows_commits_and_finishes() -> N
         assert eoi < snap, t
     finished = next(i for i, e in enumerate(events) if e[1] == "finished")
     assert max(i for i, e in enumerate(events) if e[1] == "commit" and e[3][1] == sp.id) < finished
-    cut = sp.state["source"]
+    cut = cut_offsets(s, sp)
     assert sum(cut.values()) < s.workload.records
     assert canonical(result.committed(), s.topology) == prefix_oracle(s, cut, drain=True)
     # the partial windows did fire
@@ -249,7 +250,7 @@ def test_restore_after_stop_with_savepoint_completes_the_output(sink: str) -> No
 @pytest.mark.parametrize("sink", SINKS)
 def test_restore_each_retained_checkpoint_and_savepoint_gives_the_oracle(sink: str,
                                                                        mode: str) -> None:
-    s = scenario(mode=mode, sink=sink,
+    s = scenario(mode=mode, sink=sink, interval=4.0,
                  savepoints=(SavepointRequest(at=5), SavepointRequest(at=20)))
     result = run(s)
     assert result.status == "finished"
@@ -333,7 +334,7 @@ def test_unaligned_snapshot_holds_in_flight_records_and_restore_replays_them_fir
     assert flights and all(name.split(":", 1)[1].startswith("map[") for name in flights)
     assert sum(map(len, flights.values())) == snap.in_flight_records
     # consistency: state + in-flight records == the state the sources' cut implies
-    want = expected_state(s, snap.state["source"])["reduce"]
+    want = expected_state(s, cut_offsets(s, snap))["reduce"]
     got = {k: v for g in snap.state["reduce"].values() for k, v in g.items()}
     for recs in flights.values():
         for r in recs:
@@ -378,7 +379,7 @@ def test_at_least_once_snapshot_over_counts_keyed_state() -> None:
     s = scenario(mode="at_least_once", splits=2, sink="idempotent", interval=10)
     result = run_slow(s)
     first = result.checkpoints[0]
-    want = expected_state(s, first.state["source"])["reduce"]
+    want = expected_state(s, cut_offsets(s, first))["reduce"]
     got = reduce_state(first)
     assert all(got.get(k, 0) >= v for k, v in want.items())
     assert sum(got.values()) > sum(want.values())
@@ -389,7 +390,7 @@ def test_aligned_snapshot_state_matches_the_sources_cut() -> None:
     result = run_slow(s)
     assert result.checkpoints
     for snap in result.checkpoints:
-        assert reduce_state(snap) == expected_state(s, snap.state["source"])["reduce"]
+        assert reduce_state(snap) == expected_state(s, cut_offsets(s, snap))["reduce"]
 
 
 @pytest.mark.parametrize("mode", ["aligned", "unaligned", "at_least_once"])

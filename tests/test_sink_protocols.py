@@ -85,12 +85,12 @@ def test_a_committer_that_skips_recovery_commits_loses_data() -> None:
 
 
 def test_every_built_in_component_satisfies_the_public_protocol_it_documents() -> None:
-    from onceflow.model import Operator, SourceReader, SplitReader
+    from onceflow.model import LogReader, Operator, SourceReader
     from onceflow.model.operators import (FilterOperator, FlatMapOperator, MapOperator,
                                           ReduceOperator, WindowOperator)
     from onceflow.model.sinks import AppendSink, IdempotentSink
 
-    assert isinstance(SplitReader([], []), SourceReader)
+    assert isinstance(LogReader(), SourceReader)
     for component in (MapOperator(1), FilterOperator(2), FlatMapOperator(2), ReduceOperator(),
                       WindowOperator(3), AppendSink(), IdempotentSink(), TwoPhaseCommitSink()):
         assert isinstance(component, Operator), type(component).__name__

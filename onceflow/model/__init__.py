@@ -7,14 +7,20 @@ from onceflow.model.simulation import RunResult, restore, run
 from onceflow.model.sinks import (AppendSink, Committer, IdempotentSink, SinkWriter,
                                   TwoPhaseCommitSink)
 from onceflow.model.snapshot import Snapshot
-from onceflow.model.task import OperatorContext, SourceReader, SplitReader, TaskCrash
+from onceflow.model.log import LogClient
+from onceflow.model.sources import (END_OF_INPUT, MORE_AVAILABLE, NOTHING_AVAILABLE,
+                                    DefaultEnumerator, LogReader, SourceReader, Split,
+                                    SplitEnumerator)
+from onceflow.model.task import OperatorContext, TaskCrash
 from onceflow.model.trace import Trace
 from onceflow.stores import Entry, Store
 
 __all__ = [
-    "AppendSink", "Barrier", "Committer", "Entry", "FilterOperator", "FlatMapOperator",
-    "IdempotentSink", "MapOperator", "Operator", "OperatorContext", "Record", "ReduceOperator",
-    "RunResult", "SinkWriter", "Snapshot", "SourceReader", "SplitReader", "Store", "TaskCrash",
+    "END_OF_INPUT", "MORE_AVAILABLE", "NOTHING_AVAILABLE",
+    "AppendSink", "Barrier", "Committer", "DefaultEnumerator", "Entry", "FilterOperator",
+    "FlatMapOperator", "IdempotentSink", "LogClient", "LogReader", "MapOperator", "Operator",
+    "OperatorContext", "Record", "ReduceOperator", "RunResult", "SinkWriter", "Snapshot",
+    "SourceReader", "Split", "SplitEnumerator", "Store", "TaskCrash",
     "Trace", "TwoPhaseCommitSink", "WindowOperator",
     "restore", "run", "split_logs",
 ]

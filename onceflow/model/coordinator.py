@@ -24,7 +24,7 @@ __all__ = ["CheckpointCoordinator", "PendingCheckpoint"]
 
 class PendingCheckpoint:
     __slots__ = ("id", "kind", "triggered", "attempt", "acks", "channel_state", "expected",
-                 "stop", "drain", "ended_sources", "fork_version")
+                 "stop", "drain", "ended_sources", "fork_version", "coordinator_state")
 
     def __init__(self, checkpoint_id: int, kind: str, triggered: float, attempt: int,
                  expected: int, stop: bool, drain: bool) -> None:
@@ -39,6 +39,7 @@ class PendingCheckpoint:
         self.drain = drain
         self.ended_sources = 0
         self.fork_version: int | None = None
+        self.coordinator_state: dict[str, Any] = {}
 
 
 class CheckpointCoordinator:
@@ -98,9 +99,19 @@ class CheckpointCoordinator:
         self.pending[cid] = pending
         job.trace.add(self.env.now, "trigger", "coordinator", cid, kind)
         barrier = Barrier(cid, kind)
-        for source in attempt.sources:
-            job.later(job.rpc_delay(), source.mail,
-                      lambda s=source: s.trigger(barrier, stop, drain))
+        sources = job.sources
+
+        def inject() -> None:
+            for source in attempt.sources:
+                sources.to_source(source, lambda s=source: s.trigger(barrier, stop, drain))
+
+        # the operator coordinator (split enumerator) takes its checkpoint first; the
+        # barriers are injected once it is done
+        try:
+            pending.coordinator_state = {sources.uid: sources.checkpoint(cid, inject)}
+        except Exception as exc:  # the enumerator (user code) raised or broke the protocol
+            job.component_error(f"source {job.scenario.source!r} enumerator", exc)
+            return None
         job.later(self.config.timeout, self.expire, cid)
         if request is not None:
             job.savepoint_requests[cid] = request
@@ -206,7 +217,8 @@ class CheckpointCoordinator:
             store_version=(job.store.mark() if pending.fork_version is None
                            else pending.fork_version),
             run=job.run_id, stop=pending.stop, timeline=job.timeline,
-            input_ended=pending.ended_sources == len(attempt.sources))
+            input_ended=pending.ended_sources == len(attempt.sources),
+            coordinator_state=dict(pending.coordinator_state))
         self.history.append(snapshot)
         self.failures.success(pending.id)
         if pending.kind == CHECKPOINT:
@@ -223,6 +235,7 @@ class CheckpointCoordinator:
                 # a restore of it forks the store as it stood before them
                 self.pending[older].fork_version = job.store.mark()
         if commits:
+            job.sources.checkpoint_complete(pending.id)
             for task in attempt.tasks:
                 job.notify(task, pending.id,
                            lambda t=task, c=pending.id, s=pending.stop: t.notify_complete(c, s))
@@ -259,6 +272,7 @@ class CheckpointCoordinator:
         job = self.job
         self.pending.pop(checkpoint_id)
         job.trace.add(self.env.now, "aborted", "coordinator", checkpoint_id, reason)
+        job.sources.checkpoint_aborted(checkpoint_id)
         attempt = job.attempt
         if attempt is not None and attempt.alive:
             for task in attempt.tasks:

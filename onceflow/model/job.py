@@ -28,10 +28,11 @@ from onceflow.model.channel import Channel
 from onceflow.model.coordinator import CheckpointCoordinator
 from onceflow.model.operators import (FilterOperator, FlatMapOperator, MapOperator,
                                       ReduceOperator, WindowOperator)
-from onceflow.model.records import Barrier, CancelMarker, Record, split_logs
+from onceflow.model.records import Barrier, CancelMarker, Record
 from onceflow.model.sinks import make_sink
 from onceflow.model.snapshot import SAVEPOINT, Snapshot, list_union, state_for_subtask
-from onceflow.model.task import SourceTask, SplitReader, Task
+from onceflow.model.source_coordinator import SourceCoordinator
+from onceflow.model.task import SourceTask, Task
 from onceflow.model.trace import Trace
 from onceflow.stores.protocol import StoreError
 from onceflow.registry import OPERATORS
@@ -93,7 +94,6 @@ class Job:
         self.rng = random.Random(scenario.seed)
         self.schedule = scenario.schedule
         self.schedule_at = 0
-        self.logs = split_logs(scenario.workload)
         self.trace = Trace()
         self.mutants = frozenset(scenario.mutants)
         self.store = (store if store is not None else
@@ -130,6 +130,8 @@ class Job:
         #: notifications held back (a reorder fault) until the next one to that subtask
         self.held: dict[str, list[tuple[float, Callable[[], None]]]] = {}
         self.faults_fired: list[dict[str, Any]] = []
+        self.global_failover = False
+        self.sources = SourceCoordinator(self, self.topology.vertices[0], initial)
 
     # -- helpers -----------------------------------------------------------------
 
@@ -200,6 +202,11 @@ class Job:
     # -- running -------------------------------------------------------------------
 
     def run(self) -> None:
+        try:
+            self.sources.start()
+        except Exception as exc:  # the enumerator (user code) raised or broke the protocol
+            self.component_error(f"source {self.scenario.source!r} enumerator", exc)
+            return
         self.deploy(self.initial)
         self.coordinator.start()
         if self.initial is None:
@@ -246,13 +253,7 @@ class Job:
             layer: list[Task] = []
             for s in range(vertex.parallelism):
                 if i == 0:
-                    splits = [x for x in range(scenario.workload.splits)
-                              if x % vertex.parallelism == s]
-                    if (snapshot is not None and self.mutant("split-lost-on-rescale")
-                            and snapshot.parallelism.get(vertex.uid) != vertex.parallelism):
-                        splits = [x for x in splits if x != scenario.workload.splits - 1]
-                    task: Task = SourceTask(self, attempt, vertex, s,
-                                            SplitReader(self.logs, splits), out_edge, out_p)
+                    task: Task = SourceTask(self, attempt, vertex, s, None, out_edge, out_p)
                     attempt.sources.append(task)  # type: ignore[arg-type]
                 else:
                     try:
@@ -292,6 +293,10 @@ class Job:
             uid = task.vertex.uid
             kind = attempt.state_kinds[uid]
             merged = snapshot.state.get(uid) if snapshot is not None else None
+            if (kind == "splits" and merged and self.mutant("split-lost-on-rescale")
+                    and snapshot.parallelism.get(uid) != task.vertex.parallelism):
+                last = scenario.workload.splits - 1
+                merged = {p: split for p, split in merged.items() if p != last}
             restored = state_for_subtask(kind, merged, task.subtask, task.vertex.parallelism, maxp)
             task.start(restored, list_union(merged) if kind == "list" and merged is not None
                        else None)
@@ -342,6 +347,10 @@ class Job:
         for t in attempt.tasks:
             t.wake()
         self.coordinator.on_failover()
+        self.sources.on_failover()
+        self._close_readers(attempt)
+        if task is None:
+            self.global_failover = True
         if self.stopping is not None and not self.mutant("stop-savepoint-fallback"):
             self.status = FAILED  # never fall back behind a stop-with-savepoint
             self.end_time = self.env.now
@@ -354,8 +363,15 @@ class Job:
             self.status = FAILED
             self.end_time = self.env.now
 
+    def component_error(self, what: str, exc: Exception) -> None:
+        """A component outside the tasks (a source's split enumerator) raised or broke
+        its protocol: stop the run and keep the error for the report."""
+        self.operator_error(None, exc, vertex=self.topology.vertices[0], where="coordinator",
+                            label=what)
+
     def operator_error(self, task: Task | None, exc: Exception, *,
-                       vertex: "Vertex | None" = None, where: str = "") -> None:
+                       vertex: "Vertex | None" = None, where: str = "",
+                       label: str = "") -> None:
         """User code raised (or broke its protocol): stop the run and keep the error,
         naming the component, with its traceback folded, for the report."""
         from onceflow.errors import ProtocolError  # noqa: PLC0415
@@ -365,7 +381,9 @@ class Job:
             return
         vertex = vertex if vertex is not None else task.vertex  # type: ignore[union-attr]
         where = where or (task.name if task is not None else vertex.uid)
-        self.error_component = component(vertex, self.scenario.sink)
+        self.error_component = label or (
+            f"source {self.scenario.source!r} reader" if vertex.kind == "source"
+            else component(vertex, self.scenario.sink))
         self.error_traceback = fold_traceback(exc)
         what = (str(exc) if isinstance(exc, ProtocolError)
                 else f"raised {type(exc).__name__}: {text(str(exc), 160)}")
@@ -408,6 +426,15 @@ class Job:
         snapshot = self.coordinator.latest_checkpoint()
         self.trace.add(self.env.now, "restart", "job", self.restarts,
                        snapshot.id if snapshot else None)
+        try:
+            if self.global_failover:
+                self.global_failover = False
+                self.sources.reset_to_checkpoint(snapshot)
+            else:
+                self.sources.reset_subtasks(snapshot)
+        except Exception as exc:  # the enumerator (user code) raised or broke the protocol
+            self.component_error(f"source {self.scenario.source!r} enumerator", exc)
+            return
         self.deploy(snapshot)
 
     # -- end of input and finishing ---------------------------------------------------
@@ -439,3 +466,18 @@ class Job:
         # as Flink's coordinator shuts down with the job: what is pending is aborted
         # (the tasks are gone: nobody is notified)
         self.coordinator.shutdown("job finished")
+        if attempt is not None:
+            self._close_readers(attempt)
+        try:
+            self.sources.close()
+        except Exception as exc:
+            self.component_error(f"source {self.scenario.source!r} enumerator", exc)
+
+    def _close_readers(self, attempt: Attempt) -> None:
+        """Close every source reader of an attempt that ended (finished or failed over)."""
+        for t in attempt.sources:
+            try:
+                t.close_reader()
+            except Exception as exc:  # user code raised in close()
+                self.operator_error(t, exc)
+                return

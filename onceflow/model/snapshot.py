@@ -2,7 +2,7 @@
 
 Checkpoints and savepoints are taken by one mechanism and differ only in
 `kind`.  State is kept per operator uid in a form that can be redistributed:
-keyed state by key group, split offsets by split, list state as one list per
+keyed state by key group, source splits by partition, list state as one list per
 old subtask (Flink's operator list state: each subtask gets its own list back
 at unchanged parallelism; on a rescale the items are split round-robin, as
 `RoundRobinOperatorStateRepartitioner` does).  Channel state (unaligned
@@ -46,6 +46,8 @@ class Snapshot:
     stop: bool = False
     timeline: int = 0
     input_ended: bool = False  # every source had sent end-of-input before its barrier
+    #: operator coordinators' state per source uid: the splits its enumerator held
+    coordinator_state: dict[str, Any] = field(factory=dict, repr=False)
 
     @property
     def label(self) -> str:

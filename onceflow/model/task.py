@@ -11,13 +11,17 @@ interrupted mid-buffer.
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generator, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generator
 
 from onceflow.model.barriers import make_handler
 from onceflow.model.keygroups import subtask_for_key
-from onceflow.model.records import END_OF_INPUT, Barrier, CancelMarker, Record
 from onceflow.model.usercode import check_output, check_state, is_user_code
 from onceflow.stores.protocol import StoreError
+from onceflow.model.log import LogClient
+from onceflow.model.records import END_OF_INPUT as END_MARKER
+from onceflow.model.records import Barrier, CancelMarker, Record
+from onceflow.model.source_coordinator import SourceProtocolError, check_splits
+from onceflow.model.sources import END_OF_INPUT, INPUT_STATUSES, SourceReader, Split
 
 if TYPE_CHECKING:
     import simpy
@@ -27,7 +31,7 @@ if TYPE_CHECKING:
     from onceflow.scenario import Vertex
     from onceflow.stores import Store
 
-__all__ = ["OperatorContext", "SourceReader", "SourceTask", "SplitReader", "Task", "TaskCrash"]
+__all__ = ["OperatorContext", "SourceTask", "Task", "TaskCrash"]
 
 
 class TaskCrash(Exception):
@@ -322,7 +326,7 @@ class Task:
             self.route(out)
         self.flush()
         for ch in self.outputs:
-            ch.send(END_OF_INPUT)
+            ch.send(END_MARKER)
         self.ended = True
         self.job.trace.add(self.env.now, "end_of_input", self.name)
         if self.is_sink:
@@ -410,66 +414,50 @@ class Task:
         self.job.phase(self, name, checkpoint_id)
 
 
-@runtime_checkable
-class SourceReader(Protocol):
-    """What a source subtask runs, shaped like Flink's `SourceReader`: it owns some
-    splits of a replayable log and reads them from checkpointed offsets.
-
-    Its state (`state_kind = "splits"`) is a dict split -> next offset; on a
-    restore, and on a rescale, each subtask gets back the offsets of the splits
-    it owns now (split s belongs to subtask s % parallelism).
-    """
-
-    state_kind: ClassVar[str | None]
-
-    def open(self, ctx: "OperatorContext", restored: Any) -> None:
-        """Seek every owned split to its restored offset (0 on a fresh start)."""
-
-    def read(self, limit: int) -> list[Record]:
-        """Up to `limit` records of one split, advancing its offset; [] when none is left."""
-
-    def exhausted(self) -> bool:
-        """Every owned split has been read to its end (bounded input)."""
-
-    def snapshot_state(self, checkpoint_id: int) -> Any:
-        """The offsets to store in snapshot `checkpoint_id`."""
-
-    def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
-        """Snapshot `checkpoint_id` completed (for readers that acknowledge upstream)."""
-
-    def notify_checkpoint_aborted(self, checkpoint_id: int) -> None:
-        """Snapshot `checkpoint_id` was aborted."""
+#: simulated ms after which an idle source polls its reader again, when neither new
+#: data nor an event is due (a reader may wait on something the task cannot see)
+POLL_BACKSTOP = 10.0
 
 
-class SplitReader:
-    """The built-in `SourceReader`: the splits it owns and its offset in each."""
+class _ReaderContext:
+    """A reader's view of its runtime (Flink's `SourceReaderContext`)."""
 
-    state_kind = "splits"
+    __slots__ = ("task", "uid", "subtask", "parallelism", "attempt", "client")
 
-    def __init__(self, logs: list[list[Record]], splits: list[int]) -> None:
-        self.logs = logs
-        self.splits = splits
+    def __init__(self, task: "SourceTask") -> None:
+        self.task = task
+        self.uid = task.vertex.uid
+        self.subtask = task.subtask
+        self.parallelism = task.vertex.parallelism
+        job = task.job
+        self.attempt = (f"t{job.timeline}a{task.attempt.number}" if job.timeline
+                        else f"a{task.attempt.number}")
+        self.client = task.client
+
+    @property
+    def now(self) -> float:
+        return self.task.env.now
+
+    def send_split_request(self) -> None:
+        task = self.task
+        sources = task.job.sources
+        sources.from_reader(task, lambda: sources.split_request(task))
+
+    def event(self, kind: str, *detail: Any) -> None:
+        self.task.job.trace.add(self.task.env.now, kind, self.task.name, *detail)
+
+
+class _ReaderOperator:
+    """What the task runs for a source subtask: its reader behind the `SourceReader`
+    protocol, with the split state checked (a broken protocol is named, not judged)."""
+
+    state_kind: ClassVar[str | None] = "splits"
+
+    def __init__(self, task: "SourceTask") -> None:
+        self.task = task
 
     def open(self, ctx: OperatorContext, restored: Any) -> None:
-        self.offsets = {s: (restored or {}).get(s, 0) for s in self.splits}
-        self.turn = 0
-
-    def read(self, limit: int) -> list[Record]:
-        """Up to `limit` records from the next split that has any (round-robin)."""
-        splits = self.splits
-        for _ in range(len(splits)):
-            split = splits[self.turn % len(splits)]
-            self.turn += 1
-            offset = self.offsets[split]
-            log = self.logs[split]
-            if offset < len(log):
-                buf = log[offset:offset + limit]
-                self.offsets[split] = offset + len(buf)
-                return buf
-        return []
-
-    def exhausted(self) -> bool:
-        return all(self.offsets[s] >= len(self.logs[s]) for s in self.splits)
+        pass  # the task opens the reader itself
 
     def process(self, records: list[Record], out: list[Record]) -> None:
         out.extend(records)
@@ -477,29 +465,79 @@ class SplitReader:
     def end_input(self, out: list[Record]) -> None:
         pass
 
-    def snapshot_state(self, checkpoint_id: int) -> Any:
-        return dict(self.offsets)
+    def snapshot_state(self, checkpoint_id: int) -> dict[int, Any]:
+        task = self.task
+        splits = check_splits(task.reader.snapshot_state(checkpoint_id),
+                              f"source {task.job.scenario.source!r} reader snapshot_state",
+                              task.job.sources.log.partitions)
+        state = {s.partition: s for s in splits}
+        for s in task.parked:
+            state.setdefault(s.partition, s)
+        task.last_state = state
+        return state
 
     def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
-        pass
+        self.task.reader.notify_checkpoint_complete(checkpoint_id)
 
     def notify_checkpoint_aborted(self, checkpoint_id: int) -> None:
-        pass
+        aborted = getattr(self.task.reader, "notify_checkpoint_aborted", None)
+        if aborted is not None:
+            aborted(checkpoint_id)
+
+    def close(self) -> None:
+        self.task.close_reader()
 
 
 class SourceTask(Task):
-    """Reads its splits buffer by buffer; barriers are injected here by the coordinator."""
+    """Runs a source reader; barriers are injected here by the coordinator."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.operator = _ReaderOperator(self)
         self.stopped: int | bool = False
         self.last_barrier = 0  # the newest barrier this source emitted
+        self.reader: Any = None
+        self.parked: list[Split] = []  # splits that arrived after the input was drained
+        self.last_state: dict[int, Any] = {}
+        self.wake_at: float | None = None
+        self.closed = False
 
     def initialize(self) -> None:
-        super().initialize()
+        job = self.job
+        snapshot = job.restoring
+        if snapshot is not None:
+            job.trace.add(self.env.now, "restore", self.name, snapshot.id, snapshot.kind)
+        self.phase("restore", snapshot.id if snapshot is not None else 0)
+        sources = job.sources
+        self.client = LogClient(sources.log, self._now)
+        spec = sources.spec
+        reader = spec.factory()
+        if not isinstance(reader, SourceReader):
+            missing = [m for m in ("open", "add_splits", "start", "poll_next",
+                                   "notify_no_more_splits", "snapshot_state",
+                                   "notify_checkpoint_complete", "close")
+                       if not callable(getattr(reader, m, None))]
+            raise SourceProtocolError(
+                f"source {spec.name!r}: factory() returned {type(reader).__name__}, which is "
+                f"not a SourceReader (missing {', '.join(missing)}); return a new reader "
+                "object with those methods (onceflow.model.sources.SourceReader)")
+        self.reader = reader
+        reader.open(_ReaderContext(self))
+        restored = self.restored or {}
+        if restored:
+            reader.add_splits([restored[p] for p in sorted(restored)])
+        sources.from_reader(self, lambda: sources.register_reader(self))
+        reader.start()
         # FLIP-147: a source that had finished before the snapshot stays finished
-        snapshot = self.job.restoring
         self.finished_before = snapshot is not None and snapshot.input_ended
+
+    def _now(self) -> float:
+        return self.env.now
+
+    def close_reader(self) -> None:
+        if not self.closed and self.reader is not None:
+            self.closed = True
+            self.reader.close()
 
     def step(self) -> float | None:
         if self.ended or self.stopped:
@@ -507,18 +545,61 @@ class SourceTask(Task):
         if self.finished_before:
             self.end_input()
             return 0.0
-        reader: SplitReader = self.operator
-        buf = reader.read(self.job.scenario.timing.buffer_records)
-        if not buf:
+        out: list[Record] = []
+        status = self.reader.poll_next(out, self.job.scenario.timing.buffer_records)
+        if status not in INPUT_STATUSES:
+            raise SourceProtocolError(
+                f"source {self.job.scenario.source!r}: poll_next returned {status!r}; return "
+                "MORE_AVAILABLE, NOTHING_AVAILABLE or END_OF_INPUT "
+                "(onceflow.model.sources)")
+        cost = 0.0
+        if out:
+            if self.progress is not None:
+                self.seen += len(out)
+                self.progress(self, self.seen)
+            self.job.trace.events.append((self.env.now, "read", self.name, (out,)))
+            self.route(out)
+            self.flush()
+            cost = len(out) * self.record_cost
+        if status == END_OF_INPUT:
             self.end_input()
-            return 0.0
-        if self.progress is not None:
-            self.seen += len(buf)
-            self.progress(self, self.seen)
-        self.job.trace.events.append((self.env.now, "read", self.name, (buf,)))
-        self.route(buf)
-        self.flush()
-        return len(buf) * self.record_cost
+            return cost
+        if not out:
+            self._wake_when_due()
+            return None
+        return cost
+
+    def _wake_when_due(self) -> None:
+        """Poll again when the next record of an assigned split is produced (as a
+        consumer's poll returns when data arrives), or after the backstop."""
+        now = self.env.now
+        due = self.client.next_arrival()
+        at = due if due is not None else now + POLL_BACKSTOP
+        if self.wake_at is not None and now < self.wake_at <= at:
+            return
+        self.wake_at = at
+        self.env.timeout(at - now).callbacks.append(self._due)
+
+    def _due(self, _event: Any) -> None:
+        if self.wake_at is not None and self.env.now >= self.wake_at:
+            self.wake_at = None
+        self.wake()
+
+    # -- events from the enumerator ------------------------------------------------------
+
+    def receive_splits(self, splits: list[Split]) -> None:
+        if self.ended:
+            self.parked.extend(splits)  # drained: kept unread in its state
+            if self.job.drained_at is not None:
+                self.job.note_drain({s.partition: s.offset for s in splits})
+            return
+        self.reader.add_splits(list(splits))
+
+    def receive_no_more_splits(self) -> None:
+        if not self.ended:
+            self.reader.notify_no_more_splits()
+
+    # -- snapshots ---------------------------------------------------------------------
 
     def trigger(self, barrier: Barrier, stop: bool = False, drain: bool = False) -> None:
         """Mail from the coordinator: start snapshot `barrier` at this source."""
@@ -535,12 +616,14 @@ class SourceTask(Task):
                 return
             # a newer snapshot: the stop-with-savepoint failed (its abort was lost)
             self._stop_failed()
-        if stop and drain and not self.ended:
-            self.job.note_drain(self.operator.offsets)
+        drained = stop and drain and not self.ended
+        if drained:
             self.end_input()
         if self.ended:
             self.job.coordinator.source_ended(barrier.id)
         self.snapshot(barrier)
+        if drained:
+            self.job.note_drain({p: s.offset for p, s in self.last_state.items()})
         if stop:
             self.stopped = barrier.id
 

@@ -17,7 +17,8 @@ from onceflow.model.snapshot import SAVEPOINT, Snapshot
 from onceflow.properties.rollback import rollback_restores
 from onceflow.properties.visibility import premature_visibility
 from onceflow.properties.guarantees import AT_LEAST_ONCE, EXACTLY_ONCE, guarantee
-from onceflow.properties.oracle import canonical, expected_output, expected_state, order_fixed
+from onceflow.properties.oracle import (canonical, cut_offsets, expected_output, expected_state,
+                                       order_fixed)
 from onceflow.properties.placement import partitioning
 from onceflow.properties.violation import Finding, RecordIssue, Violation, describe_faults, issue
 from onceflow.registry import OPERATORS, SINKS
@@ -86,8 +87,7 @@ def expected_records(result: RunResult) -> list[Record]:
     scenario = _root(result).scenario
     if result.stopped_with is not None:
         sp = result.snapshot(result.stopped_with)
-        source = scenario.topology.vertices[0].uid
-        per_key = expected_output(scenario, sp.state.get(source) or {},
+        per_key = expected_output(scenario, cut_offsets(scenario, sp),
                                   end_of_input=sp.input_ended or _drained(result, sp))
     else:
         # also after a stop --drain whose savepoint failed: Flink fails over to the latest
@@ -287,7 +287,7 @@ def consistent_cut(result: RunResult) -> None:
     position = {v.uid: i for i, v in enumerate(topology.vertices)}
     for snapshot in result.snapshots:
         flight: tuple[frozenset[str], bool] | None = None
-        offsets = snapshot.state.get(source) or {}
+        offsets = cut_offsets(scenario, snapshot)
         ended = snapshot.input_ended or _drained(result, snapshot)
         want = expected_state(scenario, offsets, end_of_input=ended)
         for v in keyed:

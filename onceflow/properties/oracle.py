@@ -15,7 +15,8 @@ from onceflow.model.usercode import check_output, fold_traceback, innermost, sho
 from onceflow.registry import OPERATORS
 from onceflow.scenario import Scenario, Topology
 
-__all__ = ["canonical", "expected_output", "expected_state", "order_fixed"]
+__all__ = ["canonical", "cut_offsets", "expected_output", "expected_state", "order_fixed",
+           "start_offsets"]
 
 
 def _apply(kind: str, param: int, records: list[Record], state: dict[Any, Any],
@@ -78,10 +79,47 @@ def _flush_window(records_key: int, state: dict[int, Any]) -> list[Record]:
     return [Record(f"w{records_key}.{fired}", records_key, total, last.split, last.offset)]
 
 
+def start_offsets(scenario: Scenario) -> dict[int, int]:
+    """Where each split's input starts, from the start position the scenario declares
+    and the log alone (never from what a reader or enumerator claims).
+
+    A record is in the log at time t when it was produced at or before t; the job
+    starts at t=0.  "latest" starts after every record produced by then,
+    "timestamp" at the first record produced at or after the timestamp.
+    """
+    w = scenario.workload
+    start = scenario.start_position
+    out: dict[int, int] = {}
+    for split, log in enumerate(split_logs(w)):
+        stamps = [w.first_produce + int(r.id[1:]) * w.produce_interval for r in log]
+        if start.mode == "earliest":
+            out[split] = 0
+        elif start.mode == "latest":
+            out[split] = sum(1 for t in stamps if t <= 0.0)
+        else:
+            out[split] = next((i for i, t in enumerate(stamps) if t >= start.timestamp),
+                              len(log))
+    return out
+
+
+def cut_offsets(scenario: Scenario, snapshot: Any) -> dict[int, int]:
+    """How far a snapshot has read each split: a reader's split offset, else the
+    offset of a split its enumerator still held, else the split's end (finished)."""
+    source = scenario.topology.vertices[0].uid
+    out = {split: len(log) for split, log in enumerate(split_logs(scenario.workload))}
+    for split in snapshot.coordinator_state.get(source) or ():
+        out[split.partition] = split.offset
+    for partition, split in (snapshot.state.get(source) or {}).items():
+        out[partition] = split.offset
+    return out
+
+
 def _inputs(scenario: Scenario, offsets: dict[int, int] | None) -> dict[int, list[Record]]:
     per_key: dict[int, list[Record]] = {}
+    starts = start_offsets(scenario)
     for split, log in enumerate(split_logs(scenario.workload)):
-        for r in (log if offsets is None else log[:offsets.get(split, 0)]):
+        end = len(log) if offsets is None else offsets.get(split, len(log))
+        for r in log[starts[split]:end]:
             per_key.setdefault(r.key, []).append(r)
     return per_key
 
@@ -107,7 +145,8 @@ def expected_output(scenario: Scenario, offsets: dict[int, int] | None = None,
                     *, end_of_input: bool = True) -> dict[int, list[Record]]:
     """Per key, the records a fault-free exactly-once run commits, in order.
 
-    `offsets` limits the input to a prefix of each split (a stop-with-savepoint);
+    The input of each split starts where the scenario's start position says;
+    `offsets` ends it early (a stop-with-savepoint);
     `end_of_input=False` leaves the open windows unfired (a stop without drain).
     """
     result: dict[int, list[Record]] = {}

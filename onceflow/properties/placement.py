@@ -8,8 +8,8 @@ max parallelism), never by asking the model:
 
 - a hash edge routes a key to ``kg * p // maxP``;
 - a forward edge keeps the subtask index of the record's upstream subtask,
-  which for the source is the subtask that owns the record's split
-  (``split % p``);
+  which for the source is the subtask that read the record (the latest read of
+  it in the trace: the split enumerator decides which reader holds a split);
 - rebalance and broadcast edges leave the subtask open.
 
 A record processed elsewhere (for example in-flight data of a forward channel
@@ -80,15 +80,17 @@ def _key_subtask(key: Any, parallelism: int, max_parallelism: int) -> int:
     return (_flink_murmur(_java_hash(key)) % max_parallelism) * parallelism // max_parallelism
 
 
-def expected_subtask(topology: "Topology", vertex_index: int, key: int, split: int) -> int | None:
-    """The subtask of vertex `vertex_index` that must process a record (None: any)."""
+def expected_subtask(topology: "Topology", vertex_index: int, key: int, split: int,
+                     reader: int | None = None) -> int | None:
+    """The subtask of vertex `vertex_index` that must process a record (None: any);
+    `reader` is the source subtask that read it (None: unknown)."""
     vertices = topology.vertices
     i = vertex_index
     while i > 0 and vertices[i].edge == "forward":
         i -= 1
     vertex = vertices[i]
     if i == 0:
-        return split % vertex.parallelism
+        return reader
     if vertex.edge == "hash":
         return _key_subtask(key, vertex.parallelism, topology.max_parallelism)
     return None
@@ -100,7 +102,13 @@ def partitioning(result: "RunResult") -> None:
 
     topology = result.scenario.topology
     index = {v.uid: i for i, v in enumerate(topology.vertices)}
+    read_by: dict[str, int] = {}
     for time, kind, where, detail in result.trace:
+        if kind == "read":
+            subtask = int(where.partition("[")[2].rstrip("]"))
+            for record in _records(detail):
+                read_by[record.id] = subtask
+            continue
         if kind != "process":
             continue
         uid, _, rest = where.partition("[")
@@ -109,7 +117,8 @@ def partitioning(result: "RunResult") -> None:
             continue
         subtask = int(rest.rstrip("]"))
         for record in _records(detail):
-            want = expected_subtask(topology, i, record.key, record.split)
+            want = expected_subtask(topology, i, record.key, record.split,
+                                    read_by.get(record.id.partition(".")[0]))
             if want is not None and want != subtask:
                 vertex = topology.vertices[i]
                 committed = sum(1 for r in result.store.read_committed(result.end_time)
