@@ -70,8 +70,23 @@ MUTANTS: dict[str, Mutant] = {m.name: m for m in (
            "time, so the store expires transactions before they are committed",
            "lost", "model/job.py: Job.__init__ (store)"),
     Mutant("split-lost-on-rescale", "FLINK-34063, FLINK-40469",
-           "a source split is dropped when splits are redistributed on a rescaled restore",
-           "lost", "model/job.py: Job.deploy (split assignment)"),
+           "a source split is dropped when splits are redistributed on a rescaled restore "
+           "(from the readers' state and the enumerator's)",
+           "lost", "model/job.py: Job.deploy, model/source_coordinator.py: SourceCoordinator"),
+    Mutant("enumerator-event-overtakes-barrier", "FLINK-16986, FLINK-18071, FLINK-28606",
+           "no valve between the enumerator's checkpoint and the barrier injection: a split "
+           "assigned in between reaches its reader before the barrier, so the snapshot holds "
+           "it twice (with the enumerator and with the reader)",
+           "duplicate", "model/source_coordinator.py: SourceCoordinator._send"),
+    Mutant("splits-back-include-checkpointed", "FLINK-20290",
+           "the assignment tracker keeps assignments after their checkpoint completed, so on "
+           "failover the enumerator gets back every split ever assigned to the failed reader, "
+           "also those the reader restores from the checkpoint: they are read twice",
+           "duplicate", "model/source_coordinator.py: SourceCoordinator.checkpoint_complete"),
+    Mutant("no-splits-back", "FLINK-21996, FLINK-20290",
+           "on failover the splits assigned since the restored checkpoint are not given back "
+           "to the enumerator (the assignment is treated as delivered): nobody reads them",
+           "lost", "model/source_coordinator.py: SourceCoordinator.reset_subtasks"),
     Mutant("at-least-once-mode", "Flink docs (negative control)",
            "barriers are not aligned: records behind an early barrier reach state before the "
            "snapshot",

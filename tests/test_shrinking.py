@@ -80,10 +80,13 @@ def without(s: Scenario, fault: Any) -> Scenario:
 
 
 def assert_minimal(s: Scenario, savepoints: int) -> None:
-    """One record, key, fault and subtask per vertex; no operator but the one the fault
-    names (a fault on reduce[0] keeps reduce)."""
-    assert s.size == {"records": 1, "keys": 1, "faults": 1, "parallelism": 1,
-                      "savepoints": savepoints}, s.size
+    """A few records (the source reads only once the split enumerator assigned it a split:
+    a failure that needs records read between two snapshots keeps the ones that the
+    first rpc latencies take), one key, fault and subtask per vertex; no operator but the
+    one the fault names (a fault on reduce[0] keeps reduce)."""
+    size = dict(s.size)
+    assert 1 <= size.pop("records") <= 5, s.size
+    assert size == {"keys": 1, "faults": 1, "parallelism": 1, "savepoints": savepoints}, s.size
     target = getattr(s.faults[0], "target", "*").split("[")[0]
     assert [v.uid for v in s.topology.vertices] == [
         "source", *([target] if target not in ("*", "source", "sink") else []), "sink"]

@@ -73,7 +73,8 @@ class SourceCoordinator:
         self.uncheckpointed: list[tuple[int, Split]] = []
         self.by_checkpoint: dict[int, list[tuple[int, Split]]] = {}
         self.closing: set[int] = set()  # snapshots between enumerator state and injection
-        self.held: list[tuple[int, Callable[["Task"], None]]] = []
+        #: events held by the valve: (the newest snapshot closing when sent, subtask, event)
+        self.held: list[tuple[int, int, Callable[["Task"], None]]] = []
         self.to_reader: dict[int, float] = {}  # ordered channels: last delivery time
         self.to_coordinator: dict[int, float] = {}
         self.enumerator: Any = None
@@ -167,9 +168,24 @@ class SourceCoordinator:
 
     def _send(self, subtask: int, action: Callable[["Task"], None]) -> None:
         if self.closing and not self.job.mutant("enumerator-event-overtakes-barrier"):
-            self.held.append((subtask, action))  # the valve: after the barrier
+            # the valve: the event follows the barrier of every snapshot whose enumerator
+            # state was taken before it (and precedes those taken after it)
+            self.held.append((max(self.closing), subtask, action))
             return
         self._deliver(subtask, action)
+
+    def _release(self) -> None:
+        """Send the held events whose snapshots have all injected their barriers."""
+        if not self.held:
+            return
+        first = min(self.closing) if self.closing else None
+        keep = []
+        for tag, subtask, action in self.held:
+            if first is None or tag < first:
+                self._deliver(subtask, action)
+            else:
+                keep.append((tag, subtask, action))
+        self.held = keep
 
     def _deliver(self, subtask: int, action: Callable[["Task"], None]) -> None:
         task = self.readers.get(subtask)
@@ -212,15 +228,13 @@ class SourceCoordinator:
             return  # a failover reset the valve
         inject()
         self.closing.discard(checkpoint_id)
-        if not self.closing:
-            held, self.held = self.held, []
-            for subtask, action in held:
-                self._deliver(subtask, action)
+        self._release()
 
     def checkpoint_complete(self, checkpoint_id: int) -> None:
         """Assignments up to `checkpoint_id` are in a completed checkpoint: stop tracking."""
-        for cid in [c for c in self.by_checkpoint if c <= checkpoint_id]:
-            del self.by_checkpoint[cid]
+        if not self.job.mutant("splits-back-include-checkpointed"):
+            for cid in [c for c in self.by_checkpoint if c <= checkpoint_id]:
+                del self.by_checkpoint[cid]
         notify = getattr(self.enumerator, "notify_checkpoint_complete", None)
         if notify is not None:
             notify(checkpoint_id)
@@ -229,10 +243,7 @@ class SourceCoordinator:
         """An aborted snapshot's assignments belong to the next one (Flink keeps them
         until a later checkpoint completes)."""
         self.closing.discard(checkpoint_id)
-        if not self.closing and self.held:
-            held, self.held = self.held, []
-            for subtask, action in held:
-                self._deliver(subtask, action)
+        self._release()
 
     # -- failover ------------------------------------------------------------------------------
 
