@@ -78,6 +78,7 @@ def count_events(scenario: Scenario) -> tuple[int, Job]:
         raise ValueError("count_events replays plain runs only (no faults, no savepoints)")
     job = Job(scenario)
     env = job.env
+    job.sources.start()
     job.deploy(job.initial)
     job.coordinator.start()
     until = env.now + horizon(scenario)
