@@ -94,7 +94,7 @@ def _scenario_from_args(args: argparse.Namespace) -> Scenario:
         return _with_store(scenario, args)
     _check_keep(args, args.store or "memory")
     return scenario_from_seed(args.seed, mode=args.mode, sink=args.sink, mutants=mutants,
-                              store=args.store or "memory")
+                              store=args.store or "memory", source=args.source)
 
 
 def _with_store(scenario: Scenario, args: argparse.Namespace) -> Scenario:
@@ -332,7 +332,8 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
                     mutants=tuple(args.mutant or ()), db=args.db, seed=args.seed,
                     workers=args.workers, as_json=args.json, store=args.store or "memory",
                     corpus_name=args.corpus_name, fallback=args.fallback_db,
-                    stop_on_first=args.stop_on_first, worker=args.worker_name)
+                    stop_on_first=args.stop_on_first, worker=args.worker_name,
+                    source=args.source)
 
 
 def cmd_mutants(args: argparse.Namespace) -> int:
@@ -503,6 +504,8 @@ def build_parser() -> argparse.ArgumentParser:
     def pins(p: argparse.ArgumentParser) -> None:
         p.add_argument("--mode", choices=BARRIER_MODES, help="pin the barrier mode")
         p.add_argument("--sink", choices=SINK_KINDS + tuple(sorted(SINKS)), help="pin the sink kind")
+        p.add_argument("--source", metavar="NAME", help="pin the source: a registered source "
+                       "(default: the built-in log); load yours with --plugin MODULE")
         p.add_argument("--mutant", action="append", choices=sorted(MUTANTS), metavar="NAME",
                        help="switch on a mutant (repeatable): " + ", ".join(sorted(MUTANTS)))
 

@@ -247,18 +247,21 @@ EXIT = {"clean": 0, "violation": 1, "stopped": 1, "interrupted": 130}
 def run_fuzz(*, budget: float, mode: str | None, sink: str | None, mutants: tuple[str, ...],
              db: str | None, seed: int | None, workers: int, as_json: bool,
              store: str = "memory", corpus_name: str | None = None, fallback: str | None = None,
-             stop_on_first: bool = False, worker: str | None = None) -> int:
+             stop_on_first: bool = False, worker: str | None = None,
+             source: str | None = None) -> int:
     from onceflow.search.corpus import SharedCorpus  # noqa: PLC0415
 
-    scenarios(mode=mode, sink=sink, mutants=mutants, store=store)  # bad pins fail here
+    scenarios(mode=mode, sink=sink, mutants=mutants, store=store,
+              source=source)  # bad pins fail here
     corpus = open_corpus(db, name=corpus_name, fallback=fallback)  # a bad --db fails here
     fleet = {"worker": worker, "stop_on_first": stop_on_first,
-             "pins": {"mode": mode, "sink": sink, "mutants": list(mutants), "store": store}}
+             "pins": {"mode": mode, "sink": sink, "mutants": list(mutants), "store": store,
+                      "source": source}}
     # progress goes to stderr even with --json (stdout then holds only the object)
     reporter = _Reporter(quiet=False)
     kwargs: dict[str, Any] = dict(budget=budget, mode=mode, sink=sink, mutants=mutants, db=db,
                                   seed=seed, store=store, corpus_name=corpus_name,
-                                  fallback=fallback)
+                                  fallback=fallback, source=source)
     described = None
     try:
         if workers == 1:

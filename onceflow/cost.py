@@ -43,10 +43,11 @@ def quickest_checkpoint(scenario: "Scenario") -> float:
 def slowest_idle_checkpoint(scenario: "Scenario") -> float:
     """The most time a checkpoint takes when no data is queued ahead of its barriers
     (as for the final checkpoint after the end of input): jitter at its maximum on
-    every message."""
+    every message.  The split enumerator's checkpoint comes first: the barriers are
+    injected one rpc latency after the trigger."""
     t = scenario.timing
     hops = len(scenario.topology.vertices) - 1
-    return (t.rpc_latency + t.jitter) + hops * (t.latency + t.jitter) + t.upload_time
+    return (2 * t.rpc_latency + t.jitter + hops * (t.latency + t.jitter) + t.upload_time)
 
 
 def _flows(scenario: "Scenario") -> list[int]:
@@ -119,7 +120,10 @@ def data_time(scenario: "Scenario") -> float:
     transfer = sum(b / t.channel_capacity * hop for b in _buffers(scenario))
     work = sum(flows) * t.record_cost
     hops = (len(flows) - 1) * hop
-    return transfer + work + hops
+    # readers get their splits one at a time from the split enumerator: a request and
+    # an assignment (two rpc latencies) per split, plus the registration
+    assign = 2 * (scenario.workload.splits + 1) * (t.rpc_latency + t.jitter)
+    return transfer + work + hops + assign
 
 
 def horizon(scenario: "Scenario") -> float:

@@ -111,13 +111,14 @@ def open_corpus(path: str | Path | None, *, name: str | None = None,
 
 
 def _corpus_key(mode: str | None, sink: str | None, mutants: tuple[str, ...],
-                store: str = "memory") -> bytes:
+                store: str = "memory", source: str | None = None) -> bytes:
     extra = "" if store == "memory" else f"|{store}"
+    extra += "" if source is None else f"|source={source}"
     return f"onceflow-fuzz-v1|{mode}|{sink}|{','.join(mutants)}{extra}".encode()
 
 
 def _mixed(mode: str | None, sink: str | None, mutants: tuple[str, ...],
-           store: str = "memory") -> Any:
+           store: str = "memory", source: str | None = None) -> Any:
     """Hypothesis's structured draws, mixed with whole scenarios from plain seeds.
 
     Hypothesis biases every integer towards small and boundary values, which
@@ -125,9 +126,11 @@ def _mixed(mode: str | None, sink: str | None, mutants: tuple[str, ...],
     ms after it); scenarios drawn from a seed keep the generator's own
     distribution.  Either kind is shrunk afterwards by the greedy pass.
     """
-    structured = scenarios(mode=mode, sink=sink, mutants=mutants, store=store)  # validates
+    structured = scenarios(mode=mode, sink=sink, mutants=mutants, store=store,
+                           source=source)  # validates
     seeded = st.integers(0, 2**31 - 1).map(
-        lambda n: scenario_from_seed(n, mode=mode, sink=sink, mutants=mutants, store=store))
+        lambda n: scenario_from_seed(n, mode=mode, sink=sink, mutants=mutants, store=store,
+                                     source=source))
     return st.one_of(structured, seeded)
 
 
@@ -136,13 +139,14 @@ def fuzz(*, budget: float, mode: str | None = None, sink: str | None = None,
          seed: int | None = None, shrink: bool = True,
          on_progress: Callable[[FuzzStats], None] | None = None,
          should_stop: Callable[[], bool] | None = None, store: str = "memory",
-         corpus_name: str | None = None, fallback: str | Path | None = None) -> FuzzOutcome:
+         corpus_name: str | None = None, fallback: str | Path | None = None,
+         source: str | None = None) -> FuzzOutcome:
     """Fuzz for `budget` seconds or until a violation; shrink it and return the outcome.
 
     `store` names the external system every scenario writes to (e.g. "sqlite"); `db` is
     the corpus: a directory, a `redis://` URL (namespaced by `corpus_name`, kept in
     `fallback` while Redis is away) or an open Hypothesis database."""
-    strategy = _mixed(mode, sink, mutants, store)
+    strategy = _mixed(mode, sink, mutants, store, source)
     corpus = db if isinstance(db, ExampleDatabase) else open_corpus(db, name=corpus_name,
                                                                     fallback=fallback)
     stats = FuzzStats()
@@ -196,7 +200,7 @@ def fuzz(*, budget: float, mode: str | None = None, sink: str | None = None,
             def example(scenario: Scenario) -> None:
                 body(scenario)
             test = given(strategy)(config(example))
-            test._hypothesis_internal_database_key = _corpus_key(mode, sink, mutants, store)  # type: ignore[attr-defined]
+            test._hypothesis_internal_database_key = _corpus_key(mode, sink, mutants, store, source)  # type: ignore[attr-defined]
             if seed is not None:
                 # what @hypothesis.seed sets, without the `database=None` it adds:
                 # a seeded fuzz run keeps its corpus too

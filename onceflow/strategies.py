@@ -26,7 +26,8 @@ from onceflow.faults.plan import (CRASH_PHASES, SLOTS_PER_WORKER, CoordinatorCra
                                   StorageFault, StoreFault, WorkerCrash)
 from onceflow.mutants import validate_mutants
 from onceflow.scenario import (BARRIER_MODES, SINK_KINDS, CheckpointConfig, RestartStrategy,
-                               SavepointRequest, Scenario, Timing, Topology, Vertex, Workload)
+                               SavepointRequest, Scenario, StartPosition, Timing, Topology,
+                               Vertex, Workload)
 
 __all__ = ["FAULT_GROUPS", "scenario_from_seed", "scenarios"]
 
@@ -94,17 +95,21 @@ def _validate(mode: str | None, sink: str | None, max_records: int, max_faults: 
 
 def scenarios(*, mode: str | None = None, sink: str | None = None, max_records: int = 120,
               max_faults: int = 4, max_parallelism: int = 4, savepoints: bool = True,
-              mutants: tuple[str, ...] = (), store: str = "memory") -> st.SearchStrategy[Scenario]:
+              mutants: tuple[str, ...] = (), store: str = "memory",
+              source: str | None = None) -> st.SearchStrategy[Scenario]:
     """Whole scenarios: topology, workload, checkpoint config, sink, savepoints and faults.
 
     Pin any part with a keyword (`scenarios(mode="aligned", sink="two_phase")`);
-    `max_faults=0` draws fault-free scenarios; `store` names the external system.
+    `max_faults=0` draws fault-free scenarios; `store` names the external system;
+    `source` a registered source (default: the built-in `log`).  How the log is
+    produced and where the source starts reading are drawn.
     """
     _validate(mode, sink, max_records, max_faults, max_parallelism, tuple(mutants))
     _validate_store(store)
+    _validate_source(source)
     pins = dict(mode=mode, sink=sink, max_records=max_records, max_faults=max_faults,
                 max_parallelism=max_parallelism, savepoints=savepoints, mutants=tuple(mutants),
-                store=store)
+                store=store, source=source)
 
     @st.composite
     def build(draw: Any) -> Scenario:
@@ -116,15 +121,26 @@ def scenarios(*, mode: str | None = None, sink: str | None = None, max_records: 
 def scenario_from_seed(seed: int, *, mode: str | None = None, sink: str | None = None,
                        max_records: int = 120, max_faults: int = 4, max_parallelism: int = 4,
                        savepoints: bool = True, mutants: tuple[str, ...] = (),
-                       store: str = "memory") -> Scenario:
+                       store: str = "memory", source: str | None = None) -> Scenario:
     """The scenario that seed `seed` draws from the same generator as `scenarios()`."""
     if not isinstance(seed, int) or seed < 0:
         raise ScenarioError("seed", f"must be a non-negative integer, got {seed!r}")
     _validate(mode, sink, max_records, max_faults, max_parallelism, tuple(mutants))
     _validate_store(store)
+    _validate_source(source)
     return generate(_RandomSource(seed), mode=mode, sink=sink, max_records=max_records,
                     max_faults=max_faults, max_parallelism=max_parallelism,
-                    savepoints=savepoints, mutants=tuple(mutants), store=store)
+                    savepoints=savepoints, mutants=tuple(mutants), store=store, source=source)
+
+
+def _validate_source(source: str | None) -> None:
+    from onceflow.registry import SOURCES  # noqa: PLC0415
+
+    if source is not None and source not in SOURCES:
+        raise ScenarioError("source", f"unknown source {source!r}: no source of that name is "
+                                      "registered; load the module that registers it with "
+                                      "--plugin MODULE (or import it); registered: "
+                                      f"{', '.join(sorted(SOURCES))}")
 
 
 def _validate_store(store: str) -> None:
@@ -136,7 +152,8 @@ def _validate_store(store: str) -> None:
 
 def generate(src: _Source, *, mode: str | None, sink: str | None, max_records: int,
              max_faults: int, max_parallelism: int, savepoints: bool,
-             mutants: tuple[str, ...], store: str = "memory") -> Scenario:
+             mutants: tuple[str, ...], store: str = "memory",
+             source: str | None = None) -> Scenario:
     mode = mode or _choice(src, BARRIER_MODES)
     sink = sink or _choice(src, ("two_phase", "idempotent", "append"))
     # swarm testing: each scenario switches on a subset of the fault groups
@@ -146,6 +163,13 @@ def generate(src: _Source, *, mode: str | None, sink: str | None, max_records: i
     keys = src.integer(1, 8)
     splits = src.integer(1, 4)
     skew = float(src.integer(0, 2)) / 2
+    # the log: all there at the start (simplest), or produced before and while the job
+    # runs; the source starts at the beginning (simplest), the end, or a timestamp
+    produce_interval = (0.0, 0.05, 0.2, 0.5)[src.integer(0, 3)]
+    first_produce = -5.0 * src.integer(0, 4) if produce_interval else 0.0
+    start_mode = ("earliest", "earliest", "latest", "timestamp")[src.integer(0, 3)]
+    start = StartPosition(start_mode, 2.0 * src.integer(0, 10) if start_mode == "timestamp"
+                          else 0.0)
     topology = _topology(src, max_parallelism, broadcast=sink != "idempotent")
     interval = 0.5 * src.integer(1, 20)
     checkpoints = CheckpointConfig(
@@ -157,6 +181,7 @@ def generate(src: _Source, *, mode: str | None, sink: str | None, max_records: i
         buffer_records=_choice(src, (8, 4, 16, 32)), channel_capacity=src.integer(1, 8),
         record_cost=_choice(src, (0.1, 0.01, 0.03)), upload_time=0.1 * src.integer(0, 30), rpc_latency=0.1 * src.integer(1, 20))
     horizon = 5.0 + records * 0.02 + 10 * len(topology.vertices)
+    horizon += max(0.0, first_produce + records * produce_interval)  # while it is produced
     plan = []
     if savepoints:
         for _ in range(src.integer(0, 2)):
@@ -191,11 +216,13 @@ def generate(src: _Source, *, mode: str | None, sink: str | None, max_records: i
     return Scenario(
         topology=topology,
         workload=Workload(records=records, keys=keys, splits=splits, skew=skew,
-                          seed=src.integer(0, 2**16)),
+                          seed=src.integer(0, 2**16), produce_interval=produce_interval,
+                          first_produce=first_produce),
         checkpoints=checkpoints, timing=timing,
         restart=RestartStrategy(attempts=failovers + 2, delay=0.5 * src.integer(1, 20)),
         sink=sink, savepoints=tuple(plan), faults=tuple(faults), mutants=tuple(mutants),
-        schedule=schedule, seed=src.integer(0, 2**16), store=store)
+        schedule=schedule, seed=src.integer(0, 2**16), store=store,
+        source=source or "log", start_position=start)
 
 
 def _topology(src: _Source, max_p: int, *, broadcast: bool) -> Topology:

@@ -179,6 +179,17 @@ def translate(scenario: Scenario, model: RunResult) -> FlinkPlan:
         raise Untranslatable(f"sink ({scenario.sink})",
                              "a user sink is Python code; only two_phase, idempotent and append "
                              "run on Flink" + (" (it is registered here)" if spec else ""))
+    if scenario.source != "log":
+        raise Untranslatable(f"source ({scenario.source})",
+                             "a user source is Python code; only the built-in log source runs "
+                             "on Flink")
+    w = scenario.workload
+    if (scenario.start_position.mode != "earliest" or w.produce_interval
+            or w.first_produce > 0):
+        raise Untranslatable("start_position / workload.produce_interval",
+                             "the Flink job reads a log that exists from the start, from its "
+                             "beginning; a log produced while the job runs, or a start at "
+                             "'latest' or a timestamp, does not translate")
     if scenario.mutants:
         raise Untranslatable(f"mutants ({', '.join(scenario.mutants)})",
                              "mutants are bugs planted in the model; real Flink has none of them")

@@ -415,7 +415,8 @@ class Task:
 
 
 #: simulated ms after which an idle source polls its reader again, when neither new
-#: data nor an event is due (a reader may wait on something the task cannot see)
+#: data nor an event is due (a reader may wait on something the task cannot see); it
+#: doubles with every empty poll in a row, so a long wait costs few events
 POLL_BACKSTOP = 10.0
 
 
@@ -500,6 +501,7 @@ class SourceTask(Task):
         self.parked: list[Split] = []  # splits that arrived after the input was drained
         self.last_state: dict[int, Any] = {}
         self.wake_at: float | None = None
+        self.empty_polls = 0
         self.closed = False
 
     def initialize(self) -> None:
@@ -554,6 +556,7 @@ class SourceTask(Task):
                 "(onceflow.model.sources)")
         cost = 0.0
         if out:
+            self.empty_polls = 0
             if self.progress is not None:
                 self.seen += len(out)
                 self.progress(self, self.seen)
@@ -574,7 +577,11 @@ class SourceTask(Task):
         consumer's poll returns when data arrives), or after the backstop."""
         now = self.env.now
         due = self.client.next_arrival()
-        at = due if due is not None else now + POLL_BACKSTOP
+        if due is None:
+            at = now + POLL_BACKSTOP * 2.0 ** min(self.empty_polls, 60)
+            self.empty_polls += 1
+        else:
+            at = due
         if self.wake_at is not None and now < self.wake_at <= at:
             return
         self.wake_at = at
@@ -588,6 +595,7 @@ class SourceTask(Task):
     # -- events from the enumerator ------------------------------------------------------
 
     def receive_splits(self, splits: list[Split]) -> None:
+        self.empty_polls = 0
         if self.ended:
             self.parked.extend(splits)  # drained: kept unread in its state
             if self.job.drained_at is not None:
