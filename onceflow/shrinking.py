@@ -99,6 +99,18 @@ def _candidates(s: Scenario) -> Iterator[Scenario]:
         options.append(lambda: evolve(s, workload=evolve(w, splits=1)))
     if w.skew:
         options.append(lambda: evolve(s, workload=evolve(w, skew=0.0)))
+    # the simplest log exists whole when the job starts and is read from its beginning
+    if w.produce_interval or w.first_produce:
+        options.append(lambda: evolve(s, workload=evolve(w, produce_interval=0.0,
+                                                         first_produce=0.0)))
+        if w.first_produce:
+            options.append(lambda: evolve(s, workload=evolve(w, first_produce=0.0)))
+    start = s.start_position
+    if start.mode != "earliest":
+        options.append(lambda: evolve(s, start_position=evolve(start, mode="earliest",
+                                                                timestamp=0.0)))
+        if start.timestamp:
+            options.append(lambda: evolve(s, start_position=evolve(start, timestamp=0.0)))
     top = s.topology
     if any(v.parallelism > 1 for v in top.vertices):
         options.append(lambda: evolve(s, topology=top.with_parallelism(1)))

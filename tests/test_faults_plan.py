@@ -267,7 +267,7 @@ def test_checkpoint_bound_holds_for_a_run_that_ticks_until_its_horizon(
     s = Scenario(topology=Topology((Vertex("source", "source", 1),
                                     Vertex("sink", "sink", 1, "forward"))),
                  workload=Workload(records=50, keys=2),
-                 checkpoints=CheckpointConfig(interval=5.0, timeout=4.5,
+                 checkpoints=CheckpointConfig(interval=6.0, timeout=5.5,
                                               tolerable_failed_checkpoints=2**31 - 1),
                  timing=Timing(record_cost=0.2), sink="two_phase")
     result = run(s)

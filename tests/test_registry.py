@@ -127,7 +127,7 @@ def test_a_crash_does_not_break_a_correct_user_operator() -> None:
 
 
 def test_a_buggy_user_sink_is_caught() -> None:
-    faults = (onceflow.faults.plan.PhaseCrash("after_sync_snapshot", "sink[0]", 2),)
+    faults = (onceflow.faults.plan.PhaseCrash("after_sync_snapshot", "sink[0]", 1),)
     with pytest.raises(onceflow.Violation) as info:
         onceflow.check(onceflow.run(scenario(sink="eager_2pc", faults=faults)))
     assert info.value.finding.anomaly == "duplicate"
@@ -184,7 +184,7 @@ def test_a_nondeterministic_user_operator_is_reported_as_such(op: str) -> None:
 
 
 def test_a_deterministic_user_operator_failing_is_not_called_nondeterministic() -> None:
-    faults = (onceflow.faults.plan.PhaseCrash("after_sync_snapshot", "sink[0]", 2),)
+    faults = (onceflow.faults.plan.PhaseCrash("after_sync_snapshot", "sink[0]", 1),)
     result = onceflow.run(scenario(sink="eager_2pc", faults=faults))
     with pytest.raises(onceflow.Violation) as info:
         onceflow.check(result)
