@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 __all__ = ["SourceCoordinator", "SourceProtocolError", "check_splits"]
 
 
+def _job_start() -> float:
+    return 0.0
+
+
 class SourceProtocolError(Exception):
     """A source's reader or enumerator broke the source protocol (says how to fix it)."""
 
@@ -66,7 +70,11 @@ class SourceCoordinator:
         self.parallelism = vertex.parallelism
         self.spec = SOURCES[job.scenario.source]
         self.log = produced_log(job.scenario.workload)
-        self.client = LogClient(self.log, self._now)
+        # the enumerator's client answers as of the job's start (t=0): a fresh enumerator
+        # resolves the declared start position against the log as it was then, also when
+        # a global failover with no checkpoint re-creates it (Flink's would resolve
+        # `latest` anew at that restart and skip what was produced meanwhile)
+        self.client = LogClient(self.log, _job_start)
         self.start_position = job.scenario.start_position
         self.readers: dict[int, "Task"] = {}
         #: assignments since the last checkpoint, and per checkpoint after it: (subtask, split)
