@@ -1,4 +1,4 @@
-"""The `onceflow` command: run, replay, shrink, fuzz, mutants, bench.
+"""The `onceflow` command: run, replay, shrink, fuzz, mutants, bench, flink, conformance.
 
 Exit codes: 0 clean, 1 a property was violated, 2 a usage or input error
 (one line on stderr, no traceback), 130 interrupted.
