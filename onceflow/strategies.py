@@ -275,9 +275,12 @@ def _fault(src: _Source, groups: list[str], topology: Topology, horizon: float, 
         # a failed savepoint (a stop-with-savepoint fails the job over) is a window of
         # its own: aim at the savepoints of the plan half the time
         aim = "savepoint" if plan and _flag(src) else "any"
+        # a slow upload aimed at a savepoint may outlast the timeout (a savepoint that
+        # expires is not counted, but a stop-with-savepoint's tasks fail)
+        delay = (50.0 * src.integer(1, 6) if aim == "savepoint" and effect == "slow_upload"
+                 else 5.0 * src.integer(0, 20))
         return StorageFault(effect, 0 if aim == "savepoint" else src.integer(0, 4),
-                            "*" if _flag(src) else _target(src, topology),
-                            5.0 * src.integer(0, 20), aim)
+                            "*" if _flag(src) else _target(src, topology), delay, aim)
     if group == "store":
         return StoreFault("commit_failure", at, src.integer(1, 3))
     if group == "coordinator":

@@ -119,6 +119,7 @@ class Job:
         self.error_component = ""
         self.error_traceback: tuple[str, ...] = ()
         self.drained_at: float | None = None
+        self.recovered_coordinator = False  # the next restart follows a coordinator crash
         self.drained_offsets: dict[int, int] = {}
         self.end_time = 0.0
         self.phase_hooks: list[Callable[[Task, str, int], None]] = []
@@ -388,6 +389,7 @@ class Job:
             self.trace.add(self.env.now, "crash", "coordinator",
                            self.attempt.number if self.attempt else 0, reason)
         if self.scenario.checkpoints.durable_store:
+            self.recovered_coordinator = True
             self.fail(None, reason)
             return
         self.trace.add(self.env.now, "failed", "coordinator", reason)
@@ -406,6 +408,11 @@ class Job:
         if self.status != RUNNING:
             return
         snapshot = self.coordinator.latest_checkpoint()
+        if self.recovered_coordinator and self.mutant("recovery-skips-latest-checkpoint"):
+            # FLINK-22502: the latest checkpoint could not be retrieved; an older one is used
+            retained = self.coordinator.retained
+            snapshot = retained[-2] if len(retained) > 1 else self.initial
+        self.recovered_coordinator = False
         self.trace.add(self.env.now, "restart", "job", self.restarts,
                        snapshot.id if snapshot else None)
         self.deploy(snapshot)

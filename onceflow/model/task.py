@@ -376,8 +376,10 @@ class Task:
             # the stop-with-savepoint's side effects are committed here; the job is
             # not finished yet
             self.phase("stop_savepoint", checkpoint_id)
-        if self.is_sink and (stop or (self.final_after is not None
-                                      and checkpoint_id >= self.final_after)):
+        final = self.final_after
+        if self.is_sink and (stop or (final is not None and (
+                checkpoint_id >= final if not self.job.mutant("final-notification-exact")
+                else checkpoint_id == final))):
             self.finish()
 
     def finish(self) -> None:
@@ -556,5 +558,7 @@ class SourceTask(Task):
         if self.job.mutant("drained-stop-resumes"):
             self.stopped = False  # the old model: go on, with the input cut short by a drain
             self.wake()
+            return
+        if self.job.mutant("failed-stop-stays-stopped"):
             return
         raise TaskCrash(f"stop-with-savepoint {self.stopped} failed")
