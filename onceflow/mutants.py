@@ -11,7 +11,7 @@ from attrs import frozen
 
 from onceflow.errors import ScenarioError
 
-__all__ = ["MUTANTS", "Mutant", "validate_mutants"]
+__all__ = ["MUTANTS", "Mutant", "validate_mutants", "zoo_markdown"]
 
 
 @frozen
@@ -121,3 +121,12 @@ def validate_mutants(names: tuple[str, ...]) -> None:
                                                  f"{', '.join(sorted(MUTANTS))}")
     if len(set(names)) != len(names):
         raise ScenarioError("mutants", "a mutant is listed twice")
+
+
+def zoo_markdown() -> str:
+    """The zoo as a table in the format of the shared engine-bugs reference."""
+    rows = ["| name | source | mechanism | symptom the properties must report | where |",
+            "|---|---|---|---|---|"]
+    for m in MUTANTS.values():
+        rows.append(f"| {m.name} | {m.source} | {m.mechanism} | {m.symptom} | {m.where} |")
+    return "\n".join(rows) + "\n"
