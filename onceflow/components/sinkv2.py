@@ -182,6 +182,14 @@ class CommitterOperator:
         return [(cid, txn) for cid in sorted(self.collector)
                 for got in self.collector[cid].values() for txn in got.committables]
 
+    def replace(self, items: list[tuple[int, str]]) -> None:
+        """Hold exactly `items`, (checkpoint id, committable), as fully received."""
+        self.collector = {}
+        for cid, txn in items:
+            got = self.collector.setdefault(cid, {}).setdefault(self.ctx.subtask, _Received())
+            got.committables.append(txn)
+            got.expected = len(got.committables)
+
     def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
         """Commit every fully received checkpoint <= `checkpoint_id`, oldest first."""
         ctx = self.ctx
@@ -265,6 +273,11 @@ class SinkV2:
     def pending(self) -> list[tuple[int, str]]:
         """The committables the committer holds: (checkpoint id, transaction)."""
         return self.committer_op.pending
+
+    @pending.setter
+    def pending(self, items: list[tuple[int, str]]) -> None:
+        """Replace what the committer holds (each checkpoint then counts as fully received)."""
+        self.committer_op.replace(items)
 
     def process(self, records: list[Record], out: list[Record]) -> None:
         self.writer_op.write(records)
