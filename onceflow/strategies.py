@@ -12,12 +12,15 @@ key count, skew and a seed), never record by record.
 
 from __future__ import annotations
 
+import math
 import random
 from functools import lru_cache
 from typing import Any, Protocol
 
 from attrs import evolve
 from hypothesis import strategies as st
+
+from onceflow.cost import data_time, slowest_idle_checkpoint
 
 from onceflow.errors import ScenarioError
 from onceflow.faults.plan import (CRASH_PHASES, SLOTS_PER_WORKER, CoordinatorCrash, Crash,
@@ -188,7 +191,7 @@ def generate(src: _Source, *, mode: str | None, sink: str | None, max_records: i
     # some keeps the job running past aborted checkpoints, where their notifications act
     tolerable = max(0, src.integer(0, 4) - 2)
     checkpoints = evolve(checkpoints, tolerable_failed_checkpoints=tolerable)
-    return Scenario(
+    scenario = Scenario(
         topology=topology,
         workload=Workload(records=records, keys=keys, splits=splits, skew=skew,
                           seed=src.integer(0, 2**16)),
@@ -196,6 +199,15 @@ def generate(src: _Source, *, mode: str | None, sink: str | None, max_records: i
         restart=RestartStrategy(attempts=failovers + 2, delay=0.5 * src.integer(1, 20)),
         sink=sink, savepoints=tuple(plan), faults=tuple(faults), mutants=tuple(mutants),
         schedule=schedule, seed=src.integer(0, 2**16), store=store)
+    # a checkpoint taken while the input is in flight can take as long as the input needs
+    # to drain: a shorter timeout expires every checkpoint, and with no failure tolerated
+    # Flink fails such a job for good (a misconfigured job, not a finding); faults
+    # (slowdowns, slow uploads) may still make a checkpoint expire
+    need = data_time(scenario) + slowest_idle_checkpoint(scenario)
+    if scenario.checkpoints.timeout < need:
+        scenario = evolve(scenario, checkpoints=evolve(scenario.checkpoints,
+                                                       timeout=float(math.ceil(need + 1))))
+    return scenario
 
 
 def _topology(src: _Source, max_p: int, *, broadcast: bool) -> Topology:
