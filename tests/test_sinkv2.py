@@ -154,3 +154,18 @@ def test_each_mutant_is_killed_and_its_scenario_passes_without_it(mutant: str) -
         onceflow.check(run(build((mutant,))))
     assert info.value.finding.anomaly == anomaly, info.value.finding
     onceflow.check(run(build(())))
+
+
+def test_input_after_end_of_input_opens_a_new_transaction() -> None:
+    """A restore (a rescale, or channel state moved by a bug) can bring records to a
+    writer whose state was taken after its end of input (Flink's BoundedOneInput says
+    so): it writes them into a new transaction, emitted at the next barrier."""
+    ctx = FakeContext(MemoryStore(1e6))
+    writer = SinkWriterOperator(StoreWriter())
+    writer.open(ctx, set())  # type: ignore[arg-type]
+    writer.end_input()
+    assert writer.txn is None
+    writer.write([])
+    assert writer.txn is not None
+    (summary, committable) = writer.prepare_snapshot_pre_barrier(5)
+    assert summary == CommittableSummary(0, 1, 5, 1) and committable.checkpoint_id == 5

@@ -83,7 +83,11 @@ class SinkWriterOperator:
         self.txn = self.writer.begin(ctx)
 
     def write(self, records: list[Record]) -> None:
-        assert self.txn is not None
+        if self.txn is None:
+            # input after end of input: as Flink's BoundedOneInput warns, a restore may
+            # bring new data to a subtask whose state was taken after its end of input
+            self.ended = False
+            self.txn = self.writer.begin(self.ctx)
         self.writer.write(self.ctx, self.txn, records)
 
     def prepare_snapshot_pre_barrier(self, checkpoint_id: int) -> list[Any]:
