@@ -169,3 +169,14 @@ def test_input_after_end_of_input_opens_a_new_transaction() -> None:
     assert writer.txn is not None
     (summary, committable) = writer.prepare_snapshot_pre_barrier(5)
     assert summary == CommittableSummary(0, 1, 5, 1) and committable.checkpoint_id == 5
+
+
+@pytest.mark.parametrize("mutant", ["committer-drops-failed-commit", "committer-not-idempotent",
+                                    "recovery-skips-latest-checkpoint", "drained-stop-resumes",
+                                    "failed-stop-stays-stopped"])
+def test_these_mutants_need_their_fault(mutant: str) -> None:
+    """Without its fault the same scenario passes with the mutant on: the bug lives in a
+    window only a crash, a failed commit or a failed snapshot opens."""
+    build, _ = KILLS[mutant]
+    s = build((mutant,))
+    onceflow.check(run(evolve(s, faults=())))
