@@ -164,13 +164,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                 "snapshot": snapshot.id, "kind": snapshot.kind, "parallelism": parallelism,
                 "restore": "fork", "status": restored.status,
                 "same_output": canonical(restored.committed(), scenario.topology) == want})
-        for snapshot, parallelism in rollbacks_of(result):
-            restored = restore(result, snapshot, parallelism, into="rollback")
+        for snapshot, parallelism, at in rollbacks_of(result):
+            restored = restore(result, snapshot, parallelism, into="rollback", at=at)
             _raise_component_error(restored)
             restores.append({
                 "snapshot": snapshot.id, "kind": snapshot.kind, "parallelism": parallelism,
                 "restore": "rollback", "status": restored.status,
-                "into_store_at": result.end_time, **_rollback_verdict(restored)})
+                "into_store_at": restored.started, **_rollback_verdict(restored)})
         summary["restores"] = restores
     if args.json:
         print(json.dumps(summary, sort_keys=True))

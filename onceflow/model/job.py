@@ -102,6 +102,7 @@ class Job:
         if getattr(self.store, "record_type", False) is None:
             self.store.record_type = Record  # rows a sink wrote by SQL read back as records
         self.store_start = self.store.version()
+        self.started = self.env.now
         self.restored_into: str | None = None
         self.initial = initial
         self.timeline = timeline

@@ -58,8 +58,9 @@ def timeline_label(result: RunResult) -> str:
                        for v in result.scenario.topology.vertices) else "")
     into = ""
     if result.restored_into == "rollback" and result.parent is not None:
-        into = (f", rolled back into the store as it stood at t={result.parent.end_time:g} "
-                "(the end of the run it was taken in)")
+        end = result.started >= result.parent.end_time
+        into = (f", rolled back into the store as it stood at t={result.started:g} "
+                + ("(the end of the run it was taken in)" if end else "(later than the snapshot)"))
     return f"restored from {s.kind} {s.id} (completed t={s.completed:g}){rescaled}{into}"
 
 

@@ -15,6 +15,7 @@ the snapshot.  What must hold then:
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from typing import TYPE_CHECKING, Callable, Iterator
 
@@ -28,15 +29,26 @@ if TYPE_CHECKING:
 __all__ = ["rollback_effects", "rollback_restores", "rollbacks_of"]
 
 
-def rollbacks_of(result: "RunResult") -> Iterator[tuple["Snapshot", int | None]]:
-    """The snapshots worth restoring into the store as it stands at the end of `result`:
-    those after which the store moved on (else a rollback is the fork restore)."""
+def rollbacks_of(result: "RunResult") -> Iterator[tuple["Snapshot", int | None, float | None]]:
+    """The snapshots worth restoring into the store as it stands later: those after which
+    the store moved on (else a rollback is the fork restore), each with its moment: the
+    end of the run (None) or, for every other snapshot, a moment drawn from the
+    scenario's seed between the snapshot's completion and the end."""
     from onceflow.properties.checks import restores_of  # noqa: PLC0415 (cycle)
 
-    end = result.store.version()
+    ops = result.store.ops
+    end = len(ops)
     for snapshot, parallelism in restores_of(result):
-        if snapshot.store_version < end:
-            yield snapshot, parallelism
+        if snapshot.store_version >= end:
+            continue
+        draw = random.Random(f"{result.scenario.seed}:{result.timeline}:{snapshot.id}")
+        at = None
+        if draw.random() < 0.5:
+            moments = sorted({op[1] for op in ops[snapshot.store_version:]
+                              if snapshot.completed <= op[1] < result.end_time})
+            if moments:
+                at = draw.choice(moments)
+        yield snapshot, parallelism, at
 
 
 def rollback_restores(result: "RunResult", on_restore: Callable[["RunResult"], None] | None = None,
@@ -48,8 +60,8 @@ def rollback_restores(result: "RunResult", on_restore: Callable[["RunResult"], N
     from onceflow.properties.visibility import premature_visibility  # noqa: PLC0415
 
     promised = (expect or guarantee(_root(result).scenario)) == EXACTLY_ONCE
-    for snapshot, parallelism in rollbacks_of(result):
-        restored = restore(result, snapshot, parallelism, into="rollback")
+    for snapshot, parallelism, at in rollbacks_of(result):
+        restored = restore(result, snapshot, parallelism, into="rollback", at=at)
         if restored.error is not None:
             raise OperatorError(f"{restored.error} (rolled back to {snapshot.label})",
                                 component=restored.error_component,
@@ -81,7 +93,7 @@ def rollback_effects(restored: "RunResult") -> None:
     final = Counter(e.record.id for e in entries)
     later: Counter[str] = Counter()
     for v in visibility_events(parent.store):
-        if v.version > snapshot.store_version and not v.upsert:
+        if snapshot.store_version < v.version <= restored.store_start and not v.upsert:
             later.update(v.ids)
     mine: Counter[str] = Counter()
     for v in visibility_events(restored.store):
