@@ -5,10 +5,13 @@ from __future__ import annotations
 __all__ = [
     "OnceflowError",
     "OperatorError",
+    "PluginError",
     "ProtocolError",
     "ScenarioError",
+    "RegistrationError",
     "RestoreError",
     "TokenError",
+    "UnknownComponentError",
 ]
 
 
@@ -23,6 +26,11 @@ class ScenarioError(OnceflowError, ValueError):
         self.field = field
         self.reason = reason
         super().__init__(f"invalid scenario: {field}: {reason}")
+
+
+class UnknownComponentError(ScenarioError):
+    """A scenario names a source, operator or sink that is not registered in this process
+    (load the plugin that registers it)."""
 
 
 class RestoreError(OnceflowError, ValueError):
@@ -50,3 +58,12 @@ class OperatorError(OnceflowError, RuntimeError):
 class ProtocolError(OnceflowError, TypeError):
     """User code broke its protocol: it emitted something other than a Record, or a
     snapshot of another kind than its `state_kind` declares."""
+
+
+class RegistrationError(OnceflowError, ValueError):
+    """A component is unknown, or its registration is malformed or contradicts itself;
+    the message states the fix."""
+
+
+class PluginError(OnceflowError, ImportError):
+    """A plugin module (or an installed plugin) failed to load; the message names it."""

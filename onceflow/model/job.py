@@ -26,15 +26,13 @@ import simpy
 from onceflow.cost import QUIET_PERIOD, horizon
 from onceflow.model.channel import Channel
 from onceflow.model.coordinator import CheckpointCoordinator
-from onceflow.model.operators import (FilterOperator, FlatMapOperator, MapOperator,
-                                      ReduceOperator, WindowOperator)
 from onceflow.model.records import Barrier, CancelMarker, Record, split_logs
 from onceflow.model.sinks import make_sink
 from onceflow.model.snapshot import SAVEPOINT, Snapshot, list_union, state_for_subtask
 from onceflow.model.task import SourceTask, SplitReader, Task
 from onceflow.model.trace import Trace
 from onceflow.stores.protocol import StoreError
-from onceflow.registry import OPERATORS
+from onceflow.registry import operator_spec
 from onceflow.stores import Store, make_store
 
 if TYPE_CHECKING:
@@ -62,22 +60,10 @@ class Attempt:
 
 
 def make_operator(vertex: "Vertex", sink_kind: str, store: Any = None) -> Any:
-    kind = vertex.kind
-    if kind in OPERATORS:
-        return OPERATORS[kind].factory(vertex.param)
-    if kind == "map":
-        return MapOperator(vertex.param)
-    if kind == "filter":
-        return FilterOperator(vertex.param)
-    if kind == "flat_map":
-        return FlatMapOperator(vertex.param)
-    if kind == "reduce":
-        return ReduceOperator()
-    if kind == "window":
-        return WindowOperator(vertex.param)
-    if kind == "sink":
+    """A new operator for `vertex`: its registered factory (built-ins are registered too)."""
+    if vertex.kind == "sink":
         return make_sink(sink_kind, store)
-    raise ValueError(f"no built-in operator for {kind!r}")
+    return operator_spec(vertex.kind).factory(vertex.param)
 
 
 class Job:

@@ -128,15 +128,13 @@ class TwoPhaseCommitSink(SinkV2):
 
 
 def make_sink(kind: str, store: Any = None) -> Any:
-    """A fresh sink of `kind`; a registered factory that takes an argument gets the
-    timeline's store (the sink also reaches it as `ctx.store` once opened)."""
-    from onceflow.registry import SINKS  # noqa: PLC0415
+    """A fresh sink of the registered name `kind` (built-ins are registered too); a
+    factory that takes an argument gets the timeline's store (the sink also reaches it
+    as `ctx.store` once opened)."""
+    from onceflow.registry import sink_spec  # noqa: PLC0415
 
-    if kind in SINKS:
-        factory = SINKS[kind].factory
-        return factory(store) if _takes_argument(factory) else factory()
-    return {"append": AppendSink, "idempotent": IdempotentSink,
-            "two_phase": TwoPhaseCommitSink}[kind]()
+    factory = sink_spec(kind).factory
+    return factory(store) if _takes_argument(factory) else factory()
 
 
 def _takes_argument(factory: Any) -> bool:
