@@ -143,6 +143,10 @@ class CommitterOperator:
 
     def __init__(self, committer: "Committer") -> None:
         self.committer = committer
+        from onceflow.model.sinks import _accepts  # noqa: PLC0415 (the sinks import this module)
+
+        # Committer.commit(ctx, txn, checkpoint_id); a two-argument commit is called so
+        self.commit_takes_id = _accepts(committer.commit, 3)
         #: checkpoint id -> upstream subtask -> what arrived (Flink's CommittableCollector)
         self.collector: dict[int, dict[int, _Received]] = {}
 
@@ -226,7 +230,8 @@ class CommitterOperator:
         the task (the committables stay in the last checkpoint: a restore commits them)."""
         ctx = self.ctx
         for _ in range(COMMIT_RETRIES):
-            ok = self.committer.commit(ctx, txn)
+            ok = (self.committer.commit(ctx, txn, checkpoint_id) if self.commit_takes_id
+                  else self.committer.commit(ctx, txn))  # type: ignore[call-arg]
             if ok is not None:
                 ctx.event("commit" if ok else "commit_lost", txn, checkpoint_id, why)
                 return
@@ -305,5 +310,8 @@ class SinkV2:
         self.committer_op.notify_checkpoint_aborted(checkpoint_id, self.writer)
 
     def close(self) -> None:
-        self.committer_op.close(self.writer)
+        """The task ends, finished or not (failover, cancel): the writer aborts its open
+        transaction, as Flink's writers do; the committables stay in the committer's
+        checkpointed state for the restored job to commit (none are left after the
+        final commit)."""
         self.writer_op.close()

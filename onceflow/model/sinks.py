@@ -72,9 +72,11 @@ class Committer(Protocol):
     """The committing half (Flink's `Committer`): commit must be idempotent, since
     a restored job commits again what may have committed before the crash."""
 
-    def commit(self, ctx: "OperatorContext", txn: str) -> bool | None:
-        """Commit `txn`: True when committed (now or before), False when the external
-        system no longer has it (expired), None for a transient failure (retried)."""
+    def commit(self, ctx: "OperatorContext", txn: str, checkpoint_id: int) -> bool | None:
+        """Commit `txn`, the transaction of checkpoint `checkpoint_id`: True when
+        committed (now or before), False when the external system no longer has it
+        (expired), None for a transient failure (retried).  (A committer whose
+        `commit` takes only `ctx, txn` is called that way.)"""
 
 
 class StoreWriter:
@@ -102,7 +104,7 @@ class StoreWriter:
 class StoreCommitter:
     """Commits transactions of the simulated external store (idempotently)."""
 
-    def commit(self, ctx: "OperatorContext", txn: str) -> bool | None:
+    def commit(self, ctx: "OperatorContext", txn: str, checkpoint_id: int = 0) -> bool | None:
         store = ctx.store
         if ctx.mutant("committer-not-idempotent"):
             known = store.txns.get(txn)
@@ -125,6 +127,19 @@ class TwoPhaseCommitSink(SinkV2):
     (idempotent) and the writer aborts every other transaction this subtask left
     open.  Plug in another external system with your own `writer` and `committer`.
     """
+
+
+def _accepts(fn: Any, count: int) -> bool:
+    """Can `fn` be called with `count` positional arguments?"""
+    import inspect  # noqa: PLC0415
+
+    try:
+        inspect.signature(fn).bind(*range(count))
+    except TypeError:
+        return False
+    except ValueError:  # no signature (a builtin): call it the documented way
+        return True
+    return True
 
 
 def make_sink(kind: str, store: Any = None) -> Any:
