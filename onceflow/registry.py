@@ -158,12 +158,11 @@ def register_operator(name: str, *, factory: Callable[[int], Any],
     if declared is not ... and declared not in _STATE_KINDS:
         raise RegistrationError(f"operator {name!r}: {factory.__name__}.state_kind is "
                                 f"{declared!r}; declare None, 'keyed' or 'list'")
-    if declared is not ... and keyed != (declared == "keyed"):
-        fix = ("register it with keyed=True" if declared == "keyed"
-               else "set state_kind = 'keyed' on the class (a keyed operator keeps a dict "
-                    "key -> state) or register it with keyed=False")
-        raise RegistrationError(f"operator {name!r} is registered with keyed={keyed} but "
-                                f"{factory.__name__}.state_kind is {declared!r}: {fix}")
+    if declared == "keyed" and not keyed:
+        raise RegistrationError(f"operator {name!r} is registered with keyed=False but "
+                                f"{factory.__name__}.state_kind is 'keyed': keyed state lives on "
+                                "a keyed stream; register it with keyed=True (a hash edge feeds "
+                                "it), or keep operator state as state_kind = 'list'")
     spec = OperatorSpec(name, factory, fold, keyed, flush, params,
                         "" if _builtin else _caller_module(), _builtin)
     OPERATORS[name] = spec

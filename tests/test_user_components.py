@@ -154,11 +154,11 @@ def test_a_two_phase_sink_class_must_keep_list_state() -> None:
 
 
 def test_a_keyed_declaration_must_match_the_operator_class() -> None:
-    class Stateless(Count):
-        state_kind = None
+    class Odd(Count):
+        state_kind = "set"
 
-    with pytest.raises(RegistrationError, match="set state_kind = 'keyed' on the class"):
-        register_operator("t_bad", factory=Stateless, fold=count_fold, keyed=True)
+    with pytest.raises(RegistrationError, match="state_kind is 'set'; declare None, 'keyed' or 'list'"):
+        register_operator("t_bad", factory=Odd, fold=count_fold, keyed=True)
     with pytest.raises(RegistrationError, match="register it with keyed=True"):
         register_operator("t_bad", factory=Count, fold=count_fold)
     with pytest.raises(RegistrationError, match="is a built-in operator"):
