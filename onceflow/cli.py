@@ -685,8 +685,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(str(exc))
         return USAGE
     except KeyboardInterrupt:
-        # before a command got going (loading plugins, parsing): nothing to lose
-        print("onceflow: interrupted", flush=True)
+        if "--json" not in argv:
+            # stopped before the command could say so itself (loading plugins, parsing,
+            # importing): say it where its summary would have been
+            print("onceflow: interrupted", flush=True)
         print("onceflow: interrupted", file=sys.stderr)
         return INTERRUPTED
     except BrokenPipeError:
