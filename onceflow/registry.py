@@ -264,8 +264,7 @@ _sqlite_store.__module__ = "onceflow.stores.sqlite"
 STORES["sqlite"] = StoreSpec("sqlite", _sqlite_store)
 
 
-_PLUGIN_HINT = ("register it first: load the module that registers it with "
-                "`onceflow --plugin MODULE ...` (or import it in your tests)")
+_PLUGIN_HINT = ("add --plugin MODULE, the module that registers it (in tests: import it)")
 
 
 def sink_spec(name: str) -> SinkSpec:
@@ -286,8 +285,8 @@ def operator_spec(name: str) -> OperatorSpec:
 
 def unknown_message(what: str, name: Any, known: dict[str, Any]) -> str:
     shown = repr(name) if isinstance(name, str) and len(name) <= 60 else repr(str(name)[:60])
-    return (f"unknown {what} {shown}: no {what} of that name is registered; {_PLUGIN_HINT} "
-            f"(registered: {', '.join(sorted(known)[:20])})")
+    return (f"unknown {what} {shown}: not registered here; {_PLUGIN_HINT}; registered: "
+            f"{', '.join(sorted(known)[:12])}")
 
 
 # -- the built-ins, registered through the same calls ---------------------------------------

@@ -4,6 +4,10 @@ the public API only), and found by onceflow; their fixed versions pass.
 - apache/iceberg#16008: the committer de-duplicates commits by (job id, checkpoint id)
   recorded in the table; a restart gets a new job id, so a commit that succeeded but
   whose acknowledgement was lost is committed again: duplicate rows.
+  The fixed version names each committable by a hash of what it holds (as Iceberg
+  names manifests): keyed by checkpoint id alone it lost data when a job was restored
+  from an older checkpoint into a table that kept later commits (apache/iceberg#10892;
+  onceflow's rollback restores found that in the first fix written here).
 - FLINK-26403: at the end of input the writer closes its last transaction in
   `finish()` and forgets its committable instead of handing it to the final
   checkpoint: the last records are never committed.
@@ -11,6 +15,7 @@ the public API only), and found by onceflow; their fixed versions pass.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, ClassVar
 
 import pytest
@@ -58,7 +63,11 @@ class TableSink:
         pass
 
     def snapshot_state(self, checkpoint_id: int) -> Any:
-        name = f"{self.ctx.uid}-{self.ctx.subtask}-{checkpoint_id}"
+        # a committable is named by what it holds, as Iceberg names a manifest by a hash
+        # of its path: a job restored from an older checkpoint into a table that kept
+        # later commits reuses checkpoint ids (apache/iceberg#10892), never contents
+        digest = hashlib.sha1(",".join(r.id for r in self.buffer).encode()).hexdigest()[:16]
+        name = f"{self.ctx.uid}-{self.ctx.subtask}-{checkpoint_id}-{digest}"
         if self.buffer:
             self.pending.append((checkpoint_id, name, self.buffer))
             self.buffer = []
