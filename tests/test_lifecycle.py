@@ -103,7 +103,12 @@ def test_commit_gets_the_checkpoint_id_of_its_transaction() -> None:
     COMMITS.clear()
     result = onceflow.run(scenario())
     pre_commits = {d[0]: d[1] for _, kind, _, d in result.trace.events if kind == "pre_commit"}
-    assert COMMITS and all(pre_commits[txn] == cid for txn, cid in COMMITS), (COMMITS, pre_commits)
+    completed = {d[0] for _, kind, _, d in result.trace.events if kind == "completed"}
+    assert COMMITS
+    for txn, cid in COMMITS:
+        # a committable of the end of input (Sink V2's EOI) commits with the final checkpoint
+        assert cid == pre_commits[txn] or (pre_commits[txn] > max(completed) and cid in completed), \
+            (txn, cid, pre_commits, completed)
 
 
 def test_a_two_argument_committer_still_works() -> None:
