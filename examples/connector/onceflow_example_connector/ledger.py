@@ -68,7 +68,9 @@ class LedgerSink(TwoPhaseCommitSink):
     def __init__(self, batch: int = 8, bug: bool = False) -> None:
         super().__init__(writer=LedgerWriter(batch, bug), committer=LedgerCommitter())
 
-    def finish(self, out: list[Record]) -> None:
-        """End of input: flush the batch into the open transaction (the final
-        checkpoint then commits it)."""
-        self.writer.flush(self.ctx, self.txn)  # type: ignore[attr-defined]
+    def end_input(self, out: list[Record]) -> None:
+        """End of input: the batch goes into the open transaction first (the sink then
+        hands that transaction to the final checkpoint's commit)."""
+        if self.txn is not None:
+            self.writer.flush(self.ctx, self.txn)  # type: ignore[attr-defined]
+        super().end_input(out)
