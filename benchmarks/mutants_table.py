@@ -24,13 +24,34 @@ def _ints(values: list[int]) -> str:
     return f"{statistics.median(values):g} ({min(values)}-{max(values)})"
 
 
+def _fault_kinds(token: str | None) -> set[str]:
+    """The kinds of the faults in a counterexample's scenario."""
+    if not token:
+        return set()
+    from onceflow.token import decode  # noqa: PLC0415
+
+    return {type(f).kind_name for f in decode(token).faults}
+
+
+def needs_a_fault(rows: list[dict[str, Any]]) -> str:
+    """'yes (kinds)' when every shrunk counterexample kept a fault (the greedy polish
+    drops every fault it can), 'no' when one needed none, '-' when none was found."""
+    found = [r for r in rows if r["found"]]
+    if not found:
+        return "-"
+    if any(r["shrunk"]["faults"] == 0 for r in found):
+        return "no"
+    kinds = sorted(set().union(*(_fault_kinds(r.get("token")) for r in found)))
+    return f"yes ({', '.join(kinds)})"
+
+
 def main(paths: list[str]) -> None:
     runs = [json.load(open(p)) for p in paths]
     names = [row["name"] for row in runs[0]]
     print(f"| mutant | found | s to 1st violation | scenarios | property / anomaly | "
           f"shrunk records | shrunk faults | shrunk p | baseline found | baseline s | "
-          f"baseline records | baseline faults |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          f"baseline records | baseline faults | needs a fault |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     hyp_times: list[float] = []
     base_times: list[float] = []
     ratios_time: list[float] = []
@@ -56,11 +77,15 @@ def main(paths: list[str]) -> None:
               f"{_ints(rec)} | {_ints([r['shrunk']['faults'] for r in found])} | "
               f"{_ints([r['shrunk']['parallelism'] for r in found])} | "
               f"{len(bfound)}/{len(base)} | {_stats(bsecs)} | {_ints(brec)} | "
-              f"{_ints([b['faults'] for b in bfound])} |")
+              f"{_ints([b['faults'] for b in bfound])} | {needs_a_fault(rows)} |")
     killed = sum(1 for name in names if all(
         r["found"] for run in runs for r in run if r["name"] == name))
     print()
     print(f"- kill rate (found in every run): {killed}/{len(names)}")
+    needing = [n for n in names if needs_a_fault(
+        [r for run in runs for r in run if r["name"] == n]).startswith("yes")]
+    print(f"- mutants whose every shrunk counterexample needs a fault: {len(needing)} "
+          f"({', '.join(needing)})")
     per_mutant = [statistics.median([r["seconds"] for run in runs for r in run
                                      if r["name"] == n and r["found"]] or [float("inf")])
                   for n in names]

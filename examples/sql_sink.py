@@ -106,9 +106,15 @@ class SQLTwoPhaseSink(TwoPhaseCommitSink):
     def snapshot_state(self, checkpoint_id: int) -> Any:
         txn = self.txn
         state = super().snapshot_state(checkpoint_id)
-        if self.eager:  # the planted bug: visible before the checkpoint completes
-            self.committer.commit(self.ctx, txn)
+        if self.eager and txn is not None:  # the planted bug: visible before the
+            self.committer.commit(self.ctx, txn)  # checkpoint completes
         return state
+
+    def end_input(self, out: Any) -> None:
+        txn = self.txn
+        super().end_input(out)  # Sink V2: the last transaction is pre-committed now
+        if self.eager and txn is not None:
+            self.committer.commit(self.ctx, txn)
 
 
 register_sink("sql_two_phase", factory=lambda store: SQLTwoPhaseSink(store), exactly_once=True)

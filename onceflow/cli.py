@@ -1,4 +1,4 @@
-"""The `onceflow` command: run, replay, shrink, fuzz, mutants, bench.
+"""The `onceflow` command: run, replay, shrink, fuzz, mutants, bench, flink, conformance.
 
 Exit codes: 0 clean, 1 a property was violated, 2 a usage or input error
 (one line on stderr, no traceback), 130 interrupted.
@@ -18,8 +18,8 @@ from attrs import evolve
 
 from onceflow.errors import OnceflowError, OperatorError
 from onceflow.mutants import MUTANTS
-from onceflow.registry import SINKS, STORES
-from onceflow.scenario import BARRIER_MODES, SINK_KINDS, Scenario
+from onceflow.registry import STORES
+from onceflow.scenario import BARRIER_MODES, Scenario
 
 __all__ = ["main", "parse_budget"]
 
@@ -93,8 +93,13 @@ def _scenario_from_args(args: argparse.Namespace) -> Scenario:
             scenario = evolve(scenario, mutants=mutants)
         return _with_store(scenario, args)
     _check_keep(args, args.store or "memory")
-    return scenario_from_seed(args.seed, mode=args.mode, sink=args.sink, mutants=mutants,
-                              store=args.store or "memory", source=args.source)
+    return scenario_from_seed(args.seed, mode=args.mode, sink=args.sink,
+                              operators=_operators(args), mutants=mutants,
+                              store=args.store or "memory")
+
+
+def _operators(args: argparse.Namespace) -> tuple[str, ...] | None:
+    return tuple(args.operator) if getattr(args, "operator", None) else None
 
 
 def _with_store(scenario: Scenario, args: argparse.Namespace) -> Scenario:
@@ -138,9 +143,11 @@ def _faults_json(result: Any) -> list[dict[str, Any]]:
 def cmd_run(args: argparse.Namespace) -> int:
     from onceflow.faults.injector import unfired  # noqa: PLC0415
     from onceflow.model.simulation import restore, run  # noqa: PLC0415
-    from onceflow.properties.checks import restores_of  # noqa: PLC0415
+    from onceflow.plugins import plugins_for, reproduce_command  # noqa: PLC0415
+    from onceflow.properties.checks import check, exactly_once, restores_of  # noqa: PLC0415
+    from onceflow.properties.guarantees import EXACTLY_ONCE, guarantee  # noqa: PLC0415
     from onceflow.properties.rollback import rollbacks_of  # noqa: PLC0415
-    from onceflow.properties.oracle import canonical  # noqa: PLC0415
+    from onceflow.properties.violation import Violation  # noqa: PLC0415
     from onceflow.token import encode  # noqa: PLC0415
 
     scenario = _scenario_from_args(args)
@@ -154,27 +161,45 @@ def cmd_run(args: argparse.Namespace) -> int:
     never = [dict(plan[i], index=i) for i, _ in unfired(result)]
     summary["faults_unfired"] = never
     summary["token"] = encode(scenario)
+    summary["replay"] = reproduce_command(summary["token"], plugins_for(scenario))
+    promised = guarantee(scenario) == EXACTLY_ONCE
+    summary["guarantee"] = guarantee(scenario)
+    finding = None
+    try:
+        check(result)
+    except Violation as violation:
+        finding = violation.finding
+    summary["verdict"] = "violation" if finding else "clean"
+    summary["violation"] = finding.to_data() if finding else None
     restores: list[dict[str, Any]] = []
-    if baseline is not None:
-        want = canonical(baseline.committed(), scenario.topology)
+    differs = False
+    if args.restore_all:
         for snapshot, parallelism in restores_of(result):
             restored = restore(result, snapshot, parallelism)
             _raise_component_error(restored)
+            try:
+                exactly_once(restored)  # the oracle's output for that timeline
+                same = True
+            except Violation:
+                same = False
+            differs = differs or (promised and not same)
             restores.append({
                 "snapshot": snapshot.id, "kind": snapshot.kind, "parallelism": parallelism,
-                "restore": "fork", "status": restored.status,
-                "same_output": canonical(restored.committed(), scenario.topology) == want})
-        for snapshot, parallelism in rollbacks_of(result):
-            restored = restore(result, snapshot, parallelism, into="rollback")
+                "restore": "fork", "status": restored.status, "same_output": same})
+        for snapshot, parallelism, at in rollbacks_of(result):
+            restored = restore(result, snapshot, parallelism, into="rollback", at=at)
             _raise_component_error(restored)
+            verdict = _rollback_verdict(restored)
+            differs = differs or not verdict["holds"]
             restores.append({
                 "snapshot": snapshot.id, "kind": snapshot.kind, "parallelism": parallelism,
                 "restore": "rollback", "status": restored.status,
-                "into_store_at": result.end_time, **_rollback_verdict(restored)})
+                "into_store_at": restored.started, **verdict})
         summary["restores"] = restores
+    status = VIOLATION if finding is not None or differs else 0
     if args.json:
         print(json.dumps(summary, sort_keys=True))
-        return 0
+        return status
     print(f"scenario: {describe(scenario)}")
     print(f"status: {result.status} at t={result.end_time:g} ms, restarts: {result.restarts}")
     print(f"records in: {summary['records_in']}, records out (read-committed): "
@@ -198,9 +223,19 @@ def cmd_run(args: argparse.Namespace) -> int:
             continue
         verdict = "same output" if r["same_output"] else "DIFFERENT output"
         print(f"restore from {r['kind']} {r['snapshot']}{where}: {r['status']}, {verdict}")
+    if differs:
+        print("verdict: a restored timeline's output differs from the oracle's where "
+              "exactly-once is promised")
+    if finding is None:
+        print(f"verdict: every property holds ({summary['guarantee'].replace('_', '-')} "
+              "promised)")
+    else:
+        print("verdict: " + _render(finding))
     print(f"digest: {result.digest}")
     print(f"token: {summary['token']}")
-    return 0
+    if finding is None:
+        print(f"replay: {summary['replay']}")
+    return status
 
 
 def _raise_component_error(result: Any) -> None:
@@ -309,7 +344,8 @@ def cmd_shrink(args: argparse.Namespace) -> int:
     data = {"status": "violation", "property": outcome.finding.property,
             "anomaly": outcome.finding.anomaly, "size_before": scenario.size,
             "size_after": outcome.scenario.size, "steps": outcome.steps,
-            "tried": outcome.tried, "token": encode(outcome.scenario)}
+            "tried": outcome.tried, "token": encode(outcome.scenario),
+            "digest": outcome.finding.digest, "replay": outcome.finding.replay}
     if args.json:
         print(json.dumps(data, sort_keys=True))
     else:
@@ -329,11 +365,11 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
 
     _check_keep(args, args.store or "memory")
     return run_fuzz(budget=parse_budget(args.budget), mode=args.mode, sink=args.sink,
+                    operators=_operators(args),
                     mutants=tuple(args.mutant or ()), db=args.db, seed=args.seed,
                     workers=args.workers, as_json=args.json, store=args.store or "memory",
                     corpus_name=args.corpus_name, fallback=args.fallback_db,
-                    stop_on_first=args.stop_on_first, worker=args.worker_name,
-                    source=args.source)
+                    stop_on_first=args.stop_on_first, worker=args.worker_name)
 
 
 def cmd_mutants(args: argparse.Namespace) -> int:
@@ -483,10 +519,14 @@ def _workers(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from onceflow import __version__  # noqa: PLC0415
+
     parser = _Parser(prog="onceflow", description="Exactly-once harness for Flink-style stream "
                                                   "processors: simulate, inject faults, check.")
+    parser.add_argument("--version", action="version", version=f"onceflow {__version__}")
     parser.add_argument("--plugin", action="append", metavar="MODULE",
-                        help="import MODULE first (it registers operators and sinks)")
+                        help="import MODULE first (it registers sources, operators and sinks); "
+                             "repeatable, before or after the command")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -503,11 +543,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     def pins(p: argparse.ArgumentParser) -> None:
         p.add_argument("--mode", choices=BARRIER_MODES, help="pin the barrier mode")
-        p.add_argument("--sink", choices=SINK_KINDS + tuple(sorted(SINKS)), help="pin the sink kind")
-        p.add_argument("--source", metavar="NAME", help="pin the source: a registered source "
-                       "(default: the built-in log); load yours with --plugin MODULE")
+        p.add_argument("--sink", metavar="NAME",
+                       help="pin the sink: a built-in (two_phase, idempotent, append) or a "
+                            "registered one")
+        p.add_argument("--operator", action="append", metavar="NAME",
+                       help="place this registered operator (repeatable, in pipeline order)")
         p.add_argument("--mutant", action="append", choices=sorted(MUTANTS), metavar="NAME",
                        help="switch on a mutant (repeatable): " + ", ".join(sorted(MUTANTS)))
+
+    def plugin(p: argparse.ArgumentParser) -> None:
+        # loaded before parsing (see _plugin_args); accepted after the command too
+        p.add_argument("--plugin", action="append", metavar="MODULE", dest="plugin_after",
+                       help="import MODULE first (repeatable)")
 
     p = sub.add_parser("run", help="draw (or load) one scenario, run it, print what happened")
     p.add_argument("--seed", type=_non_negative, default=0, help="draw the scenario from this seed")
@@ -517,6 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="restore from every snapshot and compare with the uninterrupted run")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     stores(p)
+    plugin(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("replay", help="re-run a scenario from a token or JSON file and judge it")
@@ -525,12 +573,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--html", metavar="OUT.html", help="write a space-time diagram")
     p.add_argument("--timeline", action="store_true", help="print the timeline even if it passes")
     stores(p)
+    plugin(p)
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("shrink", help="shrink a failing token or file to a minimal scenario")
     p.add_argument("source", metavar="TOKEN|FILE")
     p.add_argument("--json", action="store_true")
     stores(p)
+    plugin(p)
     p.set_defaults(func=cmd_shrink)
 
     p = sub.add_parser("fuzz", help="fuzz until the budget is spent or a property fails")
@@ -552,6 +602,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_non_negative, default=None, help="reproducible batch seeds")
     p.add_argument("--json", action="store_true")
     stores(p)
+    plugin(p)
     p.set_defaults(func=cmd_fuzz)
 
     p = sub.add_parser("mutants", help="how fast the fuzzer finds each re-created real bug")
@@ -565,6 +616,7 @@ def build_parser() -> argparse.ArgumentParser:
     fleet(p)
     p.add_argument("--json", action="store_true")
     stores(p)
+    plugin(p)
     p.set_defaults(func=cmd_mutants)
 
     p = sub.add_parser("status", help="a fuzzing fleet's progress, read from its shared Redis")
@@ -606,49 +658,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--records", type=int, default=20_000)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--json", action="store_true")
+    plugin(p)
     p.set_defaults(func=cmd_bench)
     return parser
 
 
-def _load_plugins(argv: list[str]) -> None:
-    """Import `--plugin MODULE` modules first: they register operators and sinks."""
-    import importlib  # noqa: PLC0415
-
+def _plugin_args(argv: list[str]) -> list[str]:
+    """The `--plugin MODULE` values anywhere on the command line (before or after the
+    command): they load before parsing, so that their names are valid choices."""
+    names = []
     for i, arg in enumerate(argv):
-        name = None
+        if arg == "--":
+            break
         if arg == "--plugin" and i + 1 < len(argv):
-            name = argv[i + 1]
+            names.append(argv[i + 1])
         elif arg.startswith("--plugin="):
-            name = arg.split("=", 1)[1]
-        if name is not None:
-            try:
-                importlib.import_module(name)
-            except Exception as exc:  # any failure to import user code is an input error
-                raise UsageError(f"cannot import plugin module {name!r}: "
-                                 f"{type(exc).__name__}: {exc}") from None
+            names.append(arg.split("=", 1)[1])
+    return names
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        _load_plugins(argv)
-    except OnceflowError as exc:
-        _error(str(exc))
-        return USAGE
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        from onceflow.stores.sqlite import keep_store  # noqa: PLC0415
-
-        with keep_store(getattr(args, "keep_store", None)):
-            return int(args.func(args))
-    except OperatorError as exc:
-        _report_component_error(exc, as_json=bool(getattr(args, "json", False)))
-        return USAGE
+        return _main(argv)
     except OnceflowError as exc:
         _error(str(exc))
         return USAGE
     except KeyboardInterrupt:
+        if "--json" not in argv:
+            # stopped before the command could say so itself (loading plugins, parsing,
+            # importing): say it where its summary would have been
+            print("onceflow: interrupted", flush=True)
         print("onceflow: interrupted", file=sys.stderr)
         return INTERRUPTED
     except BrokenPipeError:
@@ -691,6 +731,23 @@ def _report_component_error(exc: Any, *, as_json: bool) -> None:
         for frame in frames:
             print("  " + _one_line(frame, 200))
     _error(str(exc))
+
+
+def _main(argv: list[str]) -> int:
+    from onceflow.plugins import load_configured  # noqa: PLC0415
+
+    if not any(a in ("--version", "-h", "--help") for a in argv[:1]):
+        load_configured(_plugin_args(argv))
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        from onceflow.stores.sqlite import keep_store  # noqa: PLC0415
+
+        with keep_store(getattr(args, "keep_store", None)):
+            return int(args.func(args))
+    except OperatorError as exc:
+        _report_component_error(exc, as_json=bool(getattr(args, "json", False)))
+        return USAGE
 
 
 if __name__ == "__main__":  # pragma: no cover

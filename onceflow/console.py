@@ -246,22 +246,23 @@ EXIT = {"clean": 0, "violation": 1, "stopped": 1, "interrupted": 130}
 
 def run_fuzz(*, budget: float, mode: str | None, sink: str | None, mutants: tuple[str, ...],
              db: str | None, seed: int | None, workers: int, as_json: bool,
-             store: str = "memory", corpus_name: str | None = None, fallback: str | None = None,
-             stop_on_first: bool = False, worker: str | None = None,
-             source: str | None = None) -> int:
+             store: str = "memory", operators: tuple[str, ...] | None = None,
+             corpus_name: str | None = None, fallback: str | None = None,
+             stop_on_first: bool = False, worker: str | None = None) -> int:
     from onceflow.search.corpus import SharedCorpus  # noqa: PLC0415
 
-    scenarios(mode=mode, sink=sink, mutants=mutants, store=store,
-              source=source)  # bad pins fail here
+    # bad pins fail here
+    scenarios(mode=mode, sink=sink, operators=operators, mutants=mutants, store=store)
     corpus = open_corpus(db, name=corpus_name, fallback=fallback)  # a bad --db fails here
     fleet = {"worker": worker, "stop_on_first": stop_on_first,
              "pins": {"mode": mode, "sink": sink, "mutants": list(mutants), "store": store,
-                      "source": source}}
+                      "operators": list(operators) if operators is not None else None}}
     # progress goes to stderr even with --json (stdout then holds only the object)
     reporter = _Reporter(quiet=False)
-    kwargs: dict[str, Any] = dict(budget=budget, mode=mode, sink=sink, mutants=mutants, db=db,
-                                  seed=seed, store=store, corpus_name=corpus_name,
-                                  fallback=fallback, source=source)
+    kwargs: dict[str, Any] = dict(budget=budget, mode=mode, sink=sink, operators=operators,
+                                  mutants=mutants, db=db, seed=seed, store=store,
+                                  corpus_name=corpus_name,
+                                  fallback=fallback)
     described = None
     try:
         if workers == 1:
@@ -289,7 +290,7 @@ def run_fuzz(*, budget: float, mode: str | None, sink: str | None, mutants: tupl
             data["corpus"] = described
         print(json.dumps(data, sort_keys=True))
         if outcome.finding is not None:
-            print(f"replay: onceflow replay {outcome.finding.token}", file=sys.stderr)
+            print(f"replay: {outcome.finding.replay}", file=sys.stderr)
     else:
         _print_summary(outcome, db, described)
     return EXIT[outcome.status]

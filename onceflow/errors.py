@@ -5,11 +5,13 @@ from __future__ import annotations
 __all__ = [
     "OnceflowError",
     "OperatorError",
+    "PluginError",
     "ProtocolError",
     "ScenarioError",
     "RegistrationError",
     "RestoreError",
     "TokenError",
+    "UnknownComponentError",
 ]
 
 
@@ -24,6 +26,11 @@ class ScenarioError(OnceflowError, ValueError):
         self.field = field
         self.reason = reason
         super().__init__(f"invalid scenario: {field}: {reason}")
+
+
+class UnknownComponentError(ScenarioError):
+    """A scenario names a source, operator or sink that is not registered in this process
+    (load the plugin that registers it)."""
 
 
 class RestoreError(OnceflowError, ValueError):
@@ -56,3 +63,7 @@ class ProtocolError(OnceflowError, TypeError):
 class RegistrationError(OnceflowError, ValueError):
     """A component is unknown, or its registration is malformed or contradicts itself;
     the message states the fix."""
+
+
+class PluginError(OnceflowError, ImportError):
+    """A plugin module (or an installed plugin) failed to load; the message names it."""

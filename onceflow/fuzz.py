@@ -93,7 +93,8 @@ class FuzzOutcome:
             data["violation"] = {
                 "property": f.property, "anomaly": f.anomaly, "summary": f.summary,
                 "timeline": f.timeline, "snapshot": f.snapshot, "token": f.token,
-                "digest": f.digest, "faults": list(f.faults),
+                "digest": f.digest, "faults": list(f.faults), "replay": f.replay,
+                "plugins": list(f.plugins),
                 "records": [r.to_data() for r in f.records],
                 "size_before": self.first_size, "size_after": self.scenario.size,
                 "seconds_to_first": self.first_seconds,
@@ -111,14 +112,14 @@ def open_corpus(path: str | Path | None, *, name: str | None = None,
 
 
 def _corpus_key(mode: str | None, sink: str | None, mutants: tuple[str, ...],
-                store: str = "memory", source: str | None = None) -> bytes:
+                store: str = "memory", operators: tuple[str, ...] | None = None) -> bytes:
     extra = "" if store == "memory" else f"|{store}"
-    extra += "" if source is None else f"|source={source}"
-    return f"onceflow-fuzz-v1|{mode}|{sink}|{','.join(mutants)}{extra}".encode()
+    ops = "" if operators is None else "|ops=" + ",".join(operators)
+    return f"onceflow-fuzz-v1|{mode}|{sink}|{','.join(mutants)}{extra}{ops}".encode()
 
 
 def _mixed(mode: str | None, sink: str | None, mutants: tuple[str, ...],
-           store: str = "memory", source: str | None = None) -> Any:
+           store: str = "memory", operators: tuple[str, ...] | None = None) -> Any:
     """Hypothesis's structured draws, mixed with whole scenarios from plain seeds.
 
     Hypothesis biases every integer towards small and boundary values, which
@@ -126,27 +127,28 @@ def _mixed(mode: str | None, sink: str | None, mutants: tuple[str, ...],
     ms after it); scenarios drawn from a seed keep the generator's own
     distribution.  Either kind is shrunk afterwards by the greedy pass.
     """
-    structured = scenarios(mode=mode, sink=sink, mutants=mutants, store=store,
-                           source=source)  # validates
+    structured = scenarios(mode=mode, sink=sink, operators=operators, mutants=mutants,
+                           store=store)  # validates the pins
     seeded = st.integers(0, 2**31 - 1).map(
-        lambda n: scenario_from_seed(n, mode=mode, sink=sink, mutants=mutants, store=store,
-                                     source=source))
+        lambda n: scenario_from_seed(n, mode=mode, sink=sink, operators=operators,
+                                     mutants=mutants, store=store))
     return st.one_of(structured, seeded)
 
 
 def fuzz(*, budget: float, mode: str | None = None, sink: str | None = None,
-         mutants: tuple[str, ...] = (), db: str | Path | ExampleDatabase | None = None,
+         operators: tuple[str, ...] | None = None, mutants: tuple[str, ...] = (),
+         db: str | Path | ExampleDatabase | None = None,
          seed: int | None = None, shrink: bool = True,
          on_progress: Callable[[FuzzStats], None] | None = None,
          should_stop: Callable[[], bool] | None = None, store: str = "memory",
-         corpus_name: str | None = None, fallback: str | Path | None = None,
-         source: str | None = None) -> FuzzOutcome:
+         corpus_name: str | None = None, fallback: str | Path | None = None) -> FuzzOutcome:
     """Fuzz for `budget` seconds or until a violation; shrink it and return the outcome.
 
     `store` names the external system every scenario writes to (e.g. "sqlite"); `db` is
     the corpus: a directory, a `redis://` URL (namespaced by `corpus_name`, kept in
-    `fallback` while Redis is away) or an open Hypothesis database."""
-    strategy = _mixed(mode, sink, mutants, store, source)
+    `fallback` while Redis is away) or an open Hypothesis database; `operators` pins the
+    operators between source and sink."""
+    strategy = _mixed(mode, sink, mutants, store, operators)
     corpus = db if isinstance(db, ExampleDatabase) else open_corpus(db, name=corpus_name,
                                                                     fallback=fallback)
     stats = FuzzStats()
@@ -200,7 +202,7 @@ def fuzz(*, budget: float, mode: str | None = None, sink: str | None = None,
             def example(scenario: Scenario) -> None:
                 body(scenario)
             test = given(strategy)(config(example))
-            test._hypothesis_internal_database_key = _corpus_key(mode, sink, mutants, store, source)  # type: ignore[attr-defined]
+            test._hypothesis_internal_database_key = _corpus_key(mode, sink, mutants, store, operators)  # type: ignore[attr-defined]
             if seed is not None:
                 # what @hypothesis.seed sets, without the `database=None` it adds:
                 # a seeded fuzz run keeps its corpus too
@@ -253,13 +255,15 @@ def _violation_outcome(stats: FuzzStats, state: dict[str, Any], violation: Viola
 
 
 def baseline(*, budget: float, mutants: tuple[str, ...] = (), mode: str | None = None,
-             sink: str | None = None, start: int = 0) -> FuzzOutcome:
+             sink: str | None = None, operators: tuple[str, ...] | None = None,
+             start: int = 0) -> FuzzOutcome:
     """The same generator driven by plain random seeds: no database, no shrinking."""
     stats = FuzzStats()
     deadline = stats.started + budget
     n = start
     while time.monotonic() < deadline:
-        scenario = scenario_from_seed(n, mode=mode, sink=sink, mutants=mutants)
+        scenario = scenario_from_seed(n, mode=mode, sink=sink, operators=operators,
+                                      mutants=mutants)
         n += 1
         result = run(scenario)
         stats.add(result)

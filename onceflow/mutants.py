@@ -11,7 +11,7 @@ from attrs import frozen
 
 from onceflow.errors import ScenarioError
 
-__all__ = ["MUTANTS", "Mutant", "validate_mutants"]
+__all__ = ["MUTANTS", "Mutant", "validate_mutants", "zoo_markdown"]
 
 
 @frozen
@@ -36,6 +36,23 @@ MUTANTS: dict[str, Mutant] = {m.name: m for m in (
            "a stop-with-savepoint --drain fails after the sources drained, and the job goes "
            "on instead of failing over: the input stays cut short where the drain ended it",
            "lost", "model/task.py: SourceTask._stop_failed"),
+    Mutant("failed-stop-stays-stopped", "FLINK-21030",
+           "a stop-with-savepoint fails and the job neither fails over nor resumes: the "
+           "sources stay stopped and the job never finishes",
+           "stuck", "model/task.py: SourceTask._stop_failed"),
+    Mutant("recovery-skips-latest-checkpoint", "FLINK-22502, FLINK-5940",
+           "a recovered job manager cannot retrieve its latest checkpoint and recovers from "
+           "an older one (or none): transactions the latest one committed are replayed",
+           "duplicate", "model/job.py: Job.restart"),
+    Mutant("final-notification-exact", "FLIP-147",
+           "a finished task waits for the notification of exactly its final checkpoint; "
+           "when that notification is lost, a later checkpoint's does not release it and "
+           "the job never finishes",
+           "stuck", "model/task.py: Task.notify_complete"),
+    Mutant("committer-not-idempotent", "Sink V2 Committer contract (commit must be idempotent)",
+           "the committer publishes a transaction's data again when asked to commit a "
+           "transaction that already committed, as a recovery after a crash does",
+           "duplicate", "model/sinks.py: StoreCommitter.commit"),
     Mutant("no-final-checkpoint", "FLIP-147, FLINK-2491",
            "the job finishes at end of input without a final checkpoint, so the last "
            "transactions are never committed",
@@ -43,10 +60,10 @@ MUTANTS: dict[str, Mutant] = {m.name: m for m in (
     Mutant("commit-only-exact-id", "FLINK-10377, FLINK-14979",
            "notify-complete(n) commits only the transaction of n, not every pending one <= n; "
            "a lost or subsumed notification strands older ones",
-           "lost", "model/sinks.py: TwoPhaseCommitSink.notify_checkpoint_complete"),
+           "lost", "components/sinkv2.py: CommitterOperator.notify_checkpoint_complete"),
     Mutant("abort-discards", "CheckpointListener contract",
            "notify-aborted(n) aborts the pending transaction of n, whose data is still needed",
-           "lost", "model/sinks.py: TwoPhaseCommitSink.notify_checkpoint_aborted"),
+           "lost", "components/sinkv2.py: CommitterOperator.notify_checkpoint_aborted"),
     Mutant("unaligned-misses-inflight", "FLINK-20645",
            "an unaligned snapshot forgets the last overtaken output buffer of each channel",
            "lost", "model/task.py: Task.emit_barrier"),
@@ -61,10 +78,24 @@ MUTANTS: dict[str, Mutant] = {m.name: m for m in (
     Mutant("unaligned-committables", "FLINK-36287, apache/iceberg #15846",
            "an unaligned barrier overtakes the committable of the sink's transaction, so the "
            "snapshot does not list it and a restore aborts it",
-           "lost", "model/sinks.py: TwoPhaseCommitSink.snapshot_state"),
+           "lost", "components/sinkv2.py: SinkV2.snapshot_state"),
+    Mutant("eoi-committables-deserted", "FLINK-26403",
+           "the sink writer does not emit its pending committables at end of input and "
+           "emits nothing at the final checkpoint either: the last transaction is never "
+           "committed",
+           "lost", "components/sinkv2.py: SinkWriterOperator.end_input"),
+    Mutant("committer-drops-failed-commit", "FLINK-23896",
+           "the committer does not retry a committable whose commit failed transiently: "
+           "it is dropped, and its transaction never commits",
+           "lost", "components/sinkv2.py: CommitterOperator._commit"),
+    Mutant("recovered-committables-orphaned", "FLINK-29512",
+           "restored committables are not committed in initializeState; they keep a "
+           "checkpoint id whose summary does not come back, so the committer never sees "
+           "them fully received and never commits them",
+           "lost", "components/sinkv2.py: CommitterOperator.initialize_state"),
     Mutant("lingering-transactions", "FLINK-23854",
            "recovery does not abort transactions opened after the last checkpoint",
-           "stuck", "model/sinks.py: TwoPhaseCommitSink.open"),
+           "stuck", "components/sinkv2.py: SinkWriterOperator.open"),
     Mutant("short-txn-timeout", "Kafka docs, KAFKA-6119",
            "the external transaction timeout is shorter than checkpoint interval plus restart "
            "time, so the store expires transactions before they are committed",
@@ -105,3 +136,12 @@ def validate_mutants(names: tuple[str, ...]) -> None:
                                                  f"{', '.join(sorted(MUTANTS))}")
     if len(set(names)) != len(names):
         raise ScenarioError("mutants", "a mutant is listed twice")
+
+
+def zoo_markdown() -> str:
+    """The zoo as a table in the format of the shared engine-bugs reference."""
+    rows = ["| name | source | mechanism | symptom the properties must report | where |",
+            "|---|---|---|---|---|"]
+    for m in MUTANTS.values():
+        rows.append(f"| {m.name} | {m.source} | {m.mechanism} | {m.symptom} | {m.where} |")
+    return "\n".join(rows) + "\n"

@@ -1,21 +1,27 @@
 """Plug your own operators and sinks into scenarios, by name.
 
-A scenario is data, so user code enters it through a name registered here:
-a vertex with `kind="my_op"` runs `factory(param)`, and the oracle computes
-its expected output with `fold`, a plain sequential function (never the
+A scenario is data, so code enters it through a name registered here: a
+vertex with `kind="my_op"` runs `factory(param)`, and the oracle computes its
+expected output with `fold`, a plain sequential function (never the
 simulation).  A sink registered with `register_sink` is chosen with
-`Scenario(sink="my_sink")`.  Register in a module and load it with
-`onceflow ... --plugin my_module` on the command line, or import it in your
-tests.
+`Scenario(sink="my_sink")` and judged by what it declares itself to be, never
+by its name.  The built-in operators and sinks are registered here through
+the very same calls.  Register in a module and load it with `onceflow
+--plugin my_module ...` (or an entry point in the group `onceflow.plugins`,
+or `[tool.onceflow] plugins = [...]` in pyproject.toml), or import it in
+your tests.
 
 `fold(param, records, state)` gets the records of one key in order (a fresh
 `state` dict per key and vertex) and returns the output records in order.  A
 keyed operator keeps the key's state as `state[key]`, equal to what its
 `snapshot_state()` holds for that key, so that consistent cuts can be checked.
+`flush(param, key, state)` (optional) returns what the operator emits for
+`key` at the end of input (in `finish()`), updating `state[key]`.
 """
 
 from __future__ import annotations
 
+import inspect
 import re
 from typing import Any, Callable
 
@@ -23,29 +29,61 @@ from attrs import frozen
 
 from onceflow.errors import OnceflowError, RegistrationError
 
-__all__ = ["OPERATORS", "SINKS", "SOURCES", "STORES", "OperatorSpec", "SinkSpec", "SourceSpec",
-           "StoreSpec", "register_operator", "register_sink", "register_source",
-           "register_store"]
+__all__ = ["OPERATORS", "SINKS", "SINK_KINDS", "SOURCES", "STORES", "OperatorSpec", "RegistrationError",
+           "SinkSpec", "SourceSpec", "StoreSpec", "default_exactly_once", "operator_spec", "register_operator",
+           "register_sink", "register_source", "register_store", "sink_spec"]
 
-_BUILTIN_OPERATORS = ("source", "map", "filter", "flat_map", "reduce", "window", "sink")
-_BUILTIN_SINKS = ("append", "idempotent", "two_phase")
+#: What a sink can declare itself to be.
+#: - "append": writes at once; a replay after a failover writes again (duplicates).
+#: - "idempotent": upserts by record id; a replay overwrites what it wrote before.
+#: - "two_phase": writes into a transaction per checkpoint, committed when the
+#:   checkpoint completes (pre-commit on the barrier, commit on notify-complete).
+SINK_KINDS = ("append", "idempotent", "two_phase")
+
+#: Vertex kinds that are the ends of a pipeline, not operators.
+_ENDS = ("source", "sink")
 _NAME = re.compile(r"[a-z][a-z0-9_\-]{0,40}")
+_STATE_KINDS = (None, "keyed", "list")
 
 
 @frozen
 class OperatorSpec:
+    """A registered operator: how to build it, and its oracle."""
+
     name: str
     factory: Callable[[int], Any]
     fold: Callable[[int, list[Any], dict[Any, Any]], list[Any]]
     keyed: bool = False
+    #: what the operator emits for one key at the end of input (None: nothing)
+    flush: Callable[[int, Any, dict[Any, Any]], list[Any]] | None = None
+    #: the range `param` is drawn from when a generated topology places it
+    params: tuple[int, int] = (0, 0)
+    #: the module whose import registered it (named in reproduce commands)
+    module: str = ""
+    builtin: bool = False
 
 
 @frozen
 class SinkSpec:
+    """A registered sink and what it declares itself to be."""
+
     name: str
     factory: Callable[[], Any]
+    kind: str
     exactly_once: bool
-    upsert: bool = False
+    module: str = ""
+    builtin: bool = False
+
+    @property
+    def upsert(self) -> bool:
+        """Its output is keyed by record id: later writes replace earlier ones."""
+        return self.kind == "idempotent"
+
+    @property
+    def transactional(self) -> bool:
+        """It writes into transactions committed after a checkpoint completes: it passes
+        the pre-commit and commit phases, and readers see only committed output."""
+        return self.kind == "two_phase"
 
 
 @frozen
@@ -59,37 +97,129 @@ SINKS: dict[str, SinkSpec] = {}
 STORES: dict[str, StoreSpec] = {}
 
 
-def _check_name(name: str, builtin: tuple[str, ...]) -> None:
+def _caller_module() -> str:
+    """The module that called register_*: importing it registers the component again."""
+    frame = inspect.currentframe()
+    try:
+        f = frame.f_back.f_back if frame and frame.f_back else None  # type: ignore[union-attr]
+        while f is not None and f.f_globals.get("__name__") == __name__:
+            f = f.f_back
+        return str(f.f_globals.get("__name__", "")) if f is not None else ""
+    finally:
+        del frame
+
+
+def _check_name(name: Any, taken: dict[str, Any], what: str) -> None:
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise OnceflowError(f"bad name {name!r}: use lowercase letters, digits, _ and -")
-    if name in builtin:
-        raise OnceflowError(f"{name!r} is a built-in; choose another name")
+        raise RegistrationError(f"bad {what} name {name!r}: use 1-41 lowercase letters, digits, "
+                                "_ and -, starting with a letter")
+    spec = taken.get(name)
+    if name in _ENDS or (spec is not None and spec.builtin):
+        raise RegistrationError(f"{name!r} is a built-in {what}; register yours under another name")
+
+
+def _declared_state_kind(factory: Any) -> Any:
+    """The `state_kind` a factory's class declares, when it can be told without calling it."""
+    if inspect.isclass(factory):
+        return getattr(factory, "state_kind", ...)
+    return ...
 
 
 def register_operator(name: str, *, factory: Callable[[int], Any],
                       fold: Callable[[int, list[Any], dict[Any, Any]], list[Any]],
-                      keyed: bool = False) -> OperatorSpec:
-    """Make `Vertex(uid, name, ...)` run `factory(param)`; `fold` is its oracle."""
-    _check_name(name, _BUILTIN_OPERATORS)
-    if not callable(factory) or not callable(fold):
-        raise OnceflowError("factory and fold must be callables")
-    spec = OperatorSpec(name, factory, fold, keyed)
+                      keyed: bool = False,
+                      flush: Callable[[int, Any, dict[Any, Any]], list[Any]] | None = None,
+                      params: tuple[int, int] = (0, 0), _builtin: bool = False) -> OperatorSpec:
+    """Make `Vertex(uid, name, ...)` run `factory(param)`; `fold` (and `flush`) is its oracle.
+
+    `keyed=True` declares a keyed operator (its state is a dict key -> value, its
+    input arrives over a hash edge); `params=(lo, hi)` is the range generated
+    topologies draw its `param` from.
+    """
+    if not _builtin:
+        _check_name(name, OPERATORS, "operator")
+    if not callable(factory):
+        raise RegistrationError(f"operator {name!r}: factory must be a callable taking the "
+                                f"vertex's param, got {type(factory).__name__}")
+    if not callable(fold):
+        raise RegistrationError(f"operator {name!r}: fold must be a callable "
+                                "fold(param, records, state) -> output records (the oracle)")
+    if flush is not None and not callable(flush):
+        raise RegistrationError(f"operator {name!r}: flush must be a callable "
+                                "flush(param, key, state) -> records, or None")
+    if not isinstance(keyed, bool):
+        raise RegistrationError(f"operator {name!r}: keyed must be True or False")
+    if (not isinstance(params, tuple) or len(params) != 2
+            or not all(isinstance(p, int) and not isinstance(p, bool) for p in params)
+            or not 0 <= params[0] <= params[1] <= 1_000_000):
+        raise RegistrationError(f"operator {name!r}: params must be a (lo, hi) pair of integers "
+                                f"with 0 <= lo <= hi <= 1000000, got {params!r}")
+    declared = _declared_state_kind(factory)
+    if declared is not ... and declared not in _STATE_KINDS:
+        raise RegistrationError(f"operator {name!r}: {factory.__name__}.state_kind is "
+                                f"{declared!r}; declare None, 'keyed' or 'list'")
+    if declared == "keyed" and not keyed:
+        raise RegistrationError(f"operator {name!r} is registered with keyed=False but "
+                                f"{factory.__name__}.state_kind is 'keyed': keyed state lives on "
+                                "a keyed stream; register it with keyed=True (a hash edge feeds "
+                                "it), or keep operator state as state_kind = 'list'")
+    spec = OperatorSpec(name, factory, fold, keyed, flush, params,
+                        "" if _builtin else _caller_module(), _builtin)
     OPERATORS[name] = spec
     return spec
 
 
-def register_sink(name: str, *, factory: Callable[[], Any], exactly_once: bool,
-                  upsert: bool = False) -> SinkSpec:
-    """Make `Scenario(sink=name)` use `factory()`.
+def default_exactly_once(kind: str) -> bool:
+    """Can a sink of this declared kind give exactly-once effects?  An append sink
+    writes again what a replay after a failover sends again; the others cannot."""
+    return kind in ("idempotent", "two_phase")
 
-    `exactly_once` says whether the sink promises exactly-once effects (as a
-    two-phase or idempotent sink does); `upsert` that its output is keyed by
-    record id (later writes replace earlier ones).
+
+def register_sink(name: str, *, factory: Callable[[], Any], kind: str | None = None,
+                  exactly_once: bool | None = None, upsert: bool | None = None,
+                  _builtin: bool = False) -> SinkSpec:
+    """Make `Scenario(sink=name)` use `factory()`, judged as what `kind` declares.
+
+    `kind` is "append", "idempotent" (upserts by record id) or "two_phase"
+    (transactions committed when a checkpoint completes); `exactly_once` says
+    whether the sink promises exactly-once effects (default: True for
+    idempotent and two-phase sinks, False for append sinks).  Without `kind`,
+    `upsert=True` means idempotent, `exactly_once=True` two-phase.
     """
-    _check_name(name, _BUILTIN_SINKS)
+    if not _builtin:
+        _check_name(name, SINKS, "sink")
     if not callable(factory):
-        raise OnceflowError("factory must be a callable")
-    spec = SinkSpec(name, factory, exactly_once, upsert)
+        raise RegistrationError(f"sink {name!r}: factory must be a callable returning the sink, "
+                                f"got {type(factory).__name__}")
+    for flag, value in (("exactly_once", exactly_once), ("upsert", upsert)):
+        if value is not None and not isinstance(value, bool):
+            raise RegistrationError(f"sink {name!r}: {flag} must be True or False, got {value!r}")
+    if kind is None:
+        kind = "idempotent" if upsert else ("two_phase" if exactly_once else "append")
+    elif kind not in SINK_KINDS:
+        raise RegistrationError(f"sink {name!r}: unknown kind {kind!r}; declare one of "
+                                f"{', '.join(SINK_KINDS)}")
+    if upsert is not None and upsert != (kind == "idempotent"):
+        raise RegistrationError(f"sink {name!r} declares kind={kind!r} and upsert={upsert}: "
+                                "only an idempotent sink upserts; drop upsert= or declare "
+                                "kind='idempotent'")
+    if exactly_once is None:
+        exactly_once = default_exactly_once(kind)
+    if exactly_once and not default_exactly_once(kind):
+        raise RegistrationError(f"sink {name!r} declares kind='append' and exactly_once=True: a "
+                                "replay after a failover appends again; declare "
+                                "kind='idempotent' or kind='two_phase', or exactly_once=False")
+    declared = _declared_state_kind(factory)
+    if declared is not ... and declared not in _STATE_KINDS:
+        raise RegistrationError(f"sink {name!r}: {factory.__name__}.state_kind is {declared!r}; "
+                                "declare None, 'keyed' or 'list'")
+    if declared is not ... and kind == "two_phase" and declared != "list":
+        raise RegistrationError(f"sink {name!r} declares kind='two_phase' but "
+                                f"{factory.__name__}.state_kind is {declared!r}: a two-phase "
+                                "sink keeps its pending transactions as list state; set "
+                                "state_kind = 'list' (or subclass TwoPhaseCommitSink)")
+    spec = SinkSpec(name, factory, kind, exactly_once, "" if _builtin else _caller_module(),
+                    _builtin)
     SINKS[name] = spec
     return spec
 
@@ -132,6 +262,106 @@ def _sqlite_store(*, txn_timeout: float, label: str = "") -> Any:
 
 _sqlite_store.__module__ = "onceflow.stores.sqlite"
 STORES["sqlite"] = StoreSpec("sqlite", _sqlite_store)
+
+
+_PLUGIN_HINT = ("add --plugin MODULE, the module that registers it (in tests: import it)")
+
+
+def sink_spec(name: str) -> SinkSpec:
+    """The registered sink `name`; RegistrationError naming the fix if there is none."""
+    spec = SINKS.get(name)
+    if spec is None:
+        raise RegistrationError(unknown_message("sink", name, SINKS))
+    return spec
+
+
+def operator_spec(name: str) -> OperatorSpec:
+    """The registered operator `name`; RegistrationError naming the fix if there is none."""
+    spec = OPERATORS.get(name)
+    if spec is None:
+        raise RegistrationError(unknown_message("operator", name, OPERATORS))
+    return spec
+
+
+def unknown_message(what: str, name: Any, known: dict[str, Any]) -> str:
+    shown = repr(name) if isinstance(name, str) and len(name) <= 60 else repr(str(name)[:60])
+    return (f"unknown {what} {shown}: not registered here; {_PLUGIN_HINT}; registered: "
+            f"{', '.join(sorted(known)[:12])}")
+
+
+# -- the built-ins, registered through the same calls ---------------------------------------
+
+def _model(name: str) -> Any:
+    import importlib  # noqa: PLC0415 (the model imports the values that import this module)
+
+    return importlib.import_module(f"onceflow.model.{name}")
+
+
+def _map(param: int, records: list[Any], state: dict[Any, Any]) -> list[Any]:
+    return [r._replace(value=r.value + param) for r in records]
+
+
+def _filter(param: int, records: list[Any], state: dict[Any, Any]) -> list[Any]:
+    return [r for r in records if r.value % param == 0]
+
+
+def _flat_map(param: int, records: list[Any], state: dict[Any, Any]) -> list[Any]:
+    return [r._replace(id=f"{r.id}.{i}", value=r.value + i) for r in records for i in range(param)]
+
+
+def _reduce(param: int, records: list[Any], state: dict[Any, Any]) -> list[Any]:
+    out = []
+    for r in records:
+        state[r.key] = state.get(r.key, 0) + r.value
+        out.append(r._replace(value=state[r.key]))
+    return out
+
+
+def _window(param: int, records: list[Any], state: dict[Any, Any]) -> list[Any]:
+    out = []
+    for r in records:
+        count, total, fired = state.get(r.key, (0, 0, 0))
+        count, total = count + 1, total + r.value
+        if count == param:
+            out.append(r._replace(id=f"w{r.key}.{fired}", value=total))
+            count, total, fired = 0, 0, fired + 1
+        state[r.key] = (count, total, fired)
+        if count:
+            state[(r.key, "last")] = r
+    return out
+
+
+def _window_flush(param: int, key: Any, state: dict[Any, Any]) -> list[Any]:
+    count, total, fired = state.get(key, (0, 0, 0))
+    if not count:
+        return []
+    last = state[(key, "last")]
+    state[key] = (0, 0, fired + 1)
+    return [last._replace(id=f"w{key}.{fired}", value=total)]
+
+
+def _register_builtins() -> None:
+    ops = lambda: _model("operators")  # noqa: E731
+    sinks = lambda: _model("sinks")  # noqa: E731
+    register_operator("map", factory=lambda p: ops().MapOperator(p), fold=_map,
+                      params=(0, 3), _builtin=True)
+    register_operator("filter", factory=lambda p: ops().FilterOperator(p), fold=_filter,
+                      params=(1, 3), _builtin=True)
+    register_operator("flat_map", factory=lambda p: ops().FlatMapOperator(p), fold=_flat_map,
+                      params=(1, 3), _builtin=True)
+    register_operator("reduce", factory=lambda p: ops().ReduceOperator(), fold=_reduce,
+                      keyed=True, _builtin=True)
+    register_operator("window", factory=lambda p: ops().WindowOperator(p), fold=_window,
+                      flush=_window_flush, keyed=True, params=(1, 4), _builtin=True)
+    register_sink("append", factory=lambda: sinks().AppendSink(), kind="append", _builtin=True)
+    register_sink("idempotent", factory=lambda: sinks().IdempotentSink(), kind="idempotent",
+                  _builtin=True)
+    register_sink("two_phase", factory=lambda: sinks().TwoPhaseCommitSink(), kind="two_phase",
+                  _builtin=True)
+
+
+_register_builtins()
+
 
 # -- sources --------------------------------------------------------------------------------
 

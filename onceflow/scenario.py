@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 
 from attrs import evolve, field, fields, frozen
 
-from onceflow.errors import ScenarioError
-from onceflow.registry import OPERATORS, SINKS, SOURCES, STORES
+from onceflow.errors import ScenarioError, UnknownComponentError
+from onceflow.registry import OPERATORS, SINK_KINDS, SINKS, SOURCES, STORES, unknown_message
 
 __all__ = [
     "BARRIER_MODES",
@@ -35,11 +35,10 @@ __all__ = [
 ]
 
 BARRIER_MODES = ("aligned", "unaligned", "at_least_once")
-SINK_KINDS = ("append", "idempotent", "two_phase")
 START_MODES = ("earliest", "latest", "timestamp")
 EDGE_KINDS = ("forward", "hash", "rebalance", "broadcast")
+#: the built-in vertex kinds (registered operators are valid kinds too)
 OPERATOR_KINDS = ("source", "map", "filter", "flat_map", "reduce", "window", "sink")
-KEYED_KINDS = ("reduce", "window")
 SCENARIO_VERSION = 1
 
 # Limits that keep a hostile token or file from exhausting the machine.
@@ -127,8 +126,10 @@ class Vertex:
         if not isinstance(self.uid, str) or not self.uid or len(self.uid) > 64:
             _fail("uid", "must be a non-empty string of at most 64 characters, "
                          f"got {_show(self.uid)}")
-        if self.kind not in OPERATORS:
-            _check_choice("kind", self.kind, OPERATOR_KINDS + tuple(sorted(OPERATORS)))
+        if not isinstance(self.kind, str):
+            _fail("kind", f"must be an operator name (a string), got {_show(self.kind)}")
+        if self.kind not in OPERATORS and self.kind not in ("source", "sink"):
+            raise UnknownComponentError("kind", unknown_message("operator", self.kind, OPERATORS))
         _check_int("parallelism", self.parallelism, 1, MAX_PARALLELISM_LIMIT)
         _check_choice("edge", self.edge, EDGE_KINDS)
         _check_int("param", self.param, 0, 1_000_000)
@@ -142,7 +143,7 @@ class Vertex:
     @property
     def keyed(self) -> bool:
         spec = OPERATORS.get(self.kind)
-        return self.kind in KEYED_KINDS or (spec is not None and spec.keyed)
+        return spec is not None and spec.keyed
 
 
 @frozen
@@ -407,8 +408,10 @@ class Scenario:
                           ("restart", RestartStrategy), ("start_position", StartPosition)):
             if not isinstance(getattr(self, name), cls):
                 _fail(name, f"must be a {cls.__name__}")
+        if not isinstance(self.sink, str):
+            _fail("sink", f"must be a sink name (a string), got {_show(self.sink)}")
         if self.sink not in SINKS:
-            _check_choice("sink", self.sink, SINK_KINDS + tuple(sorted(SINKS)))
+            raise UnknownComponentError("sink", unknown_message("sink", self.sink, SINKS))
         if self.store not in STORES:
             _check_choice("store", self.store, tuple(sorted(STORES)))
         if self.source not in SOURCES:
@@ -611,7 +614,7 @@ def _from_data(cls: Any, data: Any, path: str) -> Any:
         return cls(**kwargs)
     except ScenarioError as exc:
         if path and not exc.field.startswith(path):
-            raise ScenarioError(f"{path}.{exc.field}", exc.reason) from None
+            raise type(exc)(f"{path}.{exc.field}", exc.reason) from None
         raise
     except TypeError as exc:
         raise ScenarioError(where, str(exc)) from None

@@ -12,12 +12,15 @@ key count, skew and a seed), never record by record.
 
 from __future__ import annotations
 
+import math
 import random
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any, Protocol, Sequence
 
 from attrs import evolve
 from hypothesis import strategies as st
+
+from onceflow.cost import data_time, slowest_idle_checkpoint
 
 from onceflow.errors import ScenarioError
 from onceflow.faults.plan import (CRASH_PHASES, SLOTS_PER_WORKER, CoordinatorCrash, Crash,
@@ -25,9 +28,9 @@ from onceflow.faults.plan import (CRASH_PHASES, SLOTS_PER_WORKER, CoordinatorCra
                                   SlowSubtask,
                                   StorageFault, StoreFault, WorkerCrash)
 from onceflow.mutants import validate_mutants
-from onceflow.scenario import (BARRIER_MODES, SINK_KINDS, CheckpointConfig, RestartStrategy,
-                               SavepointRequest, Scenario, StartPosition, Timing, Topology,
-                               Vertex, Workload)
+from onceflow.registry import OPERATORS, SINKS, OperatorSpec, operator_spec, sink_spec, unknown_message
+from onceflow.scenario import (BARRIER_MODES, MAX_VERTICES, CheckpointConfig, RestartStrategy,
+                               SavepointRequest, Scenario, Timing, Topology, Vertex, Workload)
 
 __all__ = ["FAULT_GROUPS", "scenario_from_seed", "scenarios"]
 
@@ -36,6 +39,11 @@ FAULT_GROUPS = ("crash", "phase", "notify", "storage", "store", "network", "coor
 
 #: Groups whose faults strike at a time (rather than at a phase or a checkpoint).
 _TIMED_GROUPS = ("crash", "store", "coordinator", "network")
+
+#: The sinks drawn when none is pinned (simplest first, for shrinking): the built-ins.
+_DRAWN_SINKS = ("two_phase", "idempotent", "append")
+#: The operators drawn when none are pinned: the built-ins.
+_DRAWN_OPERATORS = ("map", "reduce", "filter", "flat_map", "window")
 
 _SINK_PHASES = ("pre_commit", "commit_before", "commit_after", "recovery_commit",
                 "stop_savepoint")
@@ -78,12 +86,22 @@ def _flag(src: _Source) -> bool:
     return src.integer(0, 1) == 1
 
 
-def _validate(mode: str | None, sink: str | None, max_records: int, max_faults: int,
-              max_parallelism: int, mutants: tuple[str, ...]) -> None:
+def _validate(mode: str | None, sink: str | None, operators: Any, max_records: int,
+              max_faults: int, max_parallelism: int, mutants: tuple[str, ...]) -> None:
     if mode is not None and mode not in BARRIER_MODES:
         raise ScenarioError("mode", f"unknown barrier mode {mode!r}; one of {', '.join(BARRIER_MODES)}")
-    if sink is not None and sink not in SINK_KINDS:
-        raise ScenarioError("sink", f"unknown sink kind {sink!r}; one of {', '.join(SINK_KINDS)}")
+    if sink is not None and sink not in SINKS:
+        raise ScenarioError("sink", unknown_message("sink", sink, SINKS))
+    if operators is not None:
+        if isinstance(operators, str) or not isinstance(operators, (list, tuple)):
+            raise ScenarioError("operators", "give a list of registered operator names in "
+                                             f"pipeline order, got {operators!r}")
+        if len(operators) > MAX_VERTICES - 2:
+            raise ScenarioError("operators", f"{len(operators)} operators; at most "
+                                             f"{MAX_VERTICES - 2} between source and sink")
+        for name in operators:
+            if not isinstance(name, str) or name not in OPERATORS:
+                raise ScenarioError("operators", unknown_message("operator", name, OPERATORS))
     if not isinstance(max_records, int) or not 0 <= max_records <= 100_000:
         raise ScenarioError("max_records", f"must be between 0 and 100000, got {max_records!r}")
     if not isinstance(max_faults, int) or not 0 <= max_faults <= 8:
@@ -93,23 +111,24 @@ def _validate(mode: str | None, sink: str | None, max_records: int, max_faults: 
     validate_mutants(tuple(mutants))
 
 
-def scenarios(*, mode: str | None = None, sink: str | None = None, max_records: int = 120,
+def scenarios(*, mode: str | None = None, sink: str | None = None,
+              operators: Sequence[str] | None = None, max_records: int = 120,
               max_faults: int = 4, max_parallelism: int = 4, savepoints: bool = True,
-              mutants: tuple[str, ...] = (), store: str = "memory",
-              source: str | None = None) -> st.SearchStrategy[Scenario]:
+              mutants: tuple[str, ...] = (), store: str = "memory") -> st.SearchStrategy[Scenario]:
     """Whole scenarios: topology, workload, checkpoint config, sink, savepoints and faults.
 
     Pin any part with a keyword (`scenarios(mode="aligned", sink="two_phase")`);
-    `max_faults=0` draws fault-free scenarios; `store` names the external system;
-    `source` a registered source (default: the built-in `log`).  How the log is
-    produced and where the source starts reading are drawn.
+    `operators=["my_op", "reduce"]` places exactly these registered operators
+    between source and sink, in this order (parallelism, edges and params
+    drawn); `sink` may name any registered sink.  `max_faults=0` draws
+    fault-free scenarios; `store` names the external system.
     """
-    _validate(mode, sink, max_records, max_faults, max_parallelism, tuple(mutants))
+    ops = None if operators is None else tuple(operators) if isinstance(operators, list) else operators
+    _validate(mode, sink, ops, max_records, max_faults, max_parallelism, tuple(mutants))
     _validate_store(store)
-    _validate_source(source)
-    pins = dict(mode=mode, sink=sink, max_records=max_records, max_faults=max_faults,
-                max_parallelism=max_parallelism, savepoints=savepoints, mutants=tuple(mutants),
-                store=store, source=source)
+    pins = dict(mode=mode, sink=sink, operators=ops, max_records=max_records,
+                max_faults=max_faults, max_parallelism=max_parallelism, savepoints=savepoints,
+                mutants=tuple(mutants), store=store)
 
     @st.composite
     def build(draw: Any) -> Scenario:
@@ -119,28 +138,19 @@ def scenarios(*, mode: str | None = None, sink: str | None = None, max_records: 
 
 
 def scenario_from_seed(seed: int, *, mode: str | None = None, sink: str | None = None,
-                       max_records: int = 120, max_faults: int = 4, max_parallelism: int = 4,
-                       savepoints: bool = True, mutants: tuple[str, ...] = (),
-                       store: str = "memory", source: str | None = None) -> Scenario:
+                       operators: Sequence[str] | None = None, max_records: int = 120,
+                       max_faults: int = 4, max_parallelism: int = 4, savepoints: bool = True,
+                       mutants: tuple[str, ...] = (), store: str = "memory") -> Scenario:
     """The scenario that seed `seed` draws from the same generator as `scenarios()`."""
     if not isinstance(seed, int) or seed < 0:
         raise ScenarioError("seed", f"must be a non-negative integer, got {seed!r}")
-    _validate(mode, sink, max_records, max_faults, max_parallelism, tuple(mutants))
+    ops = None if operators is None else tuple(operators) if isinstance(operators, list) else operators
+    _validate(mode, sink, ops, max_records, max_faults, max_parallelism, tuple(mutants))
     _validate_store(store)
-    _validate_source(source)
-    return generate(_RandomSource(seed), mode=mode, sink=sink, max_records=max_records,
-                    max_faults=max_faults, max_parallelism=max_parallelism,
-                    savepoints=savepoints, mutants=tuple(mutants), store=store, source=source)
-
-
-def _validate_source(source: str | None) -> None:
-    from onceflow.registry import SOURCES  # noqa: PLC0415
-
-    if source is not None and source not in SOURCES:
-        raise ScenarioError("source", f"unknown source {source!r}: no source of that name is "
-                                      "registered; load the module that registers it with "
-                                      "--plugin MODULE (or import it); registered: "
-                                      f"{', '.join(sorted(SOURCES))}")
+    return generate(_RandomSource(seed), mode=mode, sink=sink, operators=ops,
+                    max_records=max_records, max_faults=max_faults,
+                    max_parallelism=max_parallelism, savepoints=savepoints,
+                    mutants=tuple(mutants), store=store)
 
 
 def _validate_store(store: str) -> None:
@@ -152,10 +162,11 @@ def _validate_store(store: str) -> None:
 
 def generate(src: _Source, *, mode: str | None, sink: str | None, max_records: int,
              max_faults: int, max_parallelism: int, savepoints: bool,
-             mutants: tuple[str, ...], store: str = "memory",
-             source: str | None = None) -> Scenario:
+             mutants: tuple[str, ...], operators: tuple[str, ...] | None = None,
+             store: str = "memory") -> Scenario:
     mode = mode or _choice(src, BARRIER_MODES)
-    sink = sink or _choice(src, ("two_phase", "idempotent", "append"))
+    sink = sink or _choice(src, _DRAWN_SINKS)
+    transactional = sink_spec(sink).transactional
     # swarm testing: each scenario switches on a subset of the fault groups
     groups = [g for g in FAULT_GROUPS if _flag(src)] if max_faults else []
     n_faults = src.integer(0, max_faults) if groups else 0
@@ -163,14 +174,8 @@ def generate(src: _Source, *, mode: str | None, sink: str | None, max_records: i
     keys = src.integer(1, 8)
     splits = src.integer(1, 4)
     skew = float(src.integer(0, 2)) / 2
-    # the log: all there at the start (simplest), or produced before and while the job
-    # runs; the source starts at the beginning (simplest), the end, or a timestamp
-    produce_interval = (0.0, 0.05, 0.2, 0.5)[src.integer(0, 3)]
-    first_produce = -5.0 * src.integer(0, 4) if produce_interval else 0.0
-    start_mode = ("earliest", "earliest", "latest", "timestamp")[src.integer(0, 3)]
-    start = StartPosition(start_mode, 2.0 * src.integer(0, 10) if start_mode == "timestamp"
-                          else 0.0)
-    topology = _topology(src, max_parallelism, broadcast=sink != "idempotent")
+    topology = _topology(src, max_parallelism, broadcast=not sink_spec(sink).upsert,
+                         operators=operators)
     interval = 0.5 * src.integer(1, 20)
     checkpoints = CheckpointConfig(
         mode=mode, interval=interval, timeout=50.0 + 10 * src.integer(0, 20),
@@ -181,7 +186,6 @@ def generate(src: _Source, *, mode: str | None, sink: str | None, max_records: i
         buffer_records=_choice(src, (8, 4, 16, 32)), channel_capacity=src.integer(1, 8),
         record_cost=_choice(src, (0.1, 0.01, 0.03)), upload_time=0.1 * src.integer(0, 30), rpc_latency=0.1 * src.integer(1, 20))
     horizon = 5.0 + records * 0.02 + 10 * len(topology.vertices)
-    horizon += max(0.0, first_produce + records * produce_interval)  # while it is produced
     plan = []
     if savepoints:
         for _ in range(src.integer(0, 2)):
@@ -196,7 +200,7 @@ def generate(src: _Source, *, mode: str | None, sink: str | None, max_records: i
     faults: list[Any] = []
     for _ in range(n_faults):
         if src.integer(0, 3):
-            fault = _fault(src, groups, topology, horizon, sink, plan, records)
+            fault = _fault(src, groups, topology, horizon, transactional, plan, records)
             faults.append(fault)
             if (isinstance(fault, PhaseCrash) and fault.phase == "recovery_commit"
                     and len(faults) < max_faults):
@@ -213,40 +217,81 @@ def generate(src: _Source, *, mode: str | None, sink: str | None, max_records: i
     # some keeps the job running past aborted checkpoints, where their notifications act
     tolerable = max(0, src.integer(0, 4) - 2)
     checkpoints = evolve(checkpoints, tolerable_failed_checkpoints=tolerable)
-    return Scenario(
+    scenario = Scenario(
         topology=topology,
         workload=Workload(records=records, keys=keys, splits=splits, skew=skew,
-                          seed=src.integer(0, 2**16), produce_interval=produce_interval,
-                          first_produce=first_produce),
+                          seed=src.integer(0, 2**16)),
         checkpoints=checkpoints, timing=timing,
         restart=RestartStrategy(attempts=failovers + 2, delay=0.5 * src.integer(1, 20)),
         sink=sink, savepoints=tuple(plan), faults=tuple(faults), mutants=tuple(mutants),
-        schedule=schedule, seed=src.integer(0, 2**16), store=store,
-        source=source or "log", start_position=start)
+        schedule=schedule, seed=src.integer(0, 2**16), store=store)
+    # a checkpoint taken while the input is in flight can take as long as the input needs
+    # to drain: a shorter timeout expires every checkpoint, and with no failure tolerated
+    # Flink fails such a job for good (a misconfigured job, not a finding); faults
+    # (slowdowns, slow uploads) may still make a checkpoint expire
+    need = data_time(scenario) + slowest_idle_checkpoint(scenario)
+    if scenario.checkpoints.timeout < need:
+        scenario = evolve(scenario, checkpoints=evolve(scenario.checkpoints,
+                                                       timeout=float(math.ceil(need + 1))))
+    return scenario
 
 
-def _topology(src: _Source, max_p: int, *, broadcast: bool) -> Topology:
+def _topology(src: _Source, max_p: int, *, broadcast: bool,
+              operators: tuple[str, ...] | None = None) -> Topology:
     # broadcast copies share their id: an idempotent sink would collapse them
     vertices = [Vertex("source", "source", src.integer(1, max_p))]
-    for i in range(src.integer(0, 2)):
-        kind = _choice(src, ("map", "reduce", "filter", "flat_map", "window"))
-        vertices.append(_vertex(src, f"{kind}{i}", kind, vertices, max_p, broadcast))
+    if operators is None:
+        for i in range(src.integer(0, 2)):
+            kind = _choice(src, _DRAWN_OPERATORS)
+            vertices.append(_vertex(src, f"{kind}{i}", kind, vertices, max_p, broadcast))
+    else:
+        specs = [operator_spec(name) for name in operators]
+        for i, spec in enumerate(specs):
+            uid = spec.name if operators.count(spec.name) == 1 else f"{spec.name}{i}"
+            shuffle = broadcast if _may_shuffle(specs[i:]) else None
+            vertices.append(_vertex(src, uid, spec.name, vertices, max_p, shuffle, pinned=True))
+        # into the sink, records may be shuffled unless a keyed operator would then be
+        # judged out of order
     vertices.append(_vertex(src, "sink", "sink", vertices, max_p, broadcast))
     return Topology(tuple(vertices))
 
 
+def _may_shuffle(rest: list[OperatorSpec]) -> bool:
+    """May records reach the first of `rest` over a rebalance or broadcast edge?
+
+    The oracle folds each key's records in order; where they arrive in a timing-
+    dependent order, only operators whose outputs compare order-free can follow:
+    a built-in keyed operator with nothing behind it that drops or multiplies ids.
+    """
+    for i, spec in enumerate(rest):
+        if spec.keyed and (not spec.builtin or any(_drops_or_adds(s) for s in rest[i + 1:])):
+            return False
+    return True
+
+
+def _drops_or_adds(spec: OperatorSpec) -> bool:
+    return not spec.builtin or spec.name in ("filter", "flat_map")
+
+
 def _vertex(src: _Source, uid: str, kind: str, before: list[Vertex], max_p: int,
-            broadcast: bool) -> Vertex:
-    if kind in ("filter", "flat_map") and any(v.keyed for v in before) and any(
+            broadcast: bool | None, *, pinned: bool = False) -> Vertex:
+    """Vertex `kind` behind `before`; `broadcast` None allows no shuffling edge into it."""
+    if not pinned and kind in ("filter", "flat_map") and any(v.keyed for v in before) and any(
             v.edge in ("rebalance", "broadcast") for v in before):
         # the canonical form cannot compare a filter or flat_map behind a keyed
         # operator fed out of order (even its set of output ids depends on timing)
         kind, uid = "map", uid.replace(kind, "map")
-    edge = ("hash" if kind in ("reduce", "window")
-            else _choice(src, ("forward", "hash", "rebalance", "broadcast")[:4 if broadcast else 3]))
+    spec = OPERATORS.get(kind)
+    keyed = spec is not None and spec.keyed
+    if keyed:
+        edge = "hash"
+    elif broadcast is None:
+        edge = _choice(src, ("forward", "hash"))
+    else:
+        edge = _choice(src, ("forward", "hash", "rebalance", "broadcast")[:4 if broadcast else 3])
     parallelism = before[-1].parallelism if edge == "forward" else src.integer(1, max_p)
-    param = {"map": (0, 3), "filter": (1, 3), "flat_map": (1, 3), "window": (1, 4)}.get(kind)
-    return Vertex(uid, kind, parallelism, edge, src.integer(*param) if param else 0)
+    lo, hi = spec.params if spec is not None else (0, 0)
+    return Vertex(uid, kind, parallelism, edge, src.integer(lo, hi) if lo < hi else lo)
 
 
 def _target(src: _Source, topology: Topology, *, sink: bool = False) -> str:
@@ -255,8 +300,8 @@ def _target(src: _Source, topology: Topology, *, sink: bool = False) -> str:
     return f"{vertex.uid}[{src.integer(0, vertex.parallelism - 1)}]"
 
 
-def _fault(src: _Source, groups: list[str], topology: Topology, horizon: float, sink: str,
-           plan: list[SavepointRequest], records: int) -> Any:
+def _fault(src: _Source, groups: list[str], topology: Topology, horizon: float,
+           transactional: bool, plan: list[SavepointRequest], records: int) -> Any:
     group = _choice(src, tuple(groups))
     if plan and group in _TIMED_GROUPS and _flag(src):
         # aim at the window right after a savepoint (between its completion and the
@@ -269,7 +314,7 @@ def _fault(src: _Source, groups: list[str], topology: Topology, horizon: float, 
         # only phases this scenario passes through: sink phases need a 2PC sink,
         # stop_savepoint needs a stop-with-savepoint
         phases = tuple(p for p in CRASH_PHASES
-                       if (p not in _SINK_PHASES or sink == "two_phase" or p == "stop_savepoint")
+                       if (p not in _SINK_PHASES or transactional or p == "stop_savepoint")
                        and (p != "stop_savepoint" or any(r.stop for r in plan)))
         # a stop-with-savepoint in the plan is a window worth aiming at directly
         stop_planned = any(r.stop for r in plan)
@@ -302,9 +347,12 @@ def _fault(src: _Source, groups: list[str], topology: Topology, horizon: float, 
         # a failed savepoint (a stop-with-savepoint fails the job over) is a window of
         # its own: aim at the savepoints of the plan half the time
         aim = "savepoint" if plan and _flag(src) else "any"
+        # a slow upload aimed at a savepoint may outlast the timeout (a savepoint that
+        # expires is not counted, but a stop-with-savepoint's tasks fail)
+        delay = (50.0 * src.integer(1, 6) if aim == "savepoint" and effect == "slow_upload"
+                 else 5.0 * src.integer(0, 20))
         return StorageFault(effect, 0 if aim == "savepoint" else src.integer(0, 4),
-                            "*" if _flag(src) else _target(src, topology),
-                            5.0 * src.integer(0, 20), aim)
+                            "*" if _flag(src) else _target(src, topology), delay, aim)
     if group == "store":
         return StoreFault("commit_failure", at, src.integer(1, 3))
     if group == "coordinator":

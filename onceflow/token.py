@@ -12,7 +12,7 @@ import base64
 import binascii
 import zlib
 
-from onceflow.errors import ScenarioError, TokenError
+from onceflow.errors import ScenarioError, TokenError, UnknownComponentError
 from onceflow.scenario import Scenario
 
 __all__ = ["PREFIX", "decode", "encode"]
@@ -60,6 +60,8 @@ def decode(token: str) -> Scenario:
         raise TokenError("token is damaged: it ends early (was it cut short when copied?)")
     try:
         return Scenario.from_json(text)
+    except UnknownComponentError:
+        raise  # a valid token naming a component this process has not registered
     except ScenarioError as exc:
         raise TokenError(f"token holds an invalid scenario: {exc}") from None
     except RecursionError:  # Scenario.from_json refuses deep nesting; in case it recursed

@@ -12,7 +12,7 @@ import onceflow
 from onceflow import (CheckpointConfig, OnceflowError, Record, Scenario, Timing, Topology,
                       Vertex, Workload)
 from onceflow.errors import OperatorError, ScenarioError
-from onceflow.model.sinks import TwoPhaseCommitSink
+from onceflow.model.sinks import StoreWriter, TwoPhaseCommitSink
 from onceflow.registry import OPERATORS, SINKS, register_operator, register_sink
 
 
@@ -50,14 +50,20 @@ def count_fold(param: int, records: list[Record], state: dict[Any, Any]) -> list
     return out
 
 
-class EagerCommitSink(TwoPhaseCommitSink):
-    """A buggy two-phase sink: it commits at pre-commit, before the checkpoint completes."""
+class EagerWriter(StoreWriter):
+    """A buggy writer: it commits its transaction when it pre-commits it, before the
+    checkpoint completes."""
 
-    def snapshot_state(self, checkpoint_id: int) -> Any:
-        txn = self.txn
-        state = super().snapshot_state(checkpoint_id)
-        self.ctx.store.commit(self.ctx.now, txn)
-        return state
+    def pre_commit(self, ctx: Any, txn: str) -> None:
+        super().pre_commit(ctx, txn)
+        ctx.store.commit(ctx.now, txn)
+
+
+class EagerCommitSink(TwoPhaseCommitSink):
+    """A buggy two-phase sink: its writer commits at pre-commit."""
+
+    def __init__(self) -> None:
+        super().__init__(writer=EagerWriter())
 
 
 class Exploding(CountPerKey):

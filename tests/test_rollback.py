@@ -130,3 +130,25 @@ def test_restore_rejects_an_unknown_kind() -> None:
     result = run(Scenario())
     with pytest.raises(RestoreError):
         restore(result, result.snapshots[0], into="sideways")
+
+
+def test_a_rollback_at_a_later_moment_starts_there() -> None:
+    from onceflow.errors import RestoreError
+
+    result = run(_scenario(at=30.0))
+    snapshot = result.checkpoints[0]
+    moment = (snapshot.completed + result.end_time) / 2
+    rolled = restore(result, snapshot, into="rollback", at=moment)
+    assert rolled.started == moment and rolled.status == "finished"
+    assert rolled.store_start < result.store.version()
+    check(result)
+    with pytest.raises(RestoreError, match="rollback moment"):
+        restore(result, snapshot, into="rollback", at=snapshot.completed - 1)
+
+
+def test_rollbacks_draw_some_moments_from_the_seed() -> None:
+    from onceflow.properties import rollbacks_of
+
+    moments = [at for seed in range(60)
+               for _, _, at in rollbacks_of(run(scenario_from_seed(seed)))]
+    assert any(at is None for at in moments) and any(at is not None for at in moments)

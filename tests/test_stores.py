@@ -211,3 +211,24 @@ def test_a_store_whose_visibility_breaks_the_protocol_is_named_not_judged() -> N
             check(run(Scenario(store="test-liar")))
     finally:
         del STORES["test-liar"]
+
+
+@pytest.mark.parametrize("how", ["itself", "raises", "nothing"])
+def test_a_store_whose_fork_breaks_the_protocol_is_named(how: str) -> None:
+    from onceflow.model import restore
+
+    class BadFork(MemoryStore):
+        def fork(self, version: int, *, label: str = "") -> MemoryStore:  # type: ignore[override]
+            if how == "itself":
+                return self
+            if how == "raises":
+                raise KeyError(version)
+            return None  # type: ignore[return-value]
+
+    register_store("test-badfork", factory=lambda *, txn_timeout, label="": BadFork(txn_timeout))
+    try:
+        result = run(Scenario(store="test-badfork"))
+        with pytest.raises(StoreError, match="broke the store protocol|breaks the store protocol"):
+            restore(result, result.snapshots[0])
+    finally:
+        del STORES["test-badfork"]

@@ -107,6 +107,8 @@ class Injector:
         if hosted:
             self._record(index, fault, target=f"worker {fault.worker}")
             names = ", ".join(t.name for t in hosted)
+            for t in hosted:
+                t.lost = True  # their process died with the worker: no close() runs
             self.job.fail(hosted[0], f"worker {fault.worker} lost with {names} (fault {index})",
                           crashed=hosted)
 

@@ -13,6 +13,7 @@ import hashlib
 from importlib.resources import files
 
 from onceflow.flink.translate import FailPoint, FlinkPlan
+from onceflow.registry import sink_spec
 
 __all__ = ["java_source"]
 
@@ -92,12 +93,13 @@ def _build(plan: FlinkPlan) -> str:
             lines.append(f"    DataStream<Rec> {out} = {p}.process(new CountWindow({v.param}L))"
                          f".returns(REC){tail};")
         elif v.kind == "sink":
-            lines.append(_sink(scenario.sink, p, uid, i))
+            lines.append(_sink(sink_spec(scenario.sink).kind, p, uid, i))
         stream = out
     return "\n".join(lines)
 
 
 def _sink(kind: str, p: str, uid: str, i: int) -> str:
+    """The Flink sink for a sink of declared `kind`."""
     tail = f".uid({uid}).setParallelism(par[{i}]);"
     if kind == "two_phase":
         line_uid = uid[:-1] + '~line"'

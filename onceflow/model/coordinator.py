@@ -153,7 +153,8 @@ class CheckpointCoordinator:
             return
         self.job.trace.add(self.env.now, "declined", task.name, checkpoint_id, reason)
         self.abort(checkpoint_id, "declined")
-        if pending.stop and not self.job.mutant("drained-stop-resumes"):
+        if pending.stop and not (self.job.mutant("drained-stop-resumes")
+                                 or self.job.mutant("failed-stop-stays-stopped")):
             # a task-level failure of a synchronous savepoint fails the job at once
             self.job.fail(None, f"stop-with-savepoint {checkpoint_id} failed: {task.name} "
                                 f"declined it ({reason})")

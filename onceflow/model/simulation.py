@@ -11,7 +11,7 @@ from onceflow.model.job import Job
 from onceflow.model.records import Record
 from onceflow.model.snapshot import CHECKPOINT, SAVEPOINT, Snapshot
 from onceflow.model.trace import Trace
-from onceflow.stores import Entry, Store
+from onceflow.stores import Entry, Store, fork_of
 from onceflow.scenario import MAX_PARALLELISM_LIMIT, SavepointRequest, Scenario, Topology
 
 __all__ = ["RunResult", "restore", "run"]
@@ -46,6 +46,8 @@ class RunResult:
     #: How this timeline was restored: "fork" (into the store as it stood when the
     #: snapshot completed), "rollback" (into the store as it stands later), or None.
     restored_into: str | None = None
+    #: When this timeline started (a rollback starts when the store it restores into stood).
+    started: float = 0.0
 
     def snapshot(self, snapshot_id: int) -> Snapshot:
         for s in self.snapshots:
@@ -112,7 +114,8 @@ def _finish(job: Job, scenario: Scenario, *, parent: RunResult | None = None,
         stopped_with=job.stopping if job.status == "finished" else None,
         drained_at=job.drained_at, drained_offsets=dict(job.drained_offsets), error=job.error,
         error_component=job.error_component, error_traceback=job.error_traceback,
-        store_start=job.store_start, restored_into=job.restored_into)
+        store_start=job.store_start, restored_into=job.restored_into,
+        started=job.started)
 
 
 def run(scenario: Scenario) -> RunResult:
@@ -126,13 +129,15 @@ def run(scenario: Scenario) -> RunResult:
 
 
 def restore(result: RunResult, snapshot: Snapshot, parallelism: int | None = None, *,
-            topology: Topology | None = None, into: str = "fork") -> RunResult:
+            topology: Topology | None = None, into: str = "fork",
+            at: float | None = None) -> RunResult:
     """Start a fresh job from `snapshot` of `result`, on its own timeline.
 
     `into="fork"` restores into the external store as it stood when the snapshot
     completed (a crash right after it); `into="rollback"` into the store as it
-    stands at the end of `result` (stop the job, run on, restore an older
-    snapshot: a rollback, an A/B upgrade), and the restored job starts then.
+    stands at the end of `result`, or at the later moment `at` (stop the job,
+    run on, restore an older snapshot: a rollback, an A/B upgrade), and the
+    restored job starts then.
     A savepoint
     may be restored at another `parallelism` (every vertex rescaled to it) or
     into an upgraded job graph (`topology`): state is matched by operator uid,
@@ -166,10 +171,20 @@ def restore(result: RunResult, snapshot: Snapshot, parallelism: int | None = Non
     restored_scenario = evolve(scenario, topology=topology, savepoints=(), faults=())
     label = _fork_label(result, snapshot, parallelism) + ("-rollback" if into == "rollback" else "")
     if into == "rollback":
-        store = result.store.fork(result.store.version(), label=label)
-        start: float | None = max(result.end_time, snapshot.completed)
+        if at is None or at >= result.end_time:
+            version, start = result.store.version(), max(result.end_time, snapshot.completed)
+        elif not isinstance(at, (int, float)) or at < snapshot.completed:
+            raise RestoreError(f"a rollback moment must be at or after t={snapshot.completed:g}, "
+                               f"when {snapshot.label} completed; got {at!r}")
+        else:
+            ops = result.store.ops
+            version = max(snapshot.store_version,
+                          next((i for i, op in enumerate(ops) if op[1] > at), len(ops)))
+            start = float(at)
+        label += f"-at{start:g}" if at is not None and start < result.end_time else ""
+        store = fork_of(result.store, version, label=label)
     else:
-        store = result.store.fork(snapshot.store_version, label=label)
+        store = fork_of(result.store, snapshot.store_version, label=label)
         start = None
     job = Job(restored_scenario, store=store, initial=snapshot, timeline=result.timeline + 1,
               run_id=result.run_id, start=start)

@@ -112,6 +112,9 @@ class Task:
         # crashes timed by progress (a fault plan's ProgressCrash): records seen so far
         self.progress = job.progress_hook if self.name in job.progress_targets else None
         self.seen = 0
+        self.opened = False
+        self.closed = False
+        self.lost = False  # lost with its worker: no close() runs
 
     # -- wiring -------------------------------------------------------------
 
@@ -160,6 +163,27 @@ class Task:
             raise  # the external system failed, not the job: no verdict on this run
         except Exception as exc:  # user code raised: report it as such
             self.job.operator_error(self, exc)
+        self.close_operator()
+
+    def close_operator(self) -> None:
+        """The task terminates (finished, failed over, cancelled): Flink calls the
+        operator's `close()` on every path, once; a subtask lost with its worker
+        (its process died) runs nothing more."""
+        if self.closed or self.lost or not self.opened:
+            return
+        self.closed = True
+        close = getattr(self.operator, "close", None)
+        if close is None:
+            return
+        try:
+            close()
+        except TaskCrash:
+            pass  # a crash during close changes nothing: the attempt is over
+        except StoreError:
+            raise  # the external system failed, not the job
+        except Exception as exc:  # user code raised in close(): report it as such
+            if self.job.error is None and self.job.running:
+                self.job.operator_error(self, exc)
 
     def idle(self) -> "simpy.Event":
         self.waiter = self.env.event()
@@ -178,6 +202,7 @@ class Task:
             self.job.trace.add(self.env.now, "restore", self.name, snapshot.id, snapshot.kind)
         self.phase("restore", snapshot.id if snapshot is not None else 0)
         self.operator.open(OperatorContext(self, self.restored_union), self.restored)
+        self.opened = True
 
     def step(self) -> float | None:
         """Take and handle one input item; its cost, or None when nothing is ready."""
@@ -320,6 +345,9 @@ class Task:
         self.phase("end_of_input", 0)
         out: list[Record] = []
         self.operator.end_input(out)
+        finish = getattr(self.operator, "finish", None)
+        if finish is not None:  # Flink 2.x: finish() after the end of input; flushes here
+            finish(out)
         if out:
             if self.checked:
                 check_output(out, "end_input")
@@ -380,8 +408,10 @@ class Task:
             # the stop-with-savepoint's side effects are committed here; the job is
             # not finished yet
             self.phase("stop_savepoint", checkpoint_id)
-        if self.is_sink and (stop or (self.final_after is not None
-                                      and checkpoint_id >= self.final_after)):
+        final = self.final_after
+        if self.is_sink and (stop or (final is not None and (
+                checkpoint_id >= final if not self.job.mutant("final-notification-exact")
+                else checkpoint_id == final))):
             self.finish()
 
     def finish(self) -> None:
@@ -396,9 +426,7 @@ class Task:
         mailbox = self.mailbox
         while mailbox:  # as Flink's StreamTask drains its mailbox before it closes
             mailbox.popleft()()
-        close = getattr(self.operator, "close", None)
-        if close is not None:
-            close()
+        self.close_operator()
         self.done = True
         self.job.trace.add(self.env.now, "task_finished", self.name)
         empty = {"list": [], "keyed": {}, "splits": {}}.get(self.operator.state_kind)
@@ -647,5 +675,7 @@ class SourceTask(Task):
         if self.job.mutant("drained-stop-resumes"):
             self.stopped = False  # the old model: go on, with the input cut short by a drain
             self.wake()
+            return
+        if self.job.mutant("failed-stop-stays-stopped"):
             return
         raise TaskCrash(f"stop-with-savepoint {self.stopped} failed")

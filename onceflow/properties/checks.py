@@ -16,12 +16,13 @@ from onceflow.model.simulation import RunResult, restore, run
 from onceflow.model.snapshot import SAVEPOINT, Snapshot
 from onceflow.properties.rollback import rollback_restores
 from onceflow.properties.visibility import premature_visibility
+from onceflow.plugins import plugins_for
 from onceflow.properties.guarantees import AT_LEAST_ONCE, EXACTLY_ONCE, guarantee
 from onceflow.properties.oracle import (canonical, cut_offsets, expected_output, expected_state,
                                        order_fixed)
 from onceflow.properties.placement import partitioning
 from onceflow.properties.violation import Finding, RecordIssue, Violation, describe_faults, issue
-from onceflow.registry import OPERATORS, SINKS
+from onceflow.registry import OPERATORS, sink_spec
 from onceflow.token import encode
 
 __all__ = [
@@ -59,8 +60,9 @@ def timeline_label(result: RunResult) -> str:
                        for v in result.scenario.topology.vertices) else "")
     into = ""
     if result.restored_into == "rollback" and result.parent is not None:
-        into = (f", rolled back into the store as it stood at t={result.parent.end_time:g} "
-                "(the end of the run it was taken in)")
+        end = result.started >= result.parent.end_time
+        into = (f", rolled back into the store as it stood at t={result.started:g} "
+                + ("(the end of the run it was taken in)" if end else "(later than the snapshot)"))
     return f"restored from {s.kind} {s.id} (completed t={s.completed:g}){rescaled}{into}"
 
 
@@ -73,7 +75,8 @@ def _finding(result: RunResult, prop: str, anomaly: str, summary: str, *,
         property=prop, anomaly=anomaly, summary=summary, timeline=timeline_label(result),
         records=records, snapshot=f"{snap.kind} {snap.id} (completed t={snap.completed:g})"
         if snap else None, faults=describe_faults(root), token=encode(root.scenario),
-        digest=root.digest, details=details + _mutant_note(root)))
+        digest=root.digest, details=details + _mutant_note(root),
+        plugins=plugins_for(root.scenario)))
 
 
 def _mutant_note(root: RunResult) -> tuple[str, ...]:
@@ -94,8 +97,7 @@ def expected_records(result: RunResult) -> list[Record]:
         # checkpoint and reads the whole input again
         per_key = expected_output(scenario)
     out = [r for rs in per_key.values() for r in rs]
-    spec = SINKS.get(scenario.sink)
-    if scenario.sink == "idempotent" or (spec is not None and spec.upsert):
+    if sink_spec(scenario.sink).upsert:
         out = list({r.id: r for r in out}.values())
     return out
 
@@ -114,13 +116,14 @@ def exactly_once(result: RunResult) -> None:
     expected = expected_records(result)
     got = result.committed()
     topology = result.scenario.topology
-    if result.stopped_with is not None and result.scenario.sink != "two_phase":
+    spec = sink_spec(result.scenario.sink)
+    if result.stopped_with is not None and not spec.transactional:
         # Without transactions, output of an abandoned attempt that ran past the
         # stop-with-savepoint stays in the store; it is overwritten when the job is
         # resumed, so exactly-once effects are judged on the resumed timeline only.
         full = {r.id for rs in expected_output(_root(result).scenario).values() for r in rs}
         got = [r for r in got if r.id not in full or r.id in {e.id for e in expected}]
-        got = list({r.id: r for r in got}.values()) if result.scenario.sink == "idempotent" else got
+        got = list({r.id: r for r in got}.values()) if spec.upsert else got
     closed = _windows_closed(result)
     if canonical(got, topology, windows_closed=closed) == canonical(
             expected, topology, windows_closed=closed):
@@ -370,7 +373,7 @@ def _bigger(got: Any, exp: Any) -> bool:
 def read_committed_isolation(result: RunResult) -> None:
     """What a read-committed reader saw at any snapshot stays visible: nothing it read is
     later removed by an abort."""
-    if result.scenario.sink != "two_phase" or result.status == "stuck":
+    if not sink_spec(result.scenario.sink).transactional or result.status == "stuck":
         return
     final_ids = Counter(r.id for r in result.committed())
     for snapshot in result.snapshots:
@@ -506,13 +509,18 @@ def _suspect(root: RunResult, again: RunResult, i: int | None) -> str:
     producer = _producer(root, again, i)
     if producer is not None:
         v = producer
-        user = " (a user operator)" if v.kind in OPERATORS else ""
+        user = " (a user operator)" if _is_user(v.kind) else ""
         return f"operator {v.uid!r} of kind {v.kind!r}{user}"
-    users = [v for v in root.scenario.topology.vertices if v.kind in OPERATORS]
+    users = [v for v in root.scenario.topology.vertices if _is_user(v.kind)]
     if users:
         return "something outside the scenario (suspects: user operator(s) " + ", ".join(
             repr(v.uid) for v in users) + ")"
     return "something outside the scenario (a global RNG, the clock, hash order, user code)"
+
+
+def _is_user(kind: str) -> bool:
+    spec = OPERATORS.get(kind)
+    return spec is not None and not spec.builtin
 
 
 def _producer(root: RunResult, again: RunResult, i: int | None) -> Any:

@@ -10,19 +10,23 @@ while embarrassingly parallel pipelines stay exactly-once.
 
 from __future__ import annotations
 
-from onceflow.registry import SINKS
-from onceflow.scenario import BARRIER_MODES, SINK_KINDS, Scenario, Topology
+from onceflow.registry import SINK_KINDS, default_exactly_once, sink_spec
+from onceflow.scenario import BARRIER_MODES, Scenario, Topology
 
 __all__ = ["AT_LEAST_ONCE", "EXACTLY_ONCE", "MATRIX", "guarantee", "single_input"]
 
 EXACTLY_ONCE = "exactly_once"
 AT_LEAST_ONCE = "at_least_once"
 
-#: (mode, sink) -> guarantee for a job whose tasks have several input channels.
+_DEFAULT_EXACTLY_ONCE = {kind: default_exactly_once(kind) for kind in SINK_KINDS}
+
+#: (mode, declared sink kind) -> guarantee for a job whose tasks have several input
+#: channels, when the sink declares the exactly-once effects its kind can give (a sink
+#: that declares exactly_once=False is at-least-once in any mode).
 MATRIX: dict[tuple[str, str], str] = {
-    (mode, sink): (AT_LEAST_ONCE if sink == "append" or mode == "at_least_once"
-                   else EXACTLY_ONCE)
-    for mode in BARRIER_MODES for sink in SINK_KINDS
+    (mode, kind): (EXACTLY_ONCE if mode != "at_least_once" and _DEFAULT_EXACTLY_ONCE[kind]
+                   else AT_LEAST_ONCE)
+    for mode in BARRIER_MODES for kind in SINK_KINDS
 }
 
 
@@ -34,12 +38,11 @@ def single_input(topology: Topology) -> bool:
 
 
 def guarantee(scenario: Scenario) -> str:
-    mode, sink = scenario.checkpoints.mode, scenario.sink
-    spec = SINKS.get(sink)
-    if sink == "append" or (spec is not None and not spec.exactly_once):
+    """What Flink promises for this scenario, from its barrier mode and what its sink
+    declares itself to be (never from the sink's name)."""
+    mode, spec = scenario.checkpoints.mode, sink_spec(scenario.sink)
+    if not spec.exactly_once:
         return AT_LEAST_ONCE
-    if spec is not None:
-        sink = "two_phase"  # a user sink that promises exactly-once effects
     if mode == "at_least_once" and single_input(scenario.topology):
         return EXACTLY_ONCE
-    return MATRIX[(mode, sink)]
+    return MATRIX[(mode, spec.kind)]

@@ -19,38 +19,14 @@ __all__ = ["canonical", "cut_offsets", "expected_output", "expected_state", "ord
            "start_offsets"]
 
 
-def _apply(kind: str, param: int, records: list[Record], state: dict[Any, Any],
-           copies: int) -> list[Record]:
-    """One vertex over the records of one key, in order."""
-    out: list[Record] = []
-    if kind == "map":
-        out = [r._replace(value=r.value + param) for r in records]
-    elif kind == "filter":
-        out = [r for r in records if r.value % param == 0]
-    elif kind == "flat_map":
-        out = [Record(f"{r.id}.{i}", r.key, r.value + i, r.split, r.offset)
-               for r in records for i in range(param)]
-    elif kind == "reduce":
-        for r in records:
-            state[r.key] = state.get(r.key, 0) + r.value
-            out.append(Record(r.id, r.key, state[r.key], r.split, r.offset))
-    elif kind == "window":
-        for r in records:
-            count, total, fired = state.get(r.key, (0, 0, 0))
-            count, total = count + 1, total + r.value
-            if count == param:
-                out.append(Record(f"w{r.key}.{fired}", r.key, total, r.split, r.offset))
-                count, total, fired = 0, 0, fired + 1
-            state[r.key] = (count, total, fired)
-            if count:
-                state[(r.key, "last")] = r
-    elif kind in ("sink", "source"):
-        out = list(records)
-    elif kind in OPERATORS:
-        out = _user_fold(kind, param, records, state)
-    else:
-        raise ValueError(f"the oracle does not know operator kind {kind!r}")
-    return [r for r in out for _ in range(copies)]
+def _apply(kind: str, param: int, records: list[Record], state: dict[Any, Any]) -> list[Record]:
+    """One vertex over the records of one key, in order: the operator's registered fold."""
+    if kind in ("sink", "source"):
+        return list(records)
+    spec = OPERATORS[kind]
+    if spec.builtin:
+        return list(spec.fold(param, records, state))
+    return _user_fold(kind, param, records, state)
 
 
 def _user_fold(kind: str, param: int, records: list[Record],
@@ -71,12 +47,6 @@ def _user_fold(kind: str, param: int, records: list[Record],
     return out
 
 
-def _flush_window(records_key: int, state: dict[int, Any]) -> list[Record]:
-    count, total, fired = state.get(records_key, (0, 0, 0))
-    if not count:
-        return []
-    last: Record = state[(records_key, "last")]
-    return [Record(f"w{records_key}.{fired}", records_key, total, last.split, last.offset)]
 
 
 def start_offsets(scenario: Scenario) -> dict[int, int]:
@@ -131,11 +101,10 @@ def _fold(scenario: Scenario, key: int, records: list[Record], end_of_input: boo
         state: dict[Any, Any] = {}
         if v.edge == "broadcast":
             records = [r for r in records for _ in range(v.parallelism)]
-        records = _apply(v.kind, v.param, records, state, 1)
-        if v.kind == "window" and end_of_input:
-            records = records + _flush_window(key, state)
-            if key in state and state[key][0]:
-                state[key] = (0, 0, state[key][2] + 1)
+        records = _apply(v.kind, v.param, records, state)
+        flush = OPERATORS[v.kind].flush if v.kind in OPERATORS else None
+        if flush is not None and end_of_input:
+            records = records + list(flush(v.param, key, state))
         if states is not None and v.keyed and key in state:
             states[v.uid][key] = state[key]
     return records
@@ -223,9 +192,18 @@ def _order_dependent_keyed(topology: Topology) -> str | None:
             shuffled = True
         if v.keyed and shuffled:
             kind = v.kind
-        elif kind is not None and (v.kind in ("filter", "flat_map") or v.kind in OPERATORS):
+        elif kind is not None and _changes_ids(v.kind):
             raise ValueError(
                 "canonical form: a filter or flat_map after a keyed operator fed out of order "
                 "makes even the set of output ids timing-dependent; move it before the "
                 "keyed operator or use hash edges")
     return kind
+
+
+
+def _changes_ids(kind: str) -> bool:
+    """Can this vertex drop or multiply its input records (so that which ids leave it
+    depends on the values it sees)?  Built-in filters and flat_maps do; what a user
+    operator does to ids is not declared, so it may."""
+    spec = OPERATORS.get(kind)
+    return spec is not None and (kind in ("filter", "flat_map") or not spec.builtin)

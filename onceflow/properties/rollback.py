@@ -15,6 +15,7 @@ the snapshot.  What must hold then:
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from typing import TYPE_CHECKING, Callable, Iterator
 
@@ -28,15 +29,26 @@ if TYPE_CHECKING:
 __all__ = ["rollback_effects", "rollback_restores", "rollbacks_of"]
 
 
-def rollbacks_of(result: "RunResult") -> Iterator[tuple["Snapshot", int | None]]:
-    """The snapshots worth restoring into the store as it stands at the end of `result`:
-    those after which the store moved on (else a rollback is the fork restore)."""
+def rollbacks_of(result: "RunResult") -> Iterator[tuple["Snapshot", int | None, float | None]]:
+    """The snapshots worth restoring into the store as it stands later: those after which
+    the store moved on (else a rollback is the fork restore), each with its moment: the
+    end of the run (None) or, for every other snapshot, a moment drawn from the
+    scenario's seed between the snapshot's completion and the end."""
     from onceflow.properties.checks import restores_of  # noqa: PLC0415 (cycle)
 
-    end = result.store.version()
+    ops = result.store.ops
+    end = len(ops)
     for snapshot, parallelism in restores_of(result):
-        if snapshot.store_version < end:
-            yield snapshot, parallelism
+        if snapshot.store_version >= end:
+            continue
+        draw = random.Random(f"{result.scenario.seed}:{result.timeline}:{snapshot.id}")
+        at = None
+        if draw.random() < 0.5:
+            moments = sorted({op[1] for op in ops[snapshot.store_version:]
+                              if snapshot.completed <= op[1] < result.end_time})
+            if moments:
+                at = draw.choice(moments)
+        yield snapshot, parallelism, at
 
 
 def rollback_restores(result: "RunResult", on_restore: Callable[["RunResult"], None] | None = None,
@@ -48,8 +60,8 @@ def rollback_restores(result: "RunResult", on_restore: Callable[["RunResult"], N
     from onceflow.properties.visibility import premature_visibility  # noqa: PLC0415
 
     promised = (expect or guarantee(_root(result).scenario)) == EXACTLY_ONCE
-    for snapshot, parallelism in rollbacks_of(result):
-        restored = restore(result, snapshot, parallelism, into="rollback")
+    for snapshot, parallelism, at in rollbacks_of(result):
+        restored = restore(result, snapshot, parallelism, into="rollback", at=at)
         if restored.error is not None:
             raise OperatorError(f"{restored.error} (rolled back to {snapshot.label})",
                                 component=restored.error_component,
@@ -57,11 +69,62 @@ def rollback_restores(result: "RunResult", on_restore: Callable[["RunResult"], N
         if on_restore is not None:
             on_restore(restored)
         job_liveness(restored)
-        no_loss(restored)
+        rollback_no_loss(restored, no_loss)
         if promised:
             rollback_effects(restored)
             premature_visibility(restored)
         partitioning(restored)
+
+
+def rollback_no_loss(restored: "RunResult", no_loss: Callable[["RunResult"], None]) -> None:
+    """No loss, except records the snapshot covers whose transactions the original job
+    itself aborted (or the store expired) before the rollback moment: a recovery of the
+    original job from an older checkpoint aborts a later savepoint's transactions, as
+    Flink's sinks do, and no restore can commit them again."""
+    from onceflow.properties.visibility import coverage  # noqa: PLC0415
+    from onceflow.properties.violation import Violation  # noqa: PLC0415
+    from onceflow.stores import fork_of  # noqa: PLC0415
+
+    try:
+        no_loss(restored)
+    except Violation as violation:
+        parent, snapshot = restored.parent, restored.restored_from
+        if parent is None or snapshot is None:
+            raise
+        from onceflow.properties.checks import expected_records  # noqa: PLC0415
+
+        have = {e.record.id for e in restored.store.entries(restored.end_time, past_open=True)}
+        lost = {r.id for r in expected_records(restored)} - have
+        if not lost or violation.finding.anomaly != "lost":
+            raise
+        covered = {i for i, at in coverage(parent).items() if at <= snapshot.completed}
+        if not lost <= covered:
+            raise
+        # the original job went back to an older snapshot after this one: its sinks
+        # aborted what they found lingering, this snapshot's transactions included
+        went_back = any(kind == "deploy" and detail[0] > 1 and _older(detail[1], snapshot.id)
+                        and snapshot.completed < time <= restored.started
+                        for time, kind, _, detail in parent.trace.events)
+        if went_back:
+            return
+        world = fork_of(parent.store, restored.store_start)
+        try:
+            gone = {e.record.id for e, _ in world.destroyed(restored.started)}
+        finally:
+            world.close()
+        if not lost <= gone:
+            raise
+
+
+def _older(label: object, snapshot_id: int) -> bool:
+    """A deploy label ("start", "checkpoint 3") names a snapshot older than `snapshot_id`."""
+    words = str(label).split()
+    if not words or words[-1] == "start":
+        return True
+    try:
+        return int(words[-1]) < snapshot_id
+    except ValueError:
+        return True
 
 
 def rollback_effects(restored: "RunResult") -> None:
@@ -81,7 +144,7 @@ def rollback_effects(restored: "RunResult") -> None:
     final = Counter(e.record.id for e in entries)
     later: Counter[str] = Counter()
     for v in visibility_events(parent.store):
-        if v.version > snapshot.store_version and not v.upsert:
+        if snapshot.store_version < v.version <= restored.store_start and not v.upsert:
             later.update(v.ids)
     mine: Counter[str] = Counter()
     for v in visibility_events(restored.store):

@@ -55,12 +55,21 @@ class Finding:
     token: str = ""
     digest: str = ""
     details: tuple[str, ...] = ()
+    #: the modules `--plugin` must load to replay it (they register its components)
+    plugins: tuple[str, ...] = ()
+
+    @property
+    def replay(self) -> str:
+        """The command that replays this finding, plugins included."""
+        return "onceflow" + "".join(f" --plugin {m}" for m in self.plugins) + \
+            f" replay {self.token}"
 
     def to_data(self) -> dict[str, Any]:
         return {"property": self.property, "anomaly": self.anomaly, "summary": self.summary,
                 "timeline": self.timeline, "snapshot": self.snapshot,
                 "records": [r.to_data() for r in self.records], "faults": list(self.faults),
-                "token": self.token, "digest": self.digest, "details": list(self.details)}
+                "token": self.token, "digest": self.digest, "details": list(self.details),
+                "plugins": list(self.plugins), "replay": self.replay}
 
     def render(self) -> str:
         lines = [f"{self.property} violated: {self.anomaly}: {self.summary}",
@@ -74,7 +83,7 @@ class Finding:
         lines.extend(f"  {d}" for d in self.details)
         lines.append("  faults fired: " + ("; ".join(self.faults) if self.faults else "none"))
         lines.append(f"  digest: {self.digest}")
-        lines.append(f"  replay: onceflow replay {self.token}")
+        lines.append(f"  replay: {self.replay}")
         return "\n".join(lines)
 
 

@@ -49,6 +49,13 @@ STYLES: dict[str, tuple[str, dict[str, Any]]] = {
     "trigger": ("checkpoint triggered", {"symbol": "triangle-right", "size": 11,
                                          "color": "#1f77b4"}),
     "completed": ("checkpoint completed", {"symbol": "star", "size": 15, "color": "#2ca02c"}),
+    "savepoint_barrier": ("savepoint barrier: snapshot taken",
+                          {"symbol": "line-ns-open", "size": 16, "color": "#6a3d9a",
+                           "line": {"width": 2.5}}),
+    "savepoint_trigger": ("savepoint triggered", {"symbol": "triangle-right-open", "size": 13,
+                                                  "color": "#6a3d9a", "line": {"width": 2}}),
+    "savepoint_completed": ("savepoint completed", {"symbol": "star-square", "size": 15,
+                                                    "color": "#6a3d9a"}),
     "aborted": ("checkpoint aborted / declined", {"symbol": "x", "size": 12,
                                                   "color": "#ff7f0e"}),
     "pre_commit": ("pre-commit", {"symbol": "diamond-open", "size": 11, "color": "#2ca02c",
@@ -64,8 +71,8 @@ STYLES: dict[str, tuple[str, dict[str, Any]]] = {
     "fault": ("fault injected", {"symbol": "star-triangle-up", "size": 15,
                                  "color": "#9467bd"}),
     "finished": ("job finished", {"symbol": "square", "size": 11, "color": "#222222"}),
-    OFFENDING: ("offending records", {"symbol": "circle", "size": 15, "color": "#e6007e",
-                                      "line": {"width": 2, "color": "#000000"}}),
+    OFFENDING: ("offending records", {"symbol": "circle-open", "size": 22, "color": "#e6007e",
+                                      "line": {"width": 2.5, "color": "#e6007e"}}),
 }
 
 #: Trace kind -> series key (per-buffer and transaction events are placed apart).
@@ -83,9 +90,15 @@ SERIES = {
 #: Series drawn as lines (their points come in runs separated by gaps), and how.
 LINES: dict[str, dict[str, Any]] = {
     "barrier": {"width": 1, "dash": "dot"},  # a snapshot's cut
+    "savepoint_barrier": {"width": 1.5, "dash": "dash"},  # a savepoint's cut
     "barrier_hop": {"width": 1},  # sender -> receiver
     "alignment": {"width": 5},  # along one lane
 }
+#: Series whose points carry a visible label (the transaction id).
+LABELLED = frozenset({"pre_commit", "commit", "abort"})
+#: Series a savepoint's events go to instead of the checkpoint's.
+SAVEPOINT_SERIES = {"barrier": "savepoint_barrier", "trigger": "savepoint_trigger",
+                    "completed": "savepoint_completed"}
 #: Transaction events that also get a marker in the store lane.
 STORE_ECHO = frozenset({"commit", "commit_lost", "abort"})
 
@@ -97,11 +110,13 @@ class Series:
     xs: list[float | None] = field(factory=list)
     ys: list[str | None] = field(factory=list)
     texts: list[str | None] = field(factory=list)
+    labels: list[str] = field(factory=list)
 
-    def add(self, x: float, y: str, text: str) -> None:
+    def add(self, x: float, y: str, text: str, label: str = "") -> None:
         self.xs.append(x)
         self.ys.append(y)
         self.texts.append(text)
+        self.labels.append(label)
 
     def gap(self) -> None:
         self.add(None, None, None)  # type: ignore[arg-type]
@@ -175,10 +190,13 @@ def _series(result: RunResult, events: list[Event], offenders: Offenders,
             continue
         text = f"t={time:.3f}  {where}<br>{line.what}"
         if kind == "snapshot":
-            barriers.setdefault((attempt, detail[0]), []).append((time, _lane(where), text))
+            key = "savepoint_barrier" if _is_savepoint(detail) else "barrier"
+            barriers.setdefault((attempt, detail[0], key), []).append((time, _lane(where), text))
         else:
-            _place(out, kind, (time, _lane(where), text), offending=line.marked)
-    _add_barriers(out["barrier"], barriers, lanes)
+            _place(out, kind, (time, _lane(where), text), offending=line.marked,
+                   savepoint=kind in ("trigger", "completed") and _is_savepoint(detail),
+                   label=_txn_label(kind, detail))
+    _add_barriers(out, barriers, lanes)
     _add_store_writes(out, result, offenders)
     return out
 
@@ -215,28 +233,48 @@ def _barrier_point(out: dict[str, Series], sent: dict[tuple[int, int, str], tupl
         out["restore"].add(time, lane, f"t={time:.3f}  {where}<br>restore {d[1]} {d[0]}")
 
 
+def _is_savepoint(detail: Any) -> bool:
+    return len(detail) > 1 and detail[1] == "savepoint"
+
+
+def _txn_label(kind: str, detail: Any) -> str:
+    """The short id of the transaction a transaction event is about (shown on the mark)."""
+    if SERIES.get(kind) not in LABELLED or not detail or not isinstance(detail[0], str):
+        return ""
+    parts = detail[0].split(".")
+    return ".".join(parts[-3:]) if len(parts) > 3 else detail[0]
+
+
 def _place(out: dict[str, Series], kind: str, point: tuple[float, str, str], *,
-           offending: bool) -> None:
-    """One event's markers: on its lane, echoed on the store's for transaction ends."""
+           offending: bool, savepoint: bool = False, label: str = "") -> None:
+    """One event's markers: on its lane, echoed on the store's for transaction ends; an
+    offending record's ring goes around the mark, which stays visible inside it."""
     time, lane, text = point
     if kind in ("read", "process"):
-        out[OFFENDING if offending else "records"].add(time, lane, text)
+        out["records"].add(time, lane, text)
+        if offending:
+            out[OFFENDING].add(time, lane, text)
         return
     key = SERIES.get(kind)
     if key is None:
         return
+    if savepoint:
+        key = SAVEPOINT_SERIES.get(key, key)
     places = (lane, STORE) if kind in STORE_ECHO else (lane,)
     for place in places:
-        out[key].add(time, place, text)
+        out[key].add(time, place, text, label if place == lane else "")
         if offending:
             out[OFFENDING].add(time, place, text)
 
 
-def _add_barriers(series: Series, barriers: dict[tuple[int, int], list[tuple[float, str, str]]],
+def _add_barriers(out: dict[str, Series],
+                  barriers: dict[tuple[int, int, str], list[tuple[float, str, str]]],
                   lanes: list[str]) -> None:
-    """One zig-zag line per snapshot through the subtasks its barrier reached: the cut."""
+    """One zig-zag line per snapshot through the subtasks its barrier reached: the cut
+    (dotted for a checkpoint, dashed and purple for a savepoint)."""
     rank = {lane: i for i, lane in enumerate(lanes)}
-    for points in barriers.values():
+    for (_, _, key), points in barriers.items():
+        series = out[key]
         for time, lane, text in sorted(points, key=lambda p: (rank.get(p[1], 0), p[0])):
             series.add(time, lane, text)
         series.gap()
@@ -282,9 +320,13 @@ def _legend_name(key: str, name: str, offenders: Offenders) -> str:
 
 def _scatter(go: Any, key: str, name: str, marker: dict[str, Any], points: Series) -> Any:
     joined = key in LINES
+    labelled = key in LABELLED and any(points.labels)
+    mode = "lines+markers" if joined else "markers"
     return go.Scatter(
-        x=points.xs, y=points.ys, text=points.texts, name=name, marker=marker,
-        mode="lines+markers" if joined else "markers", hoverinfo="text",
+        x=points.xs, y=points.ys, hovertext=points.texts, name=name, marker=marker,
+        mode=mode + "+text" if labelled else mode, hoverinfo="text",
+        text=points.labels if labelled else None,
+        textposition="top center", textfont={"size": 10, "color": marker["color"]},
         line=LINES[key] | {"color": marker["color"]} if joined else None,
         connectgaps=False)
 
@@ -295,14 +337,17 @@ def _layout(fig: Any, result: RunResult, finding: Finding | None, lanes: list[st
                  f"<br><sup>{finding.summary}</sup>")
     else:
         title = f"onceflow run {result.run_id}: {result.status}"
+    # the legend sits on top, under the title, so that a 1600x1000 screenshot of the
+    # page shows it whatever the number of lanes
     fig.update_layout(
-        title={"text": title, "x": 0.01},
-        height=max(420, 170 + 34 * len(lanes)),
+        title={"text": title, "x": 0.01, "y": 0.96, "yanchor": "top"},
+        height=max(560, 300 + 30 * len(lanes)),
         xaxis={"title": {"text": "simulated time (ms)"}, "zeroline": False,
                "showgrid": True, "gridcolor": "#eeeeee"},
         yaxis={"type": "category", "categoryorder": "array", "categoryarray": lanes,
                "autorange": "reversed", "showgrid": True, "gridcolor": "#dddddd"},
         plot_bgcolor="#ffffff", hovermode="closest",
-        legend={"orientation": "v", "x": 1.01, "y": 1},
-        margin={"l": 110, "r": 20, "t": 110, "b": 60},
+        legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom",
+                "font": {"size": 11}, "bgcolor": "rgba(255,255,255,0.9)"},
+        margin={"l": 110, "r": 20, "t": 180, "b": 60},
     )

@@ -12,8 +12,8 @@ from onceflow.stores.protocol import (ABORTED, COMMITTED, EXPIRED, OPEN, PRECOMM
 from onceflow.stores.sqlite import SQLiteStore, keep_store
 
 __all__ = ["ABORTED", "COMMITTED", "EXPIRED", "OPEN", "PRECOMMITTED", "Entry", "MemoryStore",
-           "SQLiteStore", "Store", "StoreError", "Transaction", "Visible", "keep_store",
-           "make_store"]
+           "SQLiteStore", "Store", "StoreError", "Transaction", "Visible", "fork_of",
+           "keep_store", "make_store"]
 
 
 def make_store(name: str, *, txn_timeout: float, label: str = "") -> Store:
@@ -63,6 +63,24 @@ _REQUIRED = ("ops", "txn_timeout", "begin", "write", "precommit", "commit", "abo
              "upsert", "set_metadata", "metadata", "version", "mark", "entries",
              "read_committed", "read_uncommitted", "destroyed", "unfinished",
              "open_transactions", "blocking_transaction", "visibility", "fork", "close")
+
+
+def fork_of(store: Store, version: int, *, label: str = "") -> Store:
+    """`store.fork(version)`, checked: a fork that fails, returns the store itself or
+    something that is not a store is a StoreError naming the broken protocol."""
+    kind = type(store).__name__
+    try:
+        other = store.fork(version, label=label)
+    except StoreError:
+        raise
+    except Exception as exc:
+        raise StoreError(f"the store ({kind}) broke the store protocol: fork({version}) raised "
+                         f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None
+    if other is store:
+        raise StoreError(f"the store ({kind}) broke the store protocol: fork() returned the "
+                         "store itself; it must return a new, independent store")
+    _check(other, f"{kind} (a fork)")
+    return other
 
 
 def _check(store: object, name: str) -> None:

@@ -1,0 +1,31 @@
+"""An example connector tested with onceflow.
+
+Importing it (`onceflow --plugin onceflow_example_connector ...`, or the
+entry point `onceflow.plugins` once installed) registers:
+
+- operator `example_counter` (keyed) and `example_counter_buggy` (its planted bug on);
+- sink `example_ledger` (two-phase) and `example_ledger_buggy` (its planted bug on).
+
+The bug flag is part of the name, so a replay token says which one ran.
+"""
+
+from onceflow.registry import register_operator, register_sink
+
+from onceflow_example_connector.counter import KeyedCounter, counter_fold
+from onceflow_example_connector.ledger import LedgerCommitter, LedgerSink, LedgerWriter
+
+__all__ = ["KeyedCounter", "LedgerCommitter", "LedgerSink", "LedgerWriter", "counter_fold",
+           "register"]
+
+
+def register() -> None:
+    """Register the example's components (done on import)."""
+    register_operator("example_counter", factory=lambda param: KeyedCounter(),
+                      fold=counter_fold, keyed=True)
+    register_operator("example_counter_buggy", factory=lambda param: KeyedCounter(bug=True),
+                      fold=counter_fold, keyed=True)
+    register_sink("example_ledger", factory=lambda: LedgerSink(), kind="two_phase")
+    register_sink("example_ledger_buggy", factory=lambda: LedgerSink(bug=True), kind="two_phase")
+
+
+register()

@@ -1,0 +1,7 @@
+"""`python -m onceflow`: the `onceflow` command."""
+
+import sys
+
+from onceflow.cli import main
+
+sys.exit(main())

@@ -1,0 +1,7 @@
+"""Built-in components, written against the same public protocols a user implements."""
+
+from onceflow.components.sinkv2 import (EOI, CommittableSummary, CommittableWithLineage,
+                                        CommitterOperator, SinkV2, SinkWriterOperator)
+
+__all__ = ["EOI", "CommittableSummary", "CommittableWithLineage", "CommitterOperator", "SinkV2",
+           "SinkWriterOperator"]
