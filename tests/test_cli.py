@@ -191,12 +191,14 @@ def test_run_restore_all_json(busy_seed: int) -> None:
     assert RUN_KEYS <= set(data)
     assert data["restores"], "every completed snapshot is restored"
     for restore in data["restores"]:
+        if restore.get("restore") == "rollback":
+            continue  # rollback restores are judged by their own fields
         assert {"snapshot", "kind", "parallelism", "same_output"} <= set(restore)
         assert restore["kind"] in ("checkpoint", "savepoint")
         assert isinstance(restore["snapshot"], int)
         assert restore["parallelism"] is None or restore["parallelism"] >= 1
         assert restore["same_output"] is True, restore  # the correct model
-    ids = [r["snapshot"] for r in data["restores"]]
+    ids = [r["snapshot"] for r in data["restores"] if r.get("restore") != "rollback"]
     assert len(ids) == len(set(ids))
 
 
