@@ -111,6 +111,9 @@ class Task:
         self.opened = False
         self.closed = False
         self.lost = False  # lost with its worker: no close() runs
+        # restored in-flight items not yet taken: they go first, before any new data (as
+        # Flink requests an input gate's partitions once its recovered state is consumed)
+        self.recovering = 0
 
     # -- wiring -------------------------------------------------------------
 
@@ -202,12 +205,15 @@ class Task:
 
     def step(self) -> float | None:
         """Take and handle one input item; its cost, or None when nothing is ready."""
-        channel = self.pick()
+        channel = self.pick_recovered() if self.recovering else self.pick()
         if channel is None:
             if self.deferred is not None:
                 self.take_deferred()
             return None
         item = channel.take()
+        if self.recovering and channel.recovered:
+            channel.recovered -= 1
+            self.recovering -= 1
         if item.__class__ is list:
             if self.progress is not None:
                 self.seen += len(item)
@@ -255,6 +261,13 @@ class Task:
         if count <= 1:
             return ready
         return ready[self.job.tie_break(count)]
+
+    def pick_recovered(self) -> "Channel | None":
+        """A ready input whose head is restored channel state (those go first)."""
+        ready = [ch for ch in self.inputs if ch.recovered and ch.items]
+        if len(ready) <= 1:
+            return ready[0] if ready else None
+        return ready[self.job.tie_break(len(ready))]
 
     # -- output ---------------------------------------------------------------
 

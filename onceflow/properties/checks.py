@@ -34,6 +34,8 @@ __all__ = [
     "liveness",
     "no_loss",
     "read_committed_isolation",
+    "chain_timelines",
+    "rescale_chain",
     "restores_of",
     "snapshots_resolve",
 ]
@@ -54,15 +56,21 @@ def timeline_label(result: RunResult) -> str:
         return "the original run"
     s = result.restored_from
     p = result.scenario.topology.vertices[0].parallelism
+    parent = result.parent
+    assert parent is not None
+    before = {v.uid: v.parallelism for v in parent.scenario.topology.vertices}
     rescaled = (" at parallelism " + str(p)
-                if any(v.parallelism != result.parent.scenario.topology.vertex(v.uid).parallelism  # type: ignore[union-attr]
-                       for v in result.scenario.topology.vertices) else "")
+                if any(v.parallelism != before.get(v.uid) for v in result.scenario.topology.vertices)
+                else "")
     into = ""
-    if result.restored_into == "rollback" and result.parent is not None:
-        end = result.started >= result.parent.end_time
+    if result.restored_into == "rollback":
+        end = result.started >= parent.end_time
         into = (f", rolled back into the store as it stood at t={result.started:g} "
                 + ("(the end of the run it was taken in)" if end else "(later than the snapshot)"))
-    return f"restored from {s.kind} {s.id} (completed t={s.completed:g}){rescaled}{into}"
+    label = f"restored from {s.kind} {s.id} (completed t={s.completed:g}){rescaled}{into}"
+    if parent.restored_from is not None:
+        label += f", on the timeline {timeline_label(parent)}"
+    return label
 
 
 def _finding(result: RunResult, prop: str, anomaly: str, summary: str, *,
@@ -234,6 +242,53 @@ def exactly_once_after_restores(result: RunResult,
             premature_visibility(restored)
         transactions_settle(restored)
         partitioning(restored)
+    rescale_chain(result, on_restore, expect=expect)
+
+
+def rescale_chain(result: RunResult, on_restore: Callable[[RunResult], None] | None = None, *,
+                  expect: str | None = None) -> None:
+    """Follow the scenario's rescale chain (`Scenario.rescales`) from the original run:
+    each link restores a snapshot of the previous timeline at its parallelism, takes
+    its savepoints, and is judged as a run of its own: every record committed once,
+    every key on the subtask Flink's formula gives, keyed state a consistent cut."""
+    if result.restored_from is not None:
+        return
+    root = result.scenario
+    promised = (expect or guarantee(root)) == EXACTLY_ONCE
+    for restored in chain_timelines(result):
+        if restored.error is not None:
+            raise OperatorError(f"{restored.error} ({timeline_label(restored)})")
+        if on_restore is not None:
+            on_restore(restored)
+        job_liveness(restored)
+        no_loss(restored)
+        if promised:
+            exactly_once(restored)
+            consistent_cut(restored)
+            premature_visibility(restored)
+        read_committed_isolation(restored)
+        transactions_settle(restored)
+        partitioning(restored)
+
+
+def chain_timelines(result: RunResult) -> Iterator[RunResult]:
+    """The timelines of the scenario's rescale chain, in order; it ends early where a
+    timeline has no snapshot of the kind a step asks for."""
+    current = result
+    for step in result.scenario.rescales:
+        snapshot = _chain_snapshot(current, step)
+        if snapshot is None:
+            return
+        current = restore(current, snapshot, step.parallelism, savepoints=step.savepoints)
+        yield current
+
+
+def _chain_snapshot(result: RunResult, step: Any) -> Snapshot | None:
+    candidates = [s for s, _ in restores_of(result)
+                  if step.snapshot == "any" or s.kind == step.snapshot]
+    if len(candidates) <= step.back:
+        return None
+    return candidates[-1 - step.back]
 
 
 # -- 3. no loss -------------------------------------------------------------------------------
