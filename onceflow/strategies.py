@@ -228,6 +228,9 @@ def generate(src: _Source, *, mode: str | None, sink: str | None, max_records: i
             src.integer(0, 3) == 0:
         topology = evolve(topology, max_parallelism=_choice(src, (128, 13, 8, 32768)))
         rescales = _rescale_chain(src, max_parallelism, bool(plan))
+    if checkpoints.mode == "unaligned" and src.integer(0, 2) == 0:
+        # start aligned, switch to unaligned after the timeout (0: unaligned at once)
+        checkpoints = evolve(checkpoints, aligned_timeout=0.5 * src.integer(0, 30))
     scenario = Scenario(
         topology=topology, workload=workload, checkpoints=checkpoints, timing=timing,
         restart=restart, sink=sink, savepoints=tuple(plan), faults=tuple(faults),

@@ -97,7 +97,7 @@ class CheckpointCoordinator:
         pending.acks.update(attempt.finished)
         self.pending[cid] = pending
         job.trace.add(self.env.now, "trigger", "coordinator", cid, kind)
-        barrier = Barrier(cid, kind)
+        barrier = Barrier(cid, kind, self.env.now)
         for source in attempt.sources:
             job.later(job.rpc_delay(), source.mail,
                       lambda s=source: s.trigger(barrier, stop, drain))

@@ -27,7 +27,7 @@ from onceflow.cost import QUIET_PERIOD, horizon
 from onceflow.model.channel import Channel
 from onceflow.model.coordinator import CheckpointCoordinator
 from onceflow.model.records import Record, split_logs
-from onceflow.model.rescaling import redistribute_channel_state
+from onceflow.model.rescaling import UnsupportedRescale, redistribute_channel_state
 from onceflow.model.sinks import make_sink
 from onceflow.model.snapshot import SAVEPOINT, Snapshot, list_union, state_for_subtask
 from onceflow.model.task import SourceTask, SplitReader, Task
@@ -274,7 +274,15 @@ class Job:
         for task in attempt.tasks:
             task.connect()
         if snapshot is not None:
-            self._restore_channels(snapshot, layers)
+            try:
+                self._restore_channels(snapshot, layers)
+            except UnsupportedRescale as exc:  # Flink's restore throws: the job cannot start
+                self.trace.add(self.env.now, "failed", "job", f"restore failed: {exc}")
+                attempt.alive = False
+                self.status = FAILED
+                self.end_time = self.env.now
+                self.coordinator.shutdown("job failed")
+                return
         maxp = self.topology.max_parallelism
         for task in attempt.tasks:
             uid = task.vertex.uid
@@ -289,8 +297,12 @@ class Job:
     def _restore_channels(self, snapshot: Snapshot, layers: list[list[Task]]) -> None:
         """Replay unaligned channel state ahead of any new data, redistributed to the new
         channels when the job was rescaled (`model/rescaling.py`)."""
+        stateless = frozenset(uid for uid, kind in self.attempt.state_kinds.items()
+                              if kind is None) if self.mutant("rescale-skips-stateless") \
+            else frozenset()
         restored = redistribute_channel_state(
-            snapshot, self.topology, drop_overflow=self.mutant("rescale-drops-inflight"),
+            snapshot, self.topology, skip_stateless=stateless,
+            drop_downscaled_output=self.mutant("rescale-drops-output-state"),
             unfiltered=self.mutant("rescale-unfiltered-inflight"))
         for layer in layers[1:]:
             for receiver in layer:

@@ -14,8 +14,9 @@ output side `out:`):
   so every record lands on `subtask_for_key(key, p', maxP)`;
 - on a rebalance edge `d` maps to `d % p'` (ROUND_ROBIN, unique, no filter);
 - forward and broadcast edges never hold channel state (their barriers align;
-  Flink's mapper for them is UNSUPPORTED).  Only mutants put some there; it maps
-  to the same index modulo the new parallelism.
+  Flink's mapper for them is UNSUPPORTED).  Only mutants put some there; rescaling
+  it fails the restore, as in Flink ("Cannot rescale the given pointwise
+  partitioner", FLINK-38267's message), which `Job.deploy` turns into a failed job.
 
 A new channel replays all input-side state before all output-side state, each
 in old channel order; end-of-input markers in flight are dropped on a rescale
@@ -35,7 +36,11 @@ if TYPE_CHECKING:
     from onceflow.model.snapshot import Snapshot
     from onceflow.scenario import Topology
 
-__all__ = ["redistribute_channel_state", "split_channel_name"]
+__all__ = ["UnsupportedRescale", "redistribute_channel_state", "split_channel_name"]
+
+
+class UnsupportedRescale(RestoreError):
+    """In-flight data of a pointwise (forward, broadcast) edge cannot be rescaled."""
 
 
 def split_channel_name(name: str) -> tuple[str, int, str, int]:
@@ -47,15 +52,18 @@ def split_channel_name(name: str) -> tuple[str, int, str, int]:
 
 
 def redistribute_channel_state(snapshot: "Snapshot", topology: "Topology", *,
-                               drop_overflow: bool = False,
+                               skip_stateless: frozenset[str] = frozenset(),
+                               drop_downscaled_output: bool = False,
                                unfiltered: bool = False) -> dict[str, list[Any]]:
     """New channel name -> the in-flight items it replays first, for a job with
     `topology` restoring `snapshot` (see the module docstring).
 
-    `drop_overflow` and `unfiltered` are mutants (FLINK-31963 and the unfiltered
-    RANGE mapping of FLINK-19801): the first drops the state of old subtasks beyond
-    the new parallelism, the second gives a hash edge's buffers to every receiver
-    whose range overlaps, unfiltered.
+    The keywords are mutants, each on rescaled edges only: `skip_stateless` (uids of
+    stateless operators) leaves their input- and output-side state unassigned
+    (FLINK-31963), `drop_downscaled_output` hands the output-side state of senders a
+    downscale removes to nobody (FLINK-38544's symptom), `unfiltered` gives a hash
+    edge's buffers to every receiver whose key-group range overlaps, without the
+    record filter of the virtual channels (FLINK-19801, FLINK-35351).
     """
     vertices = topology.vertices
     index = {v.uid: i for i, v in enumerate(vertices)}
@@ -80,7 +88,9 @@ def redistribute_channel_state(snapshot: "Snapshot", topology: "Topology", *,
         if old_p.get(ruid) == receiver.parallelism and old_p.get(suid) == sender.parallelism:
             target.setdefault(name, []).extend(items)
             continue
-        if drop_overflow and (u >= sender.parallelism or d >= receiver.parallelism):
+        if (side == "in" and ruid in skip_stateless) or (side == "out" and suid in skip_stateless):
+            continue
+        if drop_downscaled_output and side == "out" and u >= sender.parallelism:
             continue
         nu = u % sender.parallelism
         buffers = [item for item in items if item.__class__ is list]
@@ -97,9 +107,14 @@ def redistribute_channel_state(snapshot: "Snapshot", topology: "Topology", *,
                                      []).append(r)
                 for n in sorted(parts):
                     target.setdefault(f"{suid}[{nu}]->{ruid}[{n}]", []).append(parts[n])
-        else:
-            n = nu if edge == "forward" else d % receiver.parallelism
-            target.setdefault(f"{suid}[{nu}]->{ruid}[{n}]", []).extend(buffers)
+        elif edge == "rebalance":
+            target.setdefault(f"{suid}[{nu}]->{ruid}[{d % receiver.parallelism}]",
+                              []).extend(buffers)
+        elif buffers:
+            raise UnsupportedRescale(
+                f"{snapshot.label} holds in-flight data of the {edge} edge {suid} -> {ruid}: "
+                "Cannot rescale the given pointwise partitioner (Flink keeps no channel state "
+                "on pointwise edges)")
     restored: dict[str, list[Any]] = {}
     for name in sorted(set(ins) | set(outs), key=_channel_order):
         restored[name] = [item for item in ins.get(name, []) + outs.get(name, [])

@@ -206,7 +206,14 @@ def _id_order(record_id: str) -> tuple[int, str]:
 # -- 2. exactly-once after restoring from any snapshot ---------------------------------------------
 
 def restores_of(result: RunResult) -> Iterator[tuple[Snapshot, int | None]]:
-    """Every snapshot of the run to restore, with the parallelism to restore it at."""
+    """Every snapshot of the run to restore, with the parallelism to restore it at.
+
+    A snapshot holding in-flight data (unaligned) is also restored rescaled, as
+    Flink allows: down to parallelism 1 and up to twice the job's (at most 8),
+    where channel state is merged and split by key-group ranges.
+    """
+    # a broadcast edge's fan-out is the parallelism: rescaling changes the output
+    broadcast = any(v.edge == "broadcast" for v in result.scenario.topology.vertices)
     for snapshot in result.snapshots:
         if result.drained_at is not None and snapshot.input_ended:
             continue  # after a drain the input was cut short on purpose: nothing to resume
@@ -214,11 +221,19 @@ def restores_of(result: RunResult) -> Iterator[tuple[Snapshot, int | None]]:
             if _drained(result, snapshot):
                 continue  # a drained savepoint ends the job for good (its windows fired)
             request = result.savepoint_requests.get(snapshot.id)
-            broadcast = any(v.edge == "broadcast" for v in result.scenario.topology.vertices)
-            # a broadcast edge's fan-out is the parallelism: rescaling changes the output
             yield snapshot, (request.restore_parallelism if request and not broadcast else None)
         else:
             yield snapshot, None
+        if snapshot.has_channel_state and not broadcast:
+            yield from ((snapshot, p) for p in _rescaled(result.scenario.topology))
+
+
+def _rescaled(topology: Any) -> list[int]:
+    """Parallelisms other than the job's to restore in-flight data at: 1 and twice the
+    largest (at most 8 and the max parallelism)."""
+    now = [v.parallelism for v in topology.vertices]
+    up = min(8, topology.max_parallelism, 2 * max(now))
+    return [p for p in sorted({1, up}) if any(x != p for x in now)]
 
 
 def exactly_once_after_restores(result: RunResult,
@@ -284,8 +299,8 @@ def chain_timelines(result: RunResult) -> Iterator[RunResult]:
 
 
 def _chain_snapshot(result: RunResult, step: Any) -> Snapshot | None:
-    candidates = [s for s, _ in restores_of(result)
-                  if step.snapshot == "any" or s.kind == step.snapshot]
+    candidates = list({id(s): s for s, _ in restores_of(result)
+                       if step.snapshot == "any" or s.kind == step.snapshot}.values())
     if len(candidates) <= step.back:
         return None
     return candidates[-1 - step.back]
