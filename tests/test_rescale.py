@@ -176,3 +176,73 @@ def test_restored_in_flight_data_is_processed_before_any_new_data() -> None:
                if kind == "process" and task == f"reduce[{p}]" for r in d[0]]
         mine = [i for i in ids if i in kept]
         assert ids[:len(mine)] == mine  # the restored ones first
+
+
+# -- mutants of rescaling -----------------------------------------------------------------
+
+@pytest.mark.parametrize(("mutant", "properties"), [
+    ("rescale-skips-stateless", {"no_loss", "exactly_once", "consistent_cut"}),
+    ("rescale-drops-output-state", {"no_loss", "exactly_once", "consistent_cut"}),
+    ("rescale-unfiltered-inflight", {"exactly_once", "partitioning", "consistent_cut"}),
+    ("unstable-key-hash", {"partitioning", "exactly_once", "no_loss", "consistent_cut"}),
+])
+def test_each_rescale_mutant_is_found_on_the_chain_and_the_correct_model_is_not(
+        mutant: str, properties: set[str]) -> None:
+    s = chain_scenario("unaligned")
+    onceflow.check(run(s))
+    bad = Scenario.from_data({**s.to_data(), "mutants": [mutant]})
+    with pytest.raises(onceflow.Violation) as err:
+        onceflow.check(run(bad))
+    assert err.value.finding.property in properties, err.value
+
+
+# -- the aligned-checkpoint timeout ----------------------------------------------------------
+
+def timeout_scenario(timeout: float) -> Scenario:
+    return Scenario(
+        topology=topology(3), workload=Workload(records=300, keys=10, splits=3),
+        checkpoints=CheckpointConfig(mode="unaligned", interval=3.0, aligned_timeout=timeout),
+        timing=Timing(latency=1.0, jitter=2.0, record_cost=0.1, buffer_records=4,
+                      channel_capacity=2), sink="two_phase")
+
+
+def test_a_checkpoint_starts_aligned_and_switches_after_the_timeout() -> None:
+    result = run(timeout_scenario(8.0))
+    switched = [e for e in result.trace.events if e[1] == "alignment_timed_out"]
+    assert switched
+    for time, _, task, (cid, waited) in switched:
+        (trigger,) = [e[0] for e in result.trace.events if e[1] == "trigger" and e[3][0] == cid]
+        assert time >= trigger + 8.0 - 1e-9  # counted from the trigger, as Flink
+    assert any(s.has_channel_state for s in result.snapshots)
+    onceflow.check(result)
+
+
+def test_a_long_timeout_keeps_checkpoints_aligned() -> None:
+    result = run(timeout_scenario(10_000.0))
+    assert not [e for e in result.trace.events if e[1] in ("alignment_timed_out",
+                                                              "barrier_overtaken")]
+    assert result.snapshots and not any(s.has_channel_state for s in result.snapshots)
+    onceflow.check(result)
+
+
+def test_a_zero_timeout_is_unaligned_from_the_start_and_only_unaligned_mode_takes_one() -> None:
+    result = run(timeout_scenario(0.0))
+    assert any(e[1] == "barrier_overtaken" for e in result.trace.events)
+    assert not any(e[1] == "alignment_timed_out" for e in result.trace.events)
+    with pytest.raises(ScenarioError, match="unaligned"):
+        CheckpointConfig(mode="aligned", aligned_timeout=5.0)
+    s = timeout_scenario(2.5)
+    assert Scenario.from_json(s.to_json()) == s
+    assert "aligned_timeout" not in Scenario().to_json()
+
+
+def test_rescaling_in_flight_data_of_a_forward_edge_fails_the_restore_as_in_flink() -> None:
+    from tests.test_placement import MISROUTED  # forward reduce1 -> sink holds in-flight data
+
+    result = run(Scenario.from_data(MISROUTED))
+    snap = next(x for x in result.snapshots
+                if any("->sink[" in k and v for k, v in x.channel_state.items()))
+    restored = restore(result, snap, 2)
+    assert restored.status == "failed"
+    assert any("pointwise partitioner" in str(e[3]) for e in restored.trace.events
+               if e[1] == "failed")
