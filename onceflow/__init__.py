@@ -5,13 +5,14 @@ from onceflow.model import Record, RunResult, Snapshot, restore, run
 from onceflow.properties import Violation, check
 from onceflow.token import decode as decode_token
 from onceflow.token import encode as encode_token
-from onceflow.scenario import (CheckpointConfig, RestartStrategy, SavepointRequest, Scenario,
+from onceflow.scenario import (CheckpointConfig, RescaleStep, RestartStrategy, SavepointRequest,
+                               Scenario,
                                Timing, Topology, Vertex, Workload)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "CheckpointConfig", "OnceflowError", "Record", "RestartStrategy", "RestoreError",
+    "CheckpointConfig", "OnceflowError", "Record", "RescaleStep", "RestartStrategy", "RestoreError",
     "RunResult", "SavepointRequest", "Scenario", "ScenarioError", "Snapshot", "Timing",
     "TokenError", "Topology", "Vertex", "Violation", "Workload", "check", "decode_token",
     "encode_token", "restore", "run", "scenario_test",

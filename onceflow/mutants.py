@@ -118,6 +118,26 @@ MUTANTS: dict[str, Mutant] = {m.name: m for m in (
            "on failover the splits assigned since the restored checkpoint are not given back "
            "to the enumerator (the assignment is treated as delivered): nobody reads them",
            "lost", "model/source_coordinator.py: SourceCoordinator.reset_subtasks"),
+    Mutant("rescale-skips-stateless", "FLINK-31963",
+           "a rescaled restore of an unaligned checkpoint skips state assignment for stateless "
+           "operators, so the in-flight data on their input and output channels is never "
+           "reassigned",
+           "lost", "model/rescaling.py: redistribute_channel_state"),
+    Mutant("rescale-drops-output-state", "FLINK-38544",
+           "on an unaligned-checkpoint downscale the output-side in-flight buffers of the "
+           "sender subtasks that the downscale removes reach no new subtask (the rare loss "
+           "UnalignedCheckpointRescaleITCase showed downscaling 7 -> 2)",
+           "lost", "model/rescaling.py: redistribute_channel_state"),
+    Mutant("rescale-unfiltered-inflight", "FLINK-19801, FLINK-35351",
+           "an ambiguous (RANGE) channel-state mapping on rescale is replayed without the "
+           "virtual channels' record filter: every new subtask whose key-group range overlaps "
+           "an old one replays all of its in-flight records",
+           "duplicate", "model/rescaling.py: redistribute_channel_state"),
+    Mutant("unstable-key-hash", "Flink docs (keyBy: a key type needs a deterministic "
+           "hashCode; enums and POJOs without hashCode break after a restore)",
+           "the key's hash differs in the restored job (an identity hashCode), so records are "
+           "routed to other key groups than the ones their keyed state was restored into",
+           "lost", "model/task.py: Task.route"),
     Mutant("at-least-once-mode", "Flink docs (negative control)",
            "barriers are not aligned: records behind an early barrier reach state before the "
            "snapshot",

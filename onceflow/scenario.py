@@ -23,6 +23,7 @@ __all__ = [
     "OPERATOR_KINDS",
     "SINK_KINDS",
     "CheckpointConfig",
+    "RescaleStep",
     "RestartStrategy",
     "START_MODES",
     "SavepointRequest",
@@ -52,6 +53,7 @@ MAX_SPLITS = 256
 MAX_VERTICES = 12
 MAX_LIST_ITEMS = 64
 MAX_SAVEPOINTS = 16  # each is restored (a whole run) when the properties are checked
+MAX_RESCALES = 4  # each link of a rescale chain is a whole run
 MAX_SCHEDULE = 64  # drawn tie-breaks at the start of a run, and the largest choice
 MAX_FAULTS = 32  # each crash may replay the input since the last checkpoint
 #: checkpoint timer ticks until the horizon (horizon / interval): a job that never
@@ -288,9 +290,19 @@ class CheckpointConfig:
     retained: int = 3
     durable_store: bool = True
     tolerable_failed_checkpoints: int = 0
+    #: Flink's `execution.checkpointing.aligned-checkpoint-timeout` (unaligned mode
+    #: only): a checkpoint starts aligned and a task switches it to unaligned once its
+    #: alignment took this long.  None: unaligned from the start.
+    aligned_timeout: float | None = field(default=None, converter=_opt_time)
 
     def __attrs_post_init__(self) -> None:
         _check_choice("mode", self.mode, BARRIER_MODES)
+        if self.aligned_timeout is not None:
+            _check_time("aligned_timeout", self.aligned_timeout)
+            if self.mode != "unaligned":
+                _fail("aligned_timeout", "applies to unaligned checkpoints only (Flink switches "
+                                         "an aligned start to unaligned); set mode to unaligned "
+                                         "or leave it out")
         _check_time("interval", self.interval, positive=True)
         _check_time("timeout", self.timeout, positive=True)
         _check_int("max_concurrent", self.max_concurrent, 1, 8)
@@ -357,6 +369,38 @@ class SavepointRequest:
             _fail("drain", "drain only applies to stop-with-savepoint; set stop too")
 
 
+@frozen
+class RescaleStep:
+    """One link of a rescale chain (Flink's autoscaler restarting from a snapshot).
+
+    The properties restore the previous timeline's snapshot of kind `snapshot`
+    ("checkpoint", "savepoint" or "any"; `back` = 0 is the latest completed one,
+    1 the one before, ...) with every vertex at `parallelism`, request
+    `savepoints` on the restored timeline (times from its start), and judge it;
+    the next step restores a snapshot of that timeline.
+    """
+
+    parallelism: int
+    snapshot: str = "checkpoint"
+    back: int = 0
+    savepoints: tuple[SavepointRequest, ...] = field(default=(), converter=tuple)
+
+    _nested: ClassVar[dict[str, Any]] = {"savepoints": (SavepointRequest,)}
+
+    def __attrs_post_init__(self) -> None:
+        _check_int("parallelism", self.parallelism, 1, MAX_PARALLELISM_LIMIT)
+        _check_choice("snapshot", self.snapshot, ("checkpoint", "savepoint", "any"))
+        _check_int("back", self.back, 0, 64)
+        if len(self.savepoints) > MAX_SAVEPOINTS:
+            _fail("savepoints", f"{len(self.savepoints)} entries; at most {MAX_SAVEPOINTS}")
+        for i, sp in enumerate(self.savepoints):
+            if not isinstance(sp, SavepointRequest):
+                _fail(f"savepoints[{i}]", "must be a SavepointRequest")
+            if sp.drain:
+                _fail(f"savepoints[{i}].drain", "a drained savepoint ends the input for good; "
+                                                "a rescale chain cannot go on from it")
+
+
 def _default_topology() -> Topology:
     return Topology((
         Vertex("source", "source", 2),
@@ -391,6 +435,9 @@ class Scenario:
     schedule: tuple[int, ...] = field(default=(), converter=tuple)
     seed: int = 0
     version: int = SCENARIO_VERSION
+    #: A rescale chain the properties follow from this run: each step restores a
+    #: snapshot of the previous timeline at another parallelism (see `RescaleStep`).
+    rescales: tuple[RescaleStep, ...] = field(default=(), converter=tuple)
 
     _nested: ClassVar[dict[str, Any]] = {
         "topology": Topology,
@@ -400,6 +447,7 @@ class Scenario:
         "restart": RestartStrategy,
         "start_position": StartPosition,
         "savepoints": (SavepointRequest,),
+        "rescales": (RescaleStep,),
     }
 
     def __attrs_post_init__(self) -> None:
@@ -438,6 +486,18 @@ class Scenario:
         for i, sp in enumerate(self.savepoints):
             if not isinstance(sp, SavepointRequest):
                 _fail(f"savepoints[{i}]", "must be a SavepointRequest")
+        if len(self.rescales) > MAX_RESCALES:
+            _fail("rescales", f"{len(self.rescales)} steps; at most {MAX_RESCALES}")
+        for i, step in enumerate(self.rescales):
+            if not isinstance(step, RescaleStep):
+                _fail(f"rescales[{i}]", "must be a RescaleStep")
+            if step.parallelism > self.topology.max_parallelism:
+                _fail(f"rescales[{i}].parallelism",
+                      f"{step.parallelism} is above max_parallelism {self.topology.max_parallelism}")
+        if self.rescales and any(v.edge == "broadcast" for v in self.topology.vertices[1:]):
+            _fail("rescales", "a broadcast edge copies each record once per receiver, so "
+                              "rescaling changes the expected output; use hash, rebalance or "
+                              "forward edges, or leave rescales out")
         from onceflow.faults.plan import validate_faults  # noqa: PLC0415 (cycle)
         from onceflow.mutants import validate_mutants  # noqa: PLC0415
 
@@ -485,6 +545,7 @@ class Scenario:
 
     def to_data(self) -> dict[str, Any]:
         data = _to_data(self)
+        # defaults left out: tokens of earlier versions stay valid (and their run ids)
         if data["store"] == "memory":
             del data["store"]  # the default: tokens of earlier versions stay valid
         # the same for the built-in source reading the whole log from the start
@@ -495,6 +556,10 @@ class Scenario:
         for name in ("produce_interval", "first_produce"):
             if data["workload"][name] == 0.0:
                 del data["workload"][name]
+        if not data["rescales"]:
+            del data["rescales"]
+        if data["checkpoints"]["aligned_timeout"] is None:
+            del data["checkpoints"]["aligned_timeout"]
         return data
 
     def to_json(self, *, indent: int | None = None) -> str:

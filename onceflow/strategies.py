@@ -29,7 +29,8 @@ from onceflow.faults.plan import (CRASH_PHASES, SLOTS_PER_WORKER, CoordinatorCra
                                   StorageFault, StoreFault, WorkerCrash)
 from onceflow.mutants import validate_mutants
 from onceflow.registry import OPERATORS, SINKS, OperatorSpec, operator_spec, sink_spec, unknown_message
-from onceflow.scenario import (BARRIER_MODES, MAX_VERTICES, CheckpointConfig, RestartStrategy,
+from onceflow.scenario import (BARRIER_MODES, MAX_VERTICES, CheckpointConfig, RescaleStep,
+                               RestartStrategy,
                                SavepointRequest, Scenario, Timing, Topology, Vertex, Workload)
 
 __all__ = ["FAULT_GROUPS", "scenario_from_seed", "scenarios"]
@@ -217,14 +218,23 @@ def generate(src: _Source, *, mode: str | None, sink: str | None, max_records: i
     # some keeps the job running past aborted checkpoints, where their notifications act
     tolerable = max(0, src.integer(0, 4) - 2)
     checkpoints = evolve(checkpoints, tolerable_failed_checkpoints=tolerable)
+    workload = Workload(records=records, keys=keys, splits=splits, skew=skew,
+                        seed=src.integer(0, 2**16))
+    restart = RestartStrategy(attempts=failovers + 2, delay=0.5 * src.integer(1, 20))
+    seed = src.integer(0, 2**16)
+    # drawn last, so that the draws before keep their meaning (seeds, shrunk examples)
+    rescales: tuple[RescaleStep, ...] = ()
+    if savepoints and not any(v.edge == "broadcast" for v in topology.vertices) and \
+            src.integer(0, 3) == 0:
+        topology = evolve(topology, max_parallelism=_choice(src, (128, 13, 8, 32768)))
+        rescales = _rescale_chain(src, max_parallelism, bool(plan))
+    if checkpoints.mode == "unaligned" and src.integer(0, 2) == 0:
+        # start aligned, switch to unaligned after the timeout (0: unaligned at once)
+        checkpoints = evolve(checkpoints, aligned_timeout=0.5 * src.integer(0, 30))
     scenario = Scenario(
-        topology=topology,
-        workload=Workload(records=records, keys=keys, splits=splits, skew=skew,
-                          seed=src.integer(0, 2**16)),
-        checkpoints=checkpoints, timing=timing,
-        restart=RestartStrategy(attempts=failovers + 2, delay=0.5 * src.integer(1, 20)),
-        sink=sink, savepoints=tuple(plan), faults=tuple(faults), mutants=tuple(mutants),
-        schedule=schedule, seed=src.integer(0, 2**16), store=store)
+        topology=topology, workload=workload, checkpoints=checkpoints, timing=timing,
+        restart=restart, sink=sink, savepoints=tuple(plan), faults=tuple(faults),
+        mutants=tuple(mutants), schedule=schedule, seed=seed, store=store, rescales=rescales)
     # a checkpoint taken while the input is in flight can take as long as the input needs
     # to drain: a shorter timeout expires every checkpoint, and with no failure tolerated
     # Flink fails such a job for good (a misconfigured job, not a finding); faults
@@ -234,6 +244,21 @@ def generate(src: _Source, *, mode: str | None, sink: str | None, max_records: i
         scenario = evolve(scenario, checkpoints=evolve(scenario.checkpoints,
                                                        timeout=float(math.ceil(need + 1))))
     return scenario
+
+
+def _rescale_chain(src: _Source, max_p: int, savepoints_before: bool) -> tuple[RescaleStep, ...]:
+    """One or two restores at other parallelisms (up to twice the job's), each from a
+    checkpoint or a savepoint of the timeline before, with savepoints of their own."""
+    steps: list[RescaleStep] = []
+    for _ in range(src.integer(1, 2)):
+        kind = "savepoint" if savepoints_before and _flag(src) else _choice(
+            src, ("checkpoint", "any"))
+        plan = tuple(SavepointRequest(at=0.5 * src.integer(0, 40), stop=_flag(src))
+                     for _ in range(src.integer(0, 1)))
+        steps.append(RescaleStep(src.integer(1, min(8, 2 * max_p)), kind, src.integer(0, 2),
+                                 plan))
+        savepoints_before = bool(plan)
+    return tuple(steps)
 
 
 def _topology(src: _Source, max_p: int, *, broadcast: bool,

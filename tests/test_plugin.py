@@ -23,7 +23,7 @@ FAILING = '''
 import onceflow
 from hypothesis import settings
 
-@settings(max_examples=40, deadline=None, derandomize=True)
+@settings(max_examples=150, deadline=None, derandomize=True)
 @onceflow.scenario_test(mode="aligned", sink="two_phase", mutants=("commit-only-exact-id",),
                         max_faults=2)
 def test_buggy_pipeline(result):

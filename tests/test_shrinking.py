@@ -143,7 +143,7 @@ def test_greedy_shrink_stops_at_a_fixpoint() -> None:
 #: The fuzz seed: with it the generator's first `stop-savepoint-fallback` counterexample has
 #: several faults, many records and parallelism above 1 (the generator is edited now and
 #: then: if that stops holding, pick another seed whose `first_size` does).
-FUZZ_SEED = 4
+FUZZ_SEED = 7
 
 
 def test_fuzz_shrinks_a_fault_dependent_failure_to_its_one_fault(tmp_path: Path) -> None:

@@ -9,7 +9,13 @@ itself is always `Task.snapshot` (checkpoints and savepoints alike).
 - unaligned (FLIP-76): the first barrier n triggers the snapshot at once; the
   barrier overtakes the task's output buffers, which become channel state,
   and records taken from inputs before their barrier n arrives become channel
-  state too.  Pointwise (forward, broadcast) inputs still align.
+  state too.  Pointwise (forward, broadcast) inputs still align.  With an
+  aligned-checkpoint timeout (`CheckpointConfig.aligned_timeout`) a checkpoint
+  starts aligned: a task aligns as in aligned mode until `timeout` ms after the
+  checkpoint was triggered (the barrier's timestamp), then switches to unaligned
+  (snapshots at once, overtakes its outputs, keeps the inputs whose barrier has
+  not come as channel state); a barrier arriving after the deadline starts
+  unaligned.  Pointwise inputs always align (Flink forces their barriers aligned).
 - at-least-once: nothing is blocked; the snapshot is taken when barrier n has
   arrived on every input, after records that followed it on early channels.
 
@@ -28,6 +34,8 @@ Trace events (on the task's lane; `n` is the barrier's snapshot id):
 - `barriers_complete (n, kind, records)`: unaligned and at-least-once modes,
   barrier n arrived on every input; `records` is the number of records kept as
   channel state (0 in at-least-once mode);
+- `alignment_timed_out (n, waited)`: the aligned-checkpoint timeout of snapshot n
+  passed while this task aligned: it switches to unaligned now;
 - `alignment_cancelled (n, newer)`: a newer barrier (or a cancel marker of `newer`)
   arrived before barrier n had arrived everywhere; the task gives snapshot n up;
 - `cancel_received (n, channel)`: a cancel marker of snapshot n arrived (Flink's
@@ -168,7 +176,8 @@ class AtLeastOnceHandler(AlignedHandler):
 
 
 class UnalignedHandler(AlignedHandler):
-    """Overtakes on exchange (hash, rebalance) inputs; aligns pointwise ones."""
+    """Overtakes on exchange (hash, rebalance) inputs; aligns pointwise ones; with an
+    aligned-checkpoint timeout, starts aligned and switches at the deadline."""
 
     def _start(self, barrier: Barrier) -> None:
         super()._start(barrier)
@@ -176,6 +185,20 @@ class UnalignedHandler(AlignedHandler):
         self.state: Any = None
         self.channel_state: dict[str, list[Any]] = {}
         self.capturing = False
+        self.aligning = False  # aligned phase of a checkpoint with an aligned timeout
+        task = self.task
+        timeout = task.job.scenario.checkpoints.aligned_timeout
+        if timeout is not None and barrier.kind == "checkpoint":
+            delay = barrier.timestamp + timeout - task.env.now
+            if delay > 0:
+                self.aligning = True
+                cid = barrier.id
+                task.job.later(delay, task.mail, lambda: self._timed_out(cid))
+
+    def _pointwise(self) -> bool:
+        """Does this task align because of pointwise inputs (Flink forces their barriers
+        aligned, timed-out ones too since FLINK-33693)?"""
+        return any(ch.pointwise for ch in self.task.inputs)
 
     def _arrive(self, channel: int, barrier: Barrier) -> None:
         task = self.task
@@ -183,34 +206,65 @@ class UnalignedHandler(AlignedHandler):
         if barrier.kind != "checkpoint":
             AlignedHandler._arrive(self, channel, barrier)  # savepoints are always aligned
             return
-        if any(ch.pointwise for ch in inputs):
+        if self._pointwise():
             # pointwise inputs align (FLINK-21945), but the barrier still overtakes
-            # the task's exchange outputs once it is aligned
+            # the task's exchange outputs once it is aligned (unless it is still within
+            # its aligned-checkpoint timeout)
             if self.count == len(self.arrived):
                 self._event("aligned", barrier.id, barrier.kind, task.env.now - self.started)
-                state, out_state = task.take_state(barrier, overtake=True)
-                self._event("barrier_overtaken", barrier.id, channel, _records(out_state))
+                overtake = not self.aligning
+                state, out_state = task.take_state(barrier, overtake=overtake)
+                if overtake:
+                    self._event("barrier_overtaken", barrier.id, channel, _records(out_state))
                 task.unblock_all()
                 task.acknowledge(barrier, state, out_state)
                 self.current_done()
             else:
                 task.blocked[channel] = True
             return
+        if self.aligning:
+            if self.count == len(self.arrived):  # aligned before the deadline
+                self._event("aligned", barrier.id, barrier.kind, task.env.now - self.started)
+                task.snapshot(barrier)
+                task.unblock_all()
+                self.current_done()
+            else:
+                task.blocked[channel] = True
+            return
         if not self.snapshotted:
-            self.snapshotted = True
-            self.capturing = True
-            for i, ch in enumerate(inputs):
-                if not self.arrived[i]:
-                    self.channel_state[f"in:{ch.name}"] = []
-            self.state, out_state = task.take_state(barrier, overtake=True)
-            self.channel_state.update(out_state)
-            self._event("barrier_overtaken", barrier.id, channel, _records(out_state))
+            self._go_unaligned(barrier, channel)
         if self.count == len(self.arrived):
             self.capturing = False
             self._event("barriers_complete", barrier.id, barrier.kind,
                         _records(self.channel_state))
             task.acknowledge(barrier, self.state, self.channel_state)
             self.current_done()
+
+    def _go_unaligned(self, barrier: Barrier, channel: int) -> None:
+        """Snapshot now: the barrier overtakes the outputs; inputs whose barrier has not
+        arrived are recorded as channel state until it does."""
+        task = self.task
+        self.snapshotted = True
+        self.capturing = True
+        for i, ch in enumerate(task.inputs):
+            if not self.arrived[i]:
+                self.channel_state[f"in:{ch.name}"] = []
+        self.state, out_state = task.take_state(barrier, overtake=True)
+        self.channel_state.update(out_state)
+        self._event("barrier_overtaken", barrier.id, channel, _records(out_state))
+
+    def _timed_out(self, checkpoint_id: int) -> None:
+        """The aligned-checkpoint timeout of `checkpoint_id` passed (a mail)."""
+        current = self.current
+        if current is None or current.id != checkpoint_id or not self.aligning:
+            return
+        task = self.task
+        self.aligning = False
+        self._event("alignment_timed_out", checkpoint_id, task.env.now - self.started)
+        if self._pointwise():
+            return  # forced aligned: it snapshots once aligned, overtaking its outputs
+        self._go_unaligned(current, -1)
+        task.unblock_all()  # what follows a barrier that arrived is after the snapshot
 
     def captured(self, channel: int, item: Any) -> None:
         if self.arrived[channel]:

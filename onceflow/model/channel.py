@@ -22,7 +22,7 @@ __all__ = ["Channel"]
 class Channel:
     __slots__ = ("env", "sender", "receiver", "index", "latency", "jitter", "rng",
                  "capacity", "items", "buffers", "wanted_by", "closed", "last_arrival",
-                 "pointwise", "name", "extra_delay")
+                 "pointwise", "name", "extra_delay", "recovered")
 
     def __init__(self, env: "simpy.Environment", sender: str, receiver: "Task", index: int,
                  *, latency: float, jitter: float, rng: Any, capacity: int,
@@ -43,6 +43,7 @@ class Channel:
         self.pointwise = pointwise  # forward or broadcast: barriers never overtake here
         self.name = f"{sender}->{receiver.name}"
         self.extra_delay = 0.0  # set by latency-spike faults
+        self.recovered = 0  # restored channel state still at the head of the channel
 
     # -- sender side ------------------------------------------------------
 
@@ -101,6 +102,7 @@ class Channel:
             self.items.append((now, item))
             if item.__class__ is list:
                 self.buffers += 1
+        self.recovered += len(items)
 
     def close(self) -> None:
         self.closed = True

@@ -98,7 +98,7 @@ class CheckpointCoordinator:
         pending.acks.update(attempt.finished)
         self.pending[cid] = pending
         job.trace.add(self.env.now, "trigger", "coordinator", cid, kind)
-        barrier = Barrier(cid, kind)
+        barrier = Barrier(cid, kind, self.env.now)
         sources = job.sources
 
         def inject() -> None:

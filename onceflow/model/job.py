@@ -27,6 +27,7 @@ from onceflow.cost import QUIET_PERIOD, horizon
 from onceflow.model.channel import Channel
 from onceflow.model.coordinator import CheckpointCoordinator
 from onceflow.model.records import Barrier, CancelMarker, Record
+from onceflow.model.rescaling import UnsupportedRescale, redistribute_channel_state
 from onceflow.model.sinks import make_sink
 from onceflow.model.snapshot import SAVEPOINT, Snapshot, list_union, state_for_subtask
 from onceflow.model.source_coordinator import SourceCoordinator
@@ -197,9 +198,8 @@ class Job:
             return
         self.deploy(self.initial)
         self.coordinator.start()
-        if self.initial is None:
-            for request in self.scenario.savepoints:
-                self.later(request.at, self.savepoint, request)
+        for request in self.scenario.savepoints:  # on a restored timeline: from its start
+            self.later(request.at, self.savepoint, request)
         collecting = gc.isenabled()
         gc.disable()  # the run allocates much and frees little: collections are pure cost
         try:
@@ -275,7 +275,15 @@ class Job:
         for task in attempt.tasks:
             task.connect()
         if snapshot is not None:
-            self._restore_channels(snapshot, layers)
+            try:
+                self._restore_channels(snapshot, layers)
+            except UnsupportedRescale as exc:  # Flink's restore throws: the job cannot start
+                self.trace.add(self.env.now, "failed", "job", f"restore failed: {exc}")
+                attempt.alive = False
+                self.status = FAILED
+                self.end_time = self.env.now
+                self.coordinator.shutdown("job failed")
+                return
         maxp = self.topology.max_parallelism
         for task in attempt.tasks:
             uid = task.vertex.uid
@@ -292,29 +300,33 @@ class Job:
         self.trace.add(self.env.now, "deploy", "job", attempt.number, label)
 
     def _restore_channels(self, snapshot: Snapshot, layers: list[list[Task]]) -> None:
-        """Replay unaligned channel state ahead of any new data, channel by channel."""
-        state = snapshot.channel_state
-
-        def saved(name: str) -> list[Any]:
-            return state.get(f"in:{name}", []) + state.get(f"out:{name}", [])
-
+        """Replay unaligned channel state ahead of any new data, redistributed to the new
+        channels when the job was rescaled (`model/rescaling.py`)."""
+        stateless = frozenset(uid for uid, kind in self.attempt.state_kinds.items()
+                              if kind is None) if self.mutant("rescale-skips-stateless") \
+            else frozenset()
+        restored = redistribute_channel_state(
+            snapshot, self.topology, skip_stateless=stateless,
+            drop_downscaled_output=self.mutant("rescale-drops-output-state"),
+            unfiltered=self.mutant("rescale-unfiltered-inflight"))
         for layer in layers[1:]:
             for receiver in layer:
                 for ch in receiver.inputs:
-                    items = saved(ch.name)
+                    items = restored.get(ch.name, [])
                     edge = receiver.vertex.edge
                     if edge == "forward" and self.mutant("unaligned-pointwise-rescale"):
                         # FLINK-21945: the forward channel's data goes to the neighbour
                         n = len(layer)
                         src = layer[(receiver.subtask - 1) % n].inputs[0]
-                        items = saved(src.name)
+                        items = restored.get(src.name, [])
                     elif edge == "broadcast" and self.mutant("unaligned-broadcast") and \
                             receiver.subtask != 0:
                         # FLINK-22815: subtask 0's broadcast state lands everywhere
                         first = layer[0].inputs[ch.index]
-                        items = items + saved(first.name)
-                    ch.prefill([item for item in items
-                                if item.__class__ is not Barrier and item.__class__ is not CancelMarker])
+                        items = items + restored.get(first.name, [])
+                    if items:
+                        ch.prefill(items)
+                        receiver.recovering += len(items)
 
     def fail(self, task: Task | None, reason: str, crashed: Sequence[Task] = ()) -> None:
         """Task `task` failed (None: the job, for a recovered coordinator): fail over.

@@ -30,10 +30,12 @@ class Record(NamedTuple):
 
 @frozen
 class Barrier:
-    """Checkpoint barrier `id`; `kind` is "checkpoint" or "savepoint"."""
+    """Checkpoint barrier `id`; `kind` is "checkpoint" or "savepoint"; `timestamp` is
+    when the coordinator triggered it (an aligned-checkpoint timeout counts from it)."""
 
     id: int
     kind: str = "checkpoint"
+    timestamp: float = 0.0
 
 
 @frozen

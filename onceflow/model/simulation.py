@@ -9,6 +9,7 @@ from attrs import evolve, field, frozen
 from onceflow.errors import RestoreError
 from onceflow.model.job import Job
 from onceflow.model.records import Record
+from onceflow.model.rescaling import UnsupportedRescale, redistribute_channel_state
 from onceflow.model.snapshot import CHECKPOINT, SAVEPOINT, Snapshot
 from onceflow.model.trace import Trace
 from onceflow.stores import Entry, Store, fork_of
@@ -130,7 +131,8 @@ def run(scenario: Scenario) -> RunResult:
 
 def restore(result: RunResult, snapshot: Snapshot, parallelism: int | None = None, *,
             topology: Topology | None = None, into: str = "fork",
-            at: float | None = None) -> RunResult:
+            at: float | None = None,
+            savepoints: tuple[SavepointRequest, ...] = ()) -> RunResult:
     """Start a fresh job from `snapshot` of `result`, on its own timeline.
 
     `into="fork"` restores into the external store as it stood when the snapshot
@@ -138,11 +140,14 @@ def restore(result: RunResult, snapshot: Snapshot, parallelism: int | None = Non
     stands at the end of `result`, or at the later moment `at` (stop the job,
     run on, restore an older snapshot: a rollback, an A/B upgrade), and the
     restored job starts then.
-    A savepoint
-    may be restored at another `parallelism` (every vertex rescaled to it) or
-    into an upgraded job graph (`topology`): state is matched by operator uid,
-    and every uid that holds state must still exist with the same max
-    parallelism.  A checkpoint restores only at the parallelism it was taken with.
+    Any snapshot, checkpoint or savepoint, aligned or unaligned, may be restored
+    at another `parallelism` (every vertex rescaled to it) or into an upgraded job
+    graph (`topology`): state is matched by operator uid, keyed state moves by key
+    group, list state is split round-robin, in-flight channel state is
+    redistributed as Flink does (`model/rescaling.py`); every uid that holds state
+    must still exist with the same max parallelism.  `savepoints` are requested on
+    the restored timeline (times from its start), so a restored timeline's
+    snapshots can be restored in turn (rescale chains).
     """
     if into not in ("fork", "rollback"):
         raise RestoreError(f"into must be 'fork' or 'rollback', got {into!r}")
@@ -155,20 +160,20 @@ def restore(result: RunResult, snapshot: Snapshot, parallelism: int | None = Non
     scenario = result.scenario
     if topology is None:
         topology = scenario.topology
-    else:
-        _check_topology(snapshot, scenario.topology, topology)
+    elif not isinstance(topology, Topology):
+        raise RestoreError(f"topology must be a onceflow.Topology, got {type(topology).__name__}")
     if parallelism is not None:
         limit = min(MAX_PARALLELISM_LIMIT, topology.max_parallelism)
-        if not isinstance(parallelism, int) or not 1 <= parallelism <= limit:
+        if not isinstance(parallelism, int) or isinstance(parallelism, bool) or \
+                not 1 <= parallelism <= limit:
             raise RestoreError(f"parallelism must be between 1 and {limit}, got {parallelism!r}")
-        if snapshot.kind == CHECKPOINT and any(
-                v.parallelism != parallelism for v in topology.vertices):
-            raise RestoreError(
-                f"{snapshot.label} restores only at the parallelism it was taken with; "
-                "take a savepoint to rescale")
         topology = topology.with_parallelism(parallelism)
+    if not isinstance(savepoints, tuple) or not all(
+            isinstance(s, SavepointRequest) for s in savepoints):
+        raise RestoreError("savepoints must be a tuple of onceflow.SavepointRequest")
     _check_compatible(snapshot, topology)
-    restored_scenario = evolve(scenario, topology=topology, savepoints=(), faults=())
+    restored_scenario = evolve(scenario, topology=topology, savepoints=savepoints, faults=(),
+                               **_no_rescales(scenario))
     label = _fork_label(result, snapshot, parallelism) + ("-rollback" if into == "rollback" else "")
     if into == "rollback":
         if at is None or at >= result.end_time:
@@ -193,17 +198,9 @@ def restore(result: RunResult, snapshot: Snapshot, parallelism: int | None = Non
     return _finish(job, restored_scenario, parent=result, restored_from=snapshot)
 
 
-def _check_topology(snapshot: Snapshot, old: Topology, new: object) -> None:
-    if not isinstance(new, Topology):
-        raise RestoreError(f"topology must be a onceflow.Topology, got {type(new).__name__}")
-    if snapshot.kind == CHECKPOINT:
-        before = {v.uid: v.parallelism for v in old.vertices}
-        changed = [v.uid for v in new.vertices
-                   if v.uid in before and before[v.uid] != v.parallelism]
-        if changed:
-            raise RestoreError(
-                f"{snapshot.label} restores only at the parallelism it was taken with "
-                f"({changed[0]} changed); take a savepoint to rescale")
+def _no_rescales(scenario: Scenario) -> dict[str, object]:
+    """A restored timeline does not follow the scenario's rescale chain itself."""
+    return {"rescales": ()} if getattr(scenario, "rescales", ()) else {}
 
 
 def _check_compatible(snapshot: Snapshot, topology: object) -> None:
@@ -219,6 +216,11 @@ def _check_compatible(snapshot: Snapshot, topology: object) -> None:
     if missing:
         raise RestoreError(f"{snapshot.label} holds state of operator uid {missing[0]!r}, "
                            "which the job does not have")
+    if snapshot.has_channel_state:
+        try:  # refuses in-flight data on edges the job lost
+            redistribute_channel_state(snapshot, topology)
+        except UnsupportedRescale:
+            pass  # Flink fails the restore itself: the restored job fails (Job.deploy)
 
 
 def _install_faults(job: Job) -> None:

@@ -115,6 +115,9 @@ class Task:
         self.opened = False
         self.closed = False
         self.lost = False  # lost with its worker: no close() runs
+        # restored in-flight items not yet taken: they go first, before any new data (as
+        # Flink requests an input gate's partitions once its recovered state is consumed)
+        self.recovering = 0
 
     # -- wiring -------------------------------------------------------------
 
@@ -206,12 +209,15 @@ class Task:
 
     def step(self) -> float | None:
         """Take and handle one input item; its cost, or None when nothing is ready."""
-        channel = self.pick()
+        channel = self.pick_recovered() if self.recovering else self.pick()
         if channel is None:
             if self.deferred is not None:
                 self.take_deferred()
             return None
         item = channel.take()
+        if self.recovering and channel.recovered:
+            channel.recovered -= 1
+            self.recovering -= 1
         if item.__class__ is list:
             if self.progress is not None:
                 self.seen += len(item)
@@ -260,6 +266,13 @@ class Task:
             return ready
         return ready[self.job.tie_break(count)]
 
+    def pick_recovered(self) -> "Channel | None":
+        """A ready input whose head is restored channel state (those go first)."""
+        ready = [ch for ch in self.inputs if ch.recovered and ch.items]
+        if len(ready) <= 1:
+            return ready[0] if ready else None
+        return ready[self.job.tie_break(len(ready))]
+
     # -- output ---------------------------------------------------------------
 
     def route(self, out: list[Record]) -> None:
@@ -274,7 +287,7 @@ class Task:
             for r in out:
                 i = route.get(r.key)
                 if i is None:
-                    i = route[r.key] = subtask_for_key(r.key, p, maxp)
+                    i = route[r.key] = self._key_target(r.key, p, maxp)
                 pending[i].append(r)
         elif edge == "rebalance":
             n = len(pending)
@@ -286,6 +299,13 @@ class Task:
         elif edge == "broadcast":
             for buf in pending:
                 buf.extend(out)
+
+    def _key_target(self, key: Any, p: int, maxp: int) -> int:
+        job = self.job
+        if (job.timeline or self.attempt.number > 1) and job.mutant("unstable-key-hash"):
+            # an identity hashCode: another value in every restarted or restored process
+            key = (key, job.timeline, self.attempt.number)
+        return subtask_for_key(key, p, maxp)
 
     def flush(self) -> None:
         pending = self.pending

@@ -35,6 +35,8 @@ __all__ = [
     "liveness",
     "no_loss",
     "read_committed_isolation",
+    "chain_timelines",
+    "rescale_chain",
     "restores_of",
     "snapshots_resolve",
 ]
@@ -55,15 +57,21 @@ def timeline_label(result: RunResult) -> str:
         return "the original run"
     s = result.restored_from
     p = result.scenario.topology.vertices[0].parallelism
+    parent = result.parent
+    assert parent is not None
+    before = {v.uid: v.parallelism for v in parent.scenario.topology.vertices}
     rescaled = (" at parallelism " + str(p)
-                if any(v.parallelism != result.parent.scenario.topology.vertex(v.uid).parallelism  # type: ignore[union-attr]
-                       for v in result.scenario.topology.vertices) else "")
+                if any(v.parallelism != before.get(v.uid) for v in result.scenario.topology.vertices)
+                else "")
     into = ""
-    if result.restored_into == "rollback" and result.parent is not None:
-        end = result.started >= result.parent.end_time
+    if result.restored_into == "rollback":
+        end = result.started >= parent.end_time
         into = (f", rolled back into the store as it stood at t={result.started:g} "
                 + ("(the end of the run it was taken in)" if end else "(later than the snapshot)"))
-    return f"restored from {s.kind} {s.id} (completed t={s.completed:g}){rescaled}{into}"
+    label = f"restored from {s.kind} {s.id} (completed t={s.completed:g}){rescaled}{into}"
+    if parent.restored_from is not None:
+        label += f", on the timeline {timeline_label(parent)}"
+    return label
 
 
 def _finding(result: RunResult, prop: str, anomaly: str, summary: str, *,
@@ -198,7 +206,14 @@ def _id_order(record_id: str) -> tuple[int, str]:
 # -- 2. exactly-once after restoring from any snapshot ---------------------------------------------
 
 def restores_of(result: RunResult) -> Iterator[tuple[Snapshot, int | None]]:
-    """Every snapshot of the run to restore, with the parallelism to restore it at."""
+    """Every snapshot of the run to restore, with the parallelism to restore it at.
+
+    A snapshot holding in-flight data (unaligned) is also restored rescaled, as
+    Flink allows: down to parallelism 1 and up to twice the job's (at most 8),
+    where channel state is merged and split by key-group ranges.
+    """
+    # a broadcast edge's fan-out is the parallelism: rescaling changes the output
+    broadcast = any(v.edge == "broadcast" for v in result.scenario.topology.vertices)
     for snapshot in result.snapshots:
         if result.drained_at is not None and snapshot.input_ended:
             continue  # after a drain the input was cut short on purpose: nothing to resume
@@ -206,11 +221,19 @@ def restores_of(result: RunResult) -> Iterator[tuple[Snapshot, int | None]]:
             if _drained(result, snapshot):
                 continue  # a drained savepoint ends the job for good (its windows fired)
             request = result.savepoint_requests.get(snapshot.id)
-            broadcast = any(v.edge == "broadcast" for v in result.scenario.topology.vertices)
-            # a broadcast edge's fan-out is the parallelism: rescaling changes the output
             yield snapshot, (request.restore_parallelism if request and not broadcast else None)
         else:
             yield snapshot, None
+        if snapshot.has_channel_state and not broadcast:
+            yield from ((snapshot, p) for p in _rescaled(result.scenario.topology))
+
+
+def _rescaled(topology: Any) -> list[int]:
+    """Parallelisms other than the job's to restore in-flight data at: 1 and twice the
+    largest (at most 8 and the max parallelism)."""
+    now = [v.parallelism for v in topology.vertices]
+    up = min(8, topology.max_parallelism, 2 * max(now))
+    return [p for p in sorted({1, up}) if any(x != p for x in now)]
 
 
 def exactly_once_after_restores(result: RunResult,
@@ -234,6 +257,53 @@ def exactly_once_after_restores(result: RunResult,
             premature_visibility(restored)
         transactions_settle(restored)
         partitioning(restored)
+    rescale_chain(result, on_restore, expect=expect)
+
+
+def rescale_chain(result: RunResult, on_restore: Callable[[RunResult], None] | None = None, *,
+                  expect: str | None = None) -> None:
+    """Follow the scenario's rescale chain (`Scenario.rescales`) from the original run:
+    each link restores a snapshot of the previous timeline at its parallelism, takes
+    its savepoints, and is judged as a run of its own: every record committed once,
+    every key on the subtask Flink's formula gives, keyed state a consistent cut."""
+    if result.restored_from is not None:
+        return
+    root = result.scenario
+    promised = (expect or guarantee(root)) == EXACTLY_ONCE
+    for restored in chain_timelines(result):
+        if restored.error is not None:
+            raise OperatorError(f"{restored.error} ({timeline_label(restored)})")
+        if on_restore is not None:
+            on_restore(restored)
+        job_liveness(restored)
+        no_loss(restored)
+        if promised:
+            exactly_once(restored)
+            consistent_cut(restored)
+            premature_visibility(restored)
+        read_committed_isolation(restored)
+        transactions_settle(restored)
+        partitioning(restored)
+
+
+def chain_timelines(result: RunResult) -> Iterator[RunResult]:
+    """The timelines of the scenario's rescale chain, in order; it ends early where a
+    timeline has no snapshot of the kind a step asks for."""
+    current = result
+    for step in result.scenario.rescales:
+        snapshot = _chain_snapshot(current, step)
+        if snapshot is None:
+            return
+        current = restore(current, snapshot, step.parallelism, savepoints=step.savepoints)
+        yield current
+
+
+def _chain_snapshot(result: RunResult, step: Any) -> Snapshot | None:
+    candidates = list({id(s): s for s, _ in restores_of(result)
+                       if step.snapshot == "any" or s.kind == step.snapshot}.values())
+    if len(candidates) <= step.back:
+        return None
+    return candidates[-1 - step.back]
 
 
 # -- 3. no loss -------------------------------------------------------------------------------
