@@ -349,7 +349,11 @@ def cmd_shrink(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data, sort_keys=True))
     else:
-        print(f"shrunk in {outcome.steps} steps ({outcome.tried} candidates tried)")
+        if outcome.finding.property == "determinism" and not outcome.steps:
+            print("not shrunk: two runs of the scenario differ, so no smaller one can be "
+                  "judged")
+        else:
+            print(f"shrunk in {outcome.steps} steps ({outcome.tried} candidates tried)")
         print(f"  before: {_size(scenario.size)}")
         print(f"  after:  {_size(outcome.scenario.size)}")
         print(outcome.finding.render())

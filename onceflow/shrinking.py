@@ -14,20 +14,26 @@ from attrs import evolve
 
 from onceflow.errors import ScenarioError
 from onceflow.model.simulation import run
-from onceflow.properties.checks import check
+from onceflow.properties.checks import check, determinism
 from onceflow.properties.violation import Finding, Violation
 from onceflow.scenario import Scenario, Topology
 
 __all__ = ["ShrinkResult", "shrink", "violation_of"]
 
 
-def violation_of(scenario: Scenario) -> Finding | None:
-    """The first property `scenario` violates, or None."""
+def violation_of(scenario: Scenario, *, deterministic: bool = False) -> Finding | None:
+    """The first property `scenario` violates, or None.  With `deterministic`, the run
+    is repeated and a differing digest is the finding (`determinism`)."""
+    return _judge(scenario, deterministic=deterministic)[0]
+
+
+def _judge(scenario: Scenario, *, deterministic: bool = False) -> tuple[Finding | None, Any]:
+    result = run(scenario)
     try:
-        check(run(scenario), deterministic=False)
+        check(result, deterministic=deterministic)
     except Violation as violation:
-        return violation.finding
-    return None
+        return violation.finding, result
+    return None, result
 
 
 class ShrinkResult:
@@ -48,24 +54,38 @@ def shrink(scenario: Scenario, *, max_tries: int = 2000, max_seconds: float | No
     `finding`, when given, is the violation `scenario` is already known to have;
     `max_seconds` bounds the wall time spent (the best scenario so far is kept).
     """
-    finding = finding or violation_of(scenario)
+    finding = finding or violation_of(scenario, deterministic=True)
     if finding is None:
         return None
+    if finding.property == "determinism":
+        # a component that decides the run itself: nothing to shrink towards
+        return ShrinkResult(scenario, scenario, finding, 0, 0)
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
     current, steps, tried = scenario, 0, 0
+    kept: Any = None
     improved = True
     while improved and tried < max_tries and not _past(deadline):
         improved = False
         for candidate in _candidates(current):
             tried += 1
-            found = violation_of(candidate)
+            found, result = _judge(candidate)
             if found is not None and found.property == finding.property:
-                current, finding, steps = candidate, found, steps + 1
+                current, finding, steps, kept = candidate, found, steps + 1, result
                 if on_step is not None:
                     on_step(current)
                 improved = True
                 break
             if tried >= max_tries or _past(deadline):
+                break
+    if steps:
+        # candidates were judged on one run each: the one kept is run again (up to six
+        # times: a small scenario gives a coin few chances to differ), so that a
+        # nondeterministic component is named as such, never reported as a violation
+        for _ in range(6):
+            try:
+                determinism(kept)
+            except Violation as violation:
+                finding = violation.finding
                 break
     return ShrinkResult(scenario, current, finding, steps, tried)
 

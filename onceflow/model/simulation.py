@@ -11,7 +11,7 @@ from onceflow.model.job import Job
 from onceflow.model.records import Record
 from onceflow.model.rescaling import UnsupportedRescale, redistribute_channel_state
 from onceflow.model.snapshot import CHECKPOINT, SAVEPOINT, Snapshot
-from onceflow.model.trace import Trace
+from onceflow.model.trace import Trace, store_digest
 from onceflow.stores import Entry, Store, fork_of
 from onceflow.scenario import MAX_PARALLELISM_LIMIT, SavepointRequest, Scenario, Topology
 
@@ -49,6 +49,7 @@ class RunResult:
     restored_into: str | None = None
     #: When this timeline started (a rollback starts when the store it restores into stood).
     started: float = 0.0
+    _digests: dict[str, str] = field(factory=dict, repr=False, init=False)
 
     def snapshot(self, snapshot_id: int) -> Snapshot:
         for s in self.snapshots:
@@ -58,7 +59,22 @@ class RunResult:
 
     @property
     def digest(self) -> str:
-        return self.trace.digest()
+        """What the run's outcome depends on, as one hex string: its trace and every
+        operation its sinks made on the store (a sink that writes differently from the
+        same input changes it)."""
+        cached = self._digests.get("run")
+        if cached is None:
+            store = self.store_digest
+            cached = self._digests["run"] = hashlib.blake2b(
+                f"{self.trace.digest()}|{store}".encode(), digest_size=16).hexdigest()
+        return cached
+
+    @property
+    def store_digest(self) -> str:
+        cached = self._digests.get("store")
+        if cached is None:
+            cached = self._digests["store"] = store_digest(getattr(self.store, "ops", ()))
+        return cached
 
     def committed(self) -> list[Record]:
         """The output a read-committed reader sees at the end of the run."""

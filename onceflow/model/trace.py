@@ -8,7 +8,7 @@ from typing import Any, Iterator
 
 from onceflow.model.records import Record
 
-__all__ = ["Trace"]
+__all__ = ["Trace", "store_digest"]
 
 
 _ID = itemgetter(0)
@@ -88,6 +88,27 @@ class Trace:
         if len(self.events) != len(other.events):
             return min(len(self.events), len(other.events))
         return None
+
+
+def store_digest(ops: list[tuple[Any, ...]]) -> str:
+    """A digest of a store's operation log: every write, commit and abort a run's sinks
+    made, with record buffers as their ids and value checksums (as in the trace)."""
+    h = hashlib.blake2b(digest_size=16)
+    for op in ops:
+        try:
+            line = _canonical(op)
+        except TypeError:  # a value only a user sink knows: its type, never its repr (id())
+            line = "[" + ",".join(_safe(v) for v in op) + "]"
+        h.update(line.encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def _safe(value: Any) -> str:
+    try:
+        return _canonical(value)
+    except TypeError:
+        return f"<{type(value).__name__}>"
 
 
 def _line(event: tuple[float, str, str, tuple[Any, ...]]) -> bytes:

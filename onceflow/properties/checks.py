@@ -552,7 +552,7 @@ def _failures(result: RunResult) -> tuple[str, ...]:
 # -- 7. determinism -----------------------------------------------------------------------------
 
 def determinism(result: RunResult, *, failed: Violation | None = None) -> None:
-    """Running the same scenario again gives the same trace digest.
+    """Running the same scenario again gives the same digest (trace and store writes).
 
     With `failed` (the violation another property found), a differing digest is
     reported instead of it: the runs differ, so that verdict is not about the
@@ -564,6 +564,8 @@ def determinism(result: RunResult, *, failed: Violation | None = None) -> None:
         return
     i = root.trace.first_difference(again.trace)
     details = _first_difference(root, again, i)
+    if i is None:  # the same trace: what the sinks wrote differs
+        details = _store_difference(root, again)
     if failed is not None:
         f = failed.finding
         details += (f"not reported: {f.property} ({f.anomaly}: {f.summary}) on the first run; "
@@ -574,8 +576,37 @@ def determinism(result: RunResult, *, failed: Violation | None = None) -> None:
                    details=details) from failed
 
 
+def _store_difference(root: RunResult, again: RunResult) -> tuple[str, ...]:
+    from onceflow.model.trace import store_digest  # noqa: PLC0415
+
+    a, b = list(getattr(root.store, "ops", ())), list(getattr(again.store, "ops", ()))
+    for n, (x, y) in enumerate(zip(a, b)):
+        if store_digest([x]) != store_digest([y]):
+            return (f"the traces agree; the store's operation {n} differs: "
+                    f"{_show_op(x)} in the first run, {_show_op(y)} in the second",)
+    return (f"the traces agree; the store got {len(a)} operations in the first run, "
+            f"{len(b)} in the second",)
+
+
+def _show_op(op: Any) -> str:
+    parts = []
+    for v in op:
+        if v.__class__ is list and v and isinstance(v[0], Record):
+            parts.append(f"{len(v)} record(s) {', '.join(r.id for r in v[:4])}"
+                         f"{', ...' if len(v) > 4 else ''}")
+        else:
+            text = repr(v)
+            parts.append(text if len(text) <= 40 else text[:37] + "...")
+    return "(" + ", ".join(parts) + ")"
+
+
 def _suspect(root: RunResult, again: RunResult, i: int | None) -> str:
     """Who made the runs differ: the operator whose output first differs, if known."""
+    if i is None and root.trace.digest() == again.trace.digest():
+        sink = root.scenario.topology.vertices[-1]
+        user = " (a user sink)" if root.scenario.sink in SINKS else ""
+        return (f"sink {sink.uid!r} of kind {root.scenario.sink!r}{user}, which wrote "
+                "differently from the same input,")
     producer = _producer(root, again, i)
     if producer is not None:
         v = producer
