@@ -351,7 +351,7 @@ def bench(records: int = 20_000, repeat: int = 3, profile: bool = False) -> dict
     if result.status != "finished":
         raise AssertionError(f"the reference run did not finish: {result.status}")
     events, job = count_events(scenario)
-    if job.trace.digest() != result.digest:
+    if job.trace.digest() != result.trace.digest():
         raise AssertionError("the counted replay diverged from onceflow.run")
 
     # the same work done: every record out, the same per-key sums everywhere
