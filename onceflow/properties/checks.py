@@ -604,7 +604,10 @@ def _suspect(root: RunResult, again: RunResult, i: int | None) -> str:
     """Who made the runs differ: the operator whose output first differs, if known."""
     if i is None and root.trace.digest() == again.trace.digest():
         sink = root.scenario.topology.vertices[-1]
-        user = " (a user sink)" if root.scenario.sink in SINKS else ""
+        from onceflow.registry import SINKS  # noqa: PLC0415
+
+        spec = SINKS.get(root.scenario.sink)
+        user = " (a user sink)" if spec is not None and not _builtin(spec) else ""
         return (f"sink {sink.uid!r} of kind {root.scenario.sink!r}{user}, which wrote "
                 "differently from the same input,")
     producer = _producer(root, again, i)
