@@ -607,7 +607,9 @@ def _suspect(root: RunResult, again: RunResult, i: int | None) -> str:
         from onceflow.registry import SINKS  # noqa: PLC0415
 
         spec = SINKS.get(root.scenario.sink)
-        user = " (a user sink)" if spec is not None and not _builtin(spec) else ""
+        module = getattr(getattr(spec, "factory", None), "__module__", "") or ""
+        user = (" (a user sink)" if spec is not None and not module.startswith("onceflow")
+                else "")
         return (f"sink {sink.uid!r} of kind {root.scenario.sink!r}{user}, which wrote "
                 "differently from the same input,")
     producer = _producer(root, again, i)
