@@ -140,10 +140,15 @@ def test_greedy_shrink_stops_at_a_fixpoint() -> None:
 
 # -- (b) Hypothesis, through the fuzzer --------------------------------------------------------------
 
-#: The fuzz seed: with it the generator's first `stop-savepoint-fallback` counterexample has
-#: several faults, many records and parallelism above 1 (the generator is edited now and
-#: then: if that stops holding, pick another seed whose `first_size` does).
-FUZZ_SEED = 7
+#: Fuzz seeds tried in order until the generator's first `stop-savepoint-fallback`
+#: counterexample is big (faults, many records, parallelism above 1): the generator is
+#: edited now and then, and which seed gives a big first counterexample moves with it.
+FUZZ_SEEDS = (1, 7, 3, 5)
+
+
+def _big(size: dict[str, int] | None) -> bool:
+    return (size is not None and size["faults"] >= 1 and size["records"] >= 20
+            and size["parallelism"] >= 2)
 
 
 def test_fuzz_shrinks_a_fault_dependent_failure_to_its_one_fault(tmp_path: Path) -> None:
@@ -152,15 +157,18 @@ def test_fuzz_shrinks_a_fault_dependent_failure_to_its_one_fault(tmp_path: Path)
     stop-with-savepoint's commit, and its one savepoint, on a minimal job.  (`abort-discards`
     served here before: since a failed checkpoint fails the job over by default, the
     fuzzer finds it through checkpoints aborted as subsumed, with no fault.)"""
-    outcome = fuzz(budget=120, mutants=("stop-savepoint-fallback",), seed=FUZZ_SEED,
-                   db=tmp_path / "db")
-    assert outcome.status == "violation"
-    assert outcome.finding is not None and outcome.scenario is not None
+    sizes = []
+    for seed in FUZZ_SEEDS:
+        outcome = fuzz(budget=120, mutants=("stop-savepoint-fallback",), seed=seed,
+                       db=tmp_path / f"db{seed}")
+        assert outcome.status == "violation"
+        assert outcome.finding is not None and outcome.scenario is not None
+        sizes.append(outcome.first_size)
+        if _big(outcome.first_size):
+            break
+    # a big job with faults to start from
     first = outcome.first_size
-    assert first is not None
-    # a big job with faults (since sources get their splits from the split enumerator, the
-    # first counterexample of this seed has one fault)
-    assert first["faults"] >= 1 and first["records"] >= 20 and first["parallelism"] >= 2, first
+    assert first is not None and _big(first), sizes
     out = outcome.scenario
     # since sources get their splits from the split enumerator, a stop-with-savepoint can
     # also fail with no fault (its savepoint subsumed or declined): at most its crash stays
@@ -171,7 +179,7 @@ def test_fuzz_shrinks_a_fault_dependent_failure_to_its_one_fault(tmp_path: Path)
     assert outcome.finding.property in ("exactly_once", "no_loss")
     assert outcome.finding.anomaly in ("duplicate", "lost")
     # known gap (NOTES): this seed's counterexample no longer shrinks to a minimal job
-    assert out.size["records"] <= first["records"], (out.size, first)
+    assert out.size["records"] < first["records"], (out.size, first)
     assert out.mutants == ("stop-savepoint-fallback",)
     # a real counterexample, which needs its fault and its mutant
     assert violation_of(out) is not None
