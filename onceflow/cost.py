@@ -20,6 +20,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from onceflow.registry import OPERATORS
+
 if TYPE_CHECKING:
     from onceflow.scenario import Scenario
 
@@ -57,7 +59,8 @@ def _flows(scenario: "Scenario") -> list[int]:
         if i and v.edge == "broadcast":
             flow *= v.parallelism
         out.append(flow)
-        if v.kind == "flat_map":
+        spec = OPERATORS.get(v.kind)
+        if spec is not None and spec.ids == "multiply":
             flow *= max(v.param, 1)
     return out
 

@@ -17,6 +17,16 @@ keyed operator keeps the key's state as `state[key]`, equal to what its
 `snapshot_state()` holds for that key, so that consistent cuts can be checked.
 `flush(param, key, state)` (optional) returns what the operator emits for
 `key` at the end of input (in `finish()`), updating `state[key]`.
+
+An operator also declares the traits the properties judge it by (never its name):
+`ids` (what it does to record ids: "keep", "drop", "multiply", "replace"),
+`aggregate` (what of a keyed operator's output is independent of its input
+order: "max" or "sum"), `order_dependent_state` (its keyed state depends on the
+order of a key's records and on where the end of input is) and `state_view`
+(what of a key's snapshot value the fold's `state[key]` holds).  The built-ins
+declare theirs through the same call: map keeps ids, filter drops, flat_map
+multiplies; reduce is keyed with aggregate "max"; window is keyed, replaces ids,
+aggregate "sum", order-dependent state.
 """
 
 from __future__ import annotations
@@ -29,9 +39,10 @@ from attrs import frozen
 
 from onceflow.errors import OnceflowError, RegistrationError
 
-__all__ = ["OPERATORS", "SINKS", "SINK_KINDS", "SOURCES", "STORES", "OperatorSpec", "RegistrationError",
-           "SinkSpec", "SourceSpec", "StoreSpec", "default_exactly_once", "operator_spec", "register_operator",
-           "register_sink", "register_source", "register_store", "sink_spec"]
+__all__ = ["OPERATORS", "OPERATOR_AGGREGATES", "OPERATOR_IDS", "SINKS", "SINK_KINDS", "SOURCES",
+           "STORES", "OperatorSpec", "RegistrationError", "SinkSpec", "SourceSpec", "StoreSpec",
+           "default_exactly_once", "operator_spec", "register_operator", "register_sink",
+           "register_source", "register_store", "sink_spec"]
 
 #: What a sink can declare itself to be.
 #: - "append": writes at once; a replay after a failover writes again (duplicates).
@@ -44,6 +55,21 @@ SINK_KINDS = ("append", "idempotent", "two_phase")
 _ENDS = ("source", "sink")
 _NAME = re.compile(r"[a-z][a-z0-9_\-]{0,40}")
 _STATE_KINDS = (None, "keyed", "list")
+
+#: What an operator can declare it does to record ids (`ids=`).
+#: - "keep": each input record leaves as one record under its own id (map, reduce).
+#: - "drop": a subset of the input leaves, under its own ids, chosen by value (filter).
+#: - "multiply": each input record leaves as several records under derived ids (flat_map).
+#: - "replace": it emits records under new ids, not one per input record (window).
+#: Not declaring (None) keeps today's treatment of a user operator: the canonical form and
+#: the generator assume it may drop or multiply; the per-record-id accounting of the checks
+#: assumes it keeps ids.
+OPERATOR_IDS = ("keep", "drop", "multiply", "replace")
+#: What a keyed operator can declare is independent of its input order (`aggregate=`).
+#: - "max": the largest output value per key (a running sum of non-negative values).
+#: - "sum": the sum of its output values per key once every group closed (count windows).
+#: Not declaring (None): nothing; the generator never feeds it over a shuffling edge.
+OPERATOR_AGGREGATES = ("max", "sum")
 
 
 @frozen
@@ -61,6 +87,31 @@ class OperatorSpec:
     #: the module whose import registered it (named in reproduce commands)
     module: str = ""
     builtin: bool = False
+    #: what it does to record ids: one of OPERATOR_IDS, or None (not declared)
+    ids: str | None = None
+    #: keyed only: what of its output per key is order-independent (OPERATOR_AGGREGATES)
+    aggregate: str | None = None
+    #: keyed only: its state depends on the order of a key's records and on whether the
+    #: end of input reached it; consistent cuts compare it only where order is fixed
+    order_dependent_state: bool = False
+    #: keyed only: maps a key's value in snapshot_state() to the fold's state[key], or to
+    #: None where the key holds nothing yet (None: compared as it is)
+    state_view: Callable[[Any], Any] | None = None
+
+    @property
+    def changes_ids(self) -> bool:
+        """Can it drop or multiply records (or is that not declared)?"""
+        return self.ids != "keep"
+
+    @property
+    def drops_by_value(self) -> bool:
+        """Does which input ids leave it depend on the values it sees?"""
+        return self.ids == "drop"
+
+    @property
+    def derives_ids(self) -> bool:
+        """Do its output ids stop identifying input records one to one?"""
+        return self.ids in ("multiply", "replace")
 
 
 @frozen
@@ -129,12 +180,19 @@ def register_operator(name: str, *, factory: Callable[[int], Any],
                       fold: Callable[[int, list[Any], dict[Any, Any]], list[Any]],
                       keyed: bool = False,
                       flush: Callable[[int, Any, dict[Any, Any]], list[Any]] | None = None,
-                      params: tuple[int, int] = (0, 0), _builtin: bool = False) -> OperatorSpec:
+                      params: tuple[int, int] = (0, 0), ids: str | None = None,
+                      aggregate: str | None = None, order_dependent_state: bool = False,
+                      state_view: Callable[[Any], Any] | None = None,
+                      _builtin: bool = False) -> OperatorSpec:
     """Make `Vertex(uid, name, ...)` run `factory(param)`; `fold` (and `flush`) is its oracle.
 
     `keyed=True` declares a keyed operator (its state is a dict key -> value, its
     input arrives over a hash edge); `params=(lo, hi)` is the range generated
-    topologies draw its `param` from.
+    topologies draw its `param` from.  `ids` declares what it does to record ids
+    (see OPERATOR_IDS).  A keyed operator may declare `aggregate` (see
+    OPERATOR_AGGREGATES), `order_dependent_state=True` (consistent cuts compare its
+    state only where the topology fixes order and no end of input is in flight) and
+    `state_view` (maps a key's snapshot value to the fold's state[key], None: idle).
     """
     if not _builtin:
         _check_name(name, OPERATORS, "operator")
@@ -154,6 +212,25 @@ def register_operator(name: str, *, factory: Callable[[int], Any],
             or not 0 <= params[0] <= params[1] <= 1_000_000):
         raise RegistrationError(f"operator {name!r}: params must be a (lo, hi) pair of integers "
                                 f"with 0 <= lo <= hi <= 1000000, got {params!r}")
+    if ids is not None and ids not in OPERATOR_IDS:
+        raise RegistrationError(f"operator {name!r}: unknown ids={ids!r}; declare one of "
+                                f"{', '.join(OPERATOR_IDS)} (what it does to record ids)")
+    if aggregate is not None and aggregate not in OPERATOR_AGGREGATES:
+        raise RegistrationError(f"operator {name!r}: unknown aggregate={aggregate!r}; declare "
+                                f"one of {', '.join(OPERATOR_AGGREGATES)}, or None")
+    if not isinstance(order_dependent_state, bool):
+        raise RegistrationError(f"operator {name!r}: order_dependent_state must be True or False")
+    if state_view is not None and not callable(state_view):
+        raise RegistrationError(f"operator {name!r}: state_view must be a callable "
+                                "state_view(snapshot value) -> fold state, or None")
+    if not keyed:
+        for trait, value in (("aggregate", aggregate), ("state_view", state_view)):
+            if value is not None:
+                raise RegistrationError(f"operator {name!r} declares {trait} but is not keyed: "
+                                        f"register it with keyed=True, or drop {trait}=")
+        if order_dependent_state:
+            raise RegistrationError(f"operator {name!r} declares order_dependent_state but is "
+                                    "not keyed: register it with keyed=True, or drop it")
     declared = _declared_state_kind(factory)
     if declared is not ... and declared not in _STATE_KINDS:
         raise RegistrationError(f"operator {name!r}: {factory.__name__}.state_kind is "
@@ -164,7 +241,8 @@ def register_operator(name: str, *, factory: Callable[[int], Any],
                                 "a keyed stream; register it with keyed=True (a hash edge feeds "
                                 "it), or keep operator state as state_kind = 'list'")
     spec = OperatorSpec(name, factory, fold, keyed, flush, params,
-                        "" if _builtin else _caller_module(), _builtin)
+                        "" if _builtin else _caller_module(), _builtin, ids, aggregate,
+                        order_dependent_state, state_view)
     OPERATORS[name] = spec
     return spec
 
@@ -340,19 +418,27 @@ def _window_flush(param: int, key: Any, state: dict[Any, Any]) -> list[Any]:
     return [last._replace(id=f"w{key}.{fired}", value=total)]
 
 
+def _window_view(value: Any) -> Any:
+    """A window key's (count, total, fired) in its snapshot value; None while idle."""
+    view = tuple(value[:3])
+    return None if view == (0, 0, 0) else view
+
+
 def _register_builtins() -> None:
     ops = lambda: _model("operators")  # noqa: E731
     sinks = lambda: _model("sinks")  # noqa: E731
     register_operator("map", factory=lambda p: ops().MapOperator(p), fold=_map,
-                      params=(0, 3), _builtin=True)
+                      params=(0, 3), ids="keep", _builtin=True)
     register_operator("filter", factory=lambda p: ops().FilterOperator(p), fold=_filter,
-                      params=(1, 3), _builtin=True)
+                      params=(1, 3), ids="drop", _builtin=True)
     register_operator("flat_map", factory=lambda p: ops().FlatMapOperator(p), fold=_flat_map,
-                      params=(1, 3), _builtin=True)
+                      params=(1, 3), ids="multiply", _builtin=True)
     register_operator("reduce", factory=lambda p: ops().ReduceOperator(), fold=_reduce,
-                      keyed=True, _builtin=True)
+                      keyed=True, ids="keep", aggregate="max", _builtin=True)
     register_operator("window", factory=lambda p: ops().WindowOperator(p), fold=_window,
-                      flush=_window_flush, keyed=True, params=(1, 4), _builtin=True)
+                      flush=_window_flush, keyed=True, params=(1, 4), ids="replace",
+                      aggregate="sum", order_dependent_state=True, state_view=_window_view,
+                      _builtin=True)
     register_sink("append", factory=lambda: sinks().AppendSink(), kind="append", _builtin=True)
     register_sink("idempotent", factory=lambda: sinks().IdempotentSink(), kind="idempotent",
                   _builtin=True)

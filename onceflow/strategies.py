@@ -286,27 +286,39 @@ def _may_shuffle(rest: list[OperatorSpec]) -> bool:
 
     The oracle folds each key's records in order; where they arrive in a timing-
     dependent order, only operators whose outputs compare order-free can follow:
-    a built-in keyed operator with nothing behind it that drops or multiplies ids.
+    a keyed operator that declares an order-independent aggregate, with nothing
+    behind it that drops or multiplies ids (or does not declare what it does).
     """
     for i, spec in enumerate(rest):
-        if spec.keyed and (not spec.builtin or any(_drops_or_adds(s) for s in rest[i + 1:])):
+        if spec.keyed and (spec.aggregate is None
+                           or any(_drops_or_adds(s) for s in rest[i + 1:])):
             return False
     return True
 
 
 def _drops_or_adds(spec: OperatorSpec) -> bool:
-    return not spec.builtin or spec.name in ("filter", "flat_map")
+    """Does `spec` change which ids leave it, behind a keyed operator fed out of order?
+    (A keyed one is judged by its own aggregate instead.)"""
+    return not spec.keyed and spec.changes_ids
+
+
+def _keeps_ids(name: str) -> bool:
+    spec = OPERATORS[name]
+    return not spec.keyed and spec.ids == "keep"
 
 
 def _vertex(src: _Source, uid: str, kind: str, before: list[Vertex], max_p: int,
             broadcast: bool | None, *, pinned: bool = False) -> Vertex:
     """Vertex `kind` behind `before`; `broadcast` None allows no shuffling edge into it."""
-    if not pinned and kind in ("filter", "flat_map") and any(v.keyed for v in before) and any(
-            v.edge in ("rebalance", "broadcast") for v in before):
-        # the canonical form cannot compare a filter or flat_map behind a keyed
-        # operator fed out of order (even its set of output ids depends on timing)
-        kind, uid = "map", uid.replace(kind, "map")
     spec = OPERATORS.get(kind)
+    if (not pinned and spec is not None and _drops_or_adds(spec) and any(v.keyed for v in before)
+            and any(v.edge in ("rebalance", "broadcast") for v in before)):
+        # the canonical form cannot compare an operator dropping or multiplying ids behind
+        # a keyed operator fed out of order (even its set of output ids depends on timing):
+        # draw the first drawn operator that keeps ids instead
+        fallback = next(name for name in _DRAWN_OPERATORS if _keeps_ids(name))
+        kind, uid = fallback, uid.replace(kind, fallback)
+        spec = OPERATORS[kind]
     keyed = spec is not None and spec.keyed
     if keyed:
         edge = "hash"

@@ -329,8 +329,9 @@ def no_loss(result: RunResult) -> None:
 def _ids_stable(scenario: Any) -> bool:
     """Is the set of output ids independent of keyed state values?
 
-    Not when at-least-once barriers may double-count keyed state that a filter
-    downstream then judges: which records pass legitimately differs.
+    Not when at-least-once barriers may double-count keyed state that an operator
+    downstream dropping records by value (a filter) then judges: which records pass
+    legitimately differs.
     """
     if scenario.checkpoints.mode != "at_least_once" and not scenario.mutants:
         return True
@@ -338,7 +339,7 @@ def _ids_stable(scenario: Any) -> bool:
     for v in scenario.topology.vertices:
         if v.keyed:
             seen_keyed = True
-        elif seen_keyed and v.kind == "filter":
+        elif seen_keyed and _declares(v.kind, "drops_by_value"):
             return False
     return True
 
@@ -364,7 +365,8 @@ def consistent_cut(result: RunResult) -> None:
         ended = snapshot.input_ended or _drained(result, snapshot)
         want = expected_state(scenario, offsets, end_of_input=ended)
         for v in keyed:
-            if v.kind == "window" and not windows_comparable:
+            order_dependent = _declares(v.kind, "order_dependent_state")
+            if order_dependent and not windows_comparable:
                 continue
             if snapshot.has_channel_state:
                 # in-flight input (unaligned): the records kept as channel state on the
@@ -373,7 +375,7 @@ def consistent_cut(result: RunResult) -> None:
                 if flight is None:
                     continue  # copies or derived records: no per-record accounting
                 ids, end_in_flight = flight
-                if end_in_flight and v.kind == "window":
+                if end_in_flight and order_dependent:
                     continue  # which subtasks' windows fired depends on where it is in flight
                 want = expected_state(scenario, offsets, end_of_input=ended and not end_in_flight,
                                       in_flight=ids)
@@ -383,11 +385,11 @@ def consistent_cut(result: RunResult) -> None:
                 continue  # a user operator keeping list (or no) state: not comparable per key
             groups = groups or {}
             have = {k: val for group in groups.values() for k, val in group.items()}
-            if v.kind == "window":
-                have = {k: val[:3] for k, val in have.items() if val[:3] != (0, 0, 0) or k in want[v.uid]}
-                expected_v = {k: val for k, val in want[v.uid].items()}
-            else:
-                expected_v = want[v.uid]
+            view = OPERATORS[v.kind].state_view if v.kind in OPERATORS else None
+            if view is not None:  # what the fold keeps of each key's snapshot value
+                have = {k: val for k, val in ((k, view(val)) for k, val in have.items())
+                        if val is not None}
+            expected_v = want[v.uid]
             if have != expected_v:
                 key = next(k for k in sorted(set(have) | set(expected_v))
                            if have.get(k) != expected_v.get(k))
@@ -408,9 +410,10 @@ def _in_flight_before(snapshot: Snapshot, topology: Any,
                       index: int) -> tuple[frozenset[str], bool] | None:
     """Input record ids in the channel state of channels into vertices up to `index`,
     and whether an end of input is among them; None where ids do not identify input
-    records (a flat_map or window upstream, or broadcast copies)."""
+    records (an operator upstream deriving new ids, such as a flat_map or a window, or
+    broadcast copies)."""
     vertices = topology.vertices
-    if any(v.kind in ("flat_map", "window") for v in vertices[1:index]) or any(
+    if any(_declares(v.kind, "derives_ids") for v in vertices[1:index]) or any(
             v.edge == "broadcast" for v in vertices[1:index + 1]):
         return None
     upto = {v.uid for v in vertices[:index + 1]}
@@ -426,6 +429,13 @@ def _in_flight_before(snapshot: Snapshot, topology: Any,
             elif item is END_OF_INPUT:
                 end = True
     return frozenset(ids), end
+
+
+def _declares(kind: str, trait: str) -> bool:
+    """Does the operator `kind` declare `trait` (an OperatorSpec property)?  Sources
+    and sinks declare nothing."""
+    spec = OPERATORS.get(kind)
+    return spec is not None and bool(getattr(spec, trait))
 
 
 def _bigger(got: Any, exp: Any) -> bool:

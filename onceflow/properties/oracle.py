@@ -157,9 +157,10 @@ def canonical(records: list[Record], topology: Topology, *,
     - Otherwise, per key: the sorted (id, value) pairs of records whose value
       does not depend on order, and for records produced downstream of a
       keyed operator fed out of order only the sorted ids plus the keyed
-      aggregate that is order-independent (the largest running sum of a
-      reduce, the total of a window's sums once every window fired:
-      `windows_closed=False` for a job stopped before its end of input).
+      aggregate its registration declares order-independent ("max": the largest
+      value, a reduce's running sum; "sum", or nothing declared: the total of its
+      outputs once every window fired, `windows_closed=False` for a job stopped
+      before its end of input).
     """
     per_key: dict[int, list[Record]] = {}
     for r in records:
@@ -173,7 +174,7 @@ def canonical(records: list[Record], topology: Topology, *,
     for k, rs in per_key.items():
         ids = sorted(r.id for r in rs)
         values = [r.value for r in rs]
-        if last_keyed == "reduce":
+        if OPERATORS[last_keyed].aggregate == "max":
             aggregate: Any = max(values)
         else:
             # windows fed out of order: their sums add up to the key's total only once
@@ -203,7 +204,7 @@ def _order_dependent_keyed(topology: Topology) -> str | None:
 
 def _changes_ids(kind: str) -> bool:
     """Can this vertex drop or multiply its input records (so that which ids leave it
-    depends on the values it sees)?  Built-in filters and flat_maps do; what a user
-    operator does to ids is not declared, so it may."""
+    depends on the values it sees)?  As its registration declares (`ids`); an operator
+    that declares nothing may."""
     spec = OPERATORS.get(kind)
-    return spec is not None and (kind in ("filter", "flat_map") or not spec.builtin)
+    return spec is not None and spec.changes_ids
