@@ -95,7 +95,7 @@ def _scenario_from_args(args: argparse.Namespace) -> Scenario:
     _check_keep(args, args.store or "memory")
     return scenario_from_seed(args.seed, mode=args.mode, sink=args.sink,
                               operators=_operators(args), mutants=mutants,
-                              store=args.store or "memory")
+                              store=args.store or "memory", source=args.source)
 
 
 def _operators(args: argparse.Namespace) -> tuple[str, ...] | None:
@@ -373,7 +373,8 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
                     mutants=tuple(args.mutant or ()), db=args.db, seed=args.seed,
                     workers=args.workers, as_json=args.json, store=args.store or "memory",
                     corpus_name=args.corpus_name, fallback=args.fallback_db,
-                    stop_on_first=args.stop_on_first, worker=args.worker_name)
+                    stop_on_first=args.stop_on_first, worker=args.worker_name,
+                    source=args.source)
 
 
 def cmd_mutants(args: argparse.Namespace) -> int:
@@ -550,6 +551,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--sink", metavar="NAME",
                        help="pin the sink: a built-in (two_phase, idempotent, append) or a "
                             "registered one")
+        p.add_argument("--source", metavar="NAME",
+                       help="pin the source: the built-in log or a registered one")
         p.add_argument("--operator", action="append", metavar="NAME",
                        help="place this registered operator (repeatable, in pipeline order)")
         p.add_argument("--mutant", action="append", choices=sorted(MUTANTS), metavar="NAME",

@@ -248,18 +248,22 @@ def run_fuzz(*, budget: float, mode: str | None, sink: str | None, mutants: tupl
              db: str | None, seed: int | None, workers: int, as_json: bool,
              store: str = "memory", operators: tuple[str, ...] | None = None,
              corpus_name: str | None = None, fallback: str | None = None,
-             stop_on_first: bool = False, worker: str | None = None) -> int:
+             stop_on_first: bool = False, worker: str | None = None,
+             source: str | None = None) -> int:
     from onceflow.search.corpus import SharedCorpus  # noqa: PLC0415
 
     # bad pins fail here
-    scenarios(mode=mode, sink=sink, operators=operators, mutants=mutants, store=store)
+    scenarios(mode=mode, sink=sink, operators=operators, mutants=mutants, store=store,
+              source=source)
     corpus = open_corpus(db, name=corpus_name, fallback=fallback)  # a bad --db fails here
     fleet = {"worker": worker, "stop_on_first": stop_on_first,
              "pins": {"mode": mode, "sink": sink, "mutants": list(mutants), "store": store,
-                      "operators": list(operators) if operators is not None else None}}
+                      "operators": list(operators) if operators is not None else None,
+                      "source": source}}
     # progress goes to stderr even with --json (stdout then holds only the object)
     reporter = _Reporter(quiet=False)
     kwargs: dict[str, Any] = dict(budget=budget, mode=mode, sink=sink, operators=operators,
+                                  source=source,
                                   mutants=mutants, db=db, seed=seed, store=store,
                                   corpus_name=corpus_name,
                                   fallback=fallback)

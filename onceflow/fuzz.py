@@ -112,14 +112,17 @@ def open_corpus(path: str | Path | None, *, name: str | None = None,
 
 
 def _corpus_key(mode: str | None, sink: str | None, mutants: tuple[str, ...],
-                store: str = "memory", operators: tuple[str, ...] | None = None) -> bytes:
+                store: str = "memory", operators: tuple[str, ...] | None = None,
+                source: str | None = None) -> bytes:
     extra = "" if store == "memory" else f"|{store}"
     ops = "" if operators is None else "|ops=" + ",".join(operators)
+    ops += "" if source is None else f"|source={source}"
     return f"onceflow-fuzz-v1|{mode}|{sink}|{','.join(mutants)}{extra}{ops}".encode()
 
 
 def _mixed(mode: str | None, sink: str | None, mutants: tuple[str, ...],
-           store: str = "memory", operators: tuple[str, ...] | None = None) -> Any:
+           store: str = "memory", operators: tuple[str, ...] | None = None,
+           source: str | None = None) -> Any:
     """Hypothesis's structured draws, mixed with whole scenarios from plain seeds.
 
     Hypothesis biases every integer towards small and boundary values, which
@@ -128,10 +131,10 @@ def _mixed(mode: str | None, sink: str | None, mutants: tuple[str, ...],
     distribution.  Either kind is shrunk afterwards by the greedy pass.
     """
     structured = scenarios(mode=mode, sink=sink, operators=operators, mutants=mutants,
-                           store=store)  # validates the pins
+                           store=store, source=source)  # validates the pins
     seeded = st.integers(0, 2**31 - 1).map(
         lambda n: scenario_from_seed(n, mode=mode, sink=sink, operators=operators,
-                                     mutants=mutants, store=store))
+                                     mutants=mutants, store=store, source=source))
     return st.one_of(structured, seeded)
 
 
@@ -141,14 +144,15 @@ def fuzz(*, budget: float, mode: str | None = None, sink: str | None = None,
          seed: int | None = None, shrink: bool = True,
          on_progress: Callable[[FuzzStats], None] | None = None,
          should_stop: Callable[[], bool] | None = None, store: str = "memory",
-         corpus_name: str | None = None, fallback: str | Path | None = None) -> FuzzOutcome:
+         corpus_name: str | None = None, fallback: str | Path | None = None,
+         source: str | None = None) -> FuzzOutcome:
     """Fuzz for `budget` seconds or until a violation; shrink it and return the outcome.
 
     `store` names the external system every scenario writes to (e.g. "sqlite"); `db` is
     the corpus: a directory, a `redis://` URL (namespaced by `corpus_name`, kept in
     `fallback` while Redis is away) or an open Hypothesis database; `operators` pins the
-    operators between source and sink."""
-    strategy = _mixed(mode, sink, mutants, store, operators)
+    operators between source and sink, `source` the registered source."""
+    strategy = _mixed(mode, sink, mutants, store, operators, source)
     corpus = db if isinstance(db, ExampleDatabase) else open_corpus(db, name=corpus_name,
                                                                     fallback=fallback)
     stats = FuzzStats()
@@ -202,7 +206,7 @@ def fuzz(*, budget: float, mode: str | None = None, sink: str | None = None,
             def example(scenario: Scenario) -> None:
                 body(scenario)
             test = given(strategy)(config(example))
-            test._hypothesis_internal_database_key = _corpus_key(mode, sink, mutants, store, operators)  # type: ignore[attr-defined]
+            test._hypothesis_internal_database_key = _corpus_key(mode, sink, mutants, store, operators, source)  # type: ignore[attr-defined]
             if seed is not None:
                 # what @hypothesis.seed sets, without the `database=None` it adds:
                 # a seeded fuzz run keeps its corpus too

@@ -64,9 +64,9 @@ def scenario_test(strategy: st.SearchStrategy[Scenario] | None = None, *,
     """Decorate `def test_x(result, <fixtures>...): ...` into a Hypothesis property test.
 
     `strategy` defaults to `onceflow.strategies.scenarios(**pins)` (pins such as
-    `sink="my_sink"`, `operators=["my_op"]`, `mode=`, `max_faults=`); with
-    `check_properties` every property the guarantee matrix promises is checked
-    before the test body runs.  Parameters other than `result` are pytest
+    `sink="my_sink"`, `operators=["my_op"]`, `source="my_source"`, `mode=`,
+    `max_faults=`); with `check_properties` every property the guarantee matrix
+    promises is checked before the test body runs.  Parameters other than `result` are pytest
     fixtures (`tmp_path`, ...).  `@hypothesis.example(scenario)` (above the
     decorator) adds an explicit scenario.
     """

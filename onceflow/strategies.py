@@ -28,7 +28,7 @@ from onceflow.faults.plan import (CRASH_PHASES, SLOTS_PER_WORKER, CoordinatorCra
                                   SlowSubtask,
                                   StorageFault, StoreFault, WorkerCrash)
 from onceflow.mutants import validate_mutants
-from onceflow.registry import OPERATORS, SINKS, OperatorSpec, operator_spec, sink_spec, unknown_message
+from onceflow.registry import OPERATORS, SINKS, SOURCES, OperatorSpec, operator_spec, sink_spec, unknown_message
 from onceflow.scenario import (BARRIER_MODES, MAX_VERTICES, CheckpointConfig, RescaleStep,
                                RestartStrategy,
                                SavepointRequest, Scenario, Timing, Topology, Vertex, Workload)
@@ -88,11 +88,14 @@ def _flag(src: _Source) -> bool:
 
 
 def _validate(mode: str | None, sink: str | None, operators: Any, max_records: int,
-              max_faults: int, max_parallelism: int, mutants: tuple[str, ...]) -> None:
+              max_faults: int, max_parallelism: int, mutants: tuple[str, ...],
+              source: str | None = None) -> None:
     if mode is not None and mode not in BARRIER_MODES:
         raise ScenarioError("mode", f"unknown barrier mode {mode!r}; one of {', '.join(BARRIER_MODES)}")
     if sink is not None and sink not in SINKS:
         raise ScenarioError("sink", unknown_message("sink", sink, SINKS))
+    if source is not None and (not isinstance(source, str) or source not in SOURCES):
+        raise ScenarioError("source", unknown_message("source", source, SOURCES))
     if operators is not None:
         if isinstance(operators, str) or not isinstance(operators, (list, tuple)):
             raise ScenarioError("operators", "give a list of registered operator names in "
@@ -115,21 +118,23 @@ def _validate(mode: str | None, sink: str | None, operators: Any, max_records: i
 def scenarios(*, mode: str | None = None, sink: str | None = None,
               operators: Sequence[str] | None = None, max_records: int = 120,
               max_faults: int = 4, max_parallelism: int = 4, savepoints: bool = True,
-              mutants: tuple[str, ...] = (), store: str = "memory") -> st.SearchStrategy[Scenario]:
+              mutants: tuple[str, ...] = (), store: str = "memory",
+              source: str | None = None) -> st.SearchStrategy[Scenario]:
     """Whole scenarios: topology, workload, checkpoint config, sink, savepoints and faults.
 
     Pin any part with a keyword (`scenarios(mode="aligned", sink="two_phase")`);
     `operators=["my_op", "reduce"]` places exactly these registered operators
     between source and sink, in this order (parallelism, edges and params
-    drawn); `sink` may name any registered sink.  `max_faults=0` draws
-    fault-free scenarios; `store` names the external system.
+    drawn); `sink` may name any registered sink, `source` any registered source
+    (default: the built-in `log`).  `max_faults=0` draws fault-free scenarios;
+    `store` names the external system.
     """
     ops = None if operators is None else tuple(operators) if isinstance(operators, list) else operators
-    _validate(mode, sink, ops, max_records, max_faults, max_parallelism, tuple(mutants))
+    _validate(mode, sink, ops, max_records, max_faults, max_parallelism, tuple(mutants), source)
     _validate_store(store)
     pins = dict(mode=mode, sink=sink, operators=ops, max_records=max_records,
                 max_faults=max_faults, max_parallelism=max_parallelism, savepoints=savepoints,
-                mutants=tuple(mutants), store=store)
+                mutants=tuple(mutants), store=store, source=source)
 
     @st.composite
     def build(draw: Any) -> Scenario:
@@ -141,17 +146,18 @@ def scenarios(*, mode: str | None = None, sink: str | None = None,
 def scenario_from_seed(seed: int, *, mode: str | None = None, sink: str | None = None,
                        operators: Sequence[str] | None = None, max_records: int = 120,
                        max_faults: int = 4, max_parallelism: int = 4, savepoints: bool = True,
-                       mutants: tuple[str, ...] = (), store: str = "memory") -> Scenario:
+                       mutants: tuple[str, ...] = (), store: str = "memory",
+                       source: str | None = None) -> Scenario:
     """The scenario that seed `seed` draws from the same generator as `scenarios()`."""
     if not isinstance(seed, int) or seed < 0:
         raise ScenarioError("seed", f"must be a non-negative integer, got {seed!r}")
     ops = None if operators is None else tuple(operators) if isinstance(operators, list) else operators
-    _validate(mode, sink, ops, max_records, max_faults, max_parallelism, tuple(mutants))
+    _validate(mode, sink, ops, max_records, max_faults, max_parallelism, tuple(mutants), source)
     _validate_store(store)
     return generate(_RandomSource(seed), mode=mode, sink=sink, operators=ops,
                     max_records=max_records, max_faults=max_faults,
                     max_parallelism=max_parallelism, savepoints=savepoints,
-                    mutants=tuple(mutants), store=store)
+                    mutants=tuple(mutants), store=store, source=source)
 
 
 def _validate_store(store: str) -> None:
@@ -164,7 +170,7 @@ def _validate_store(store: str) -> None:
 def generate(src: _Source, *, mode: str | None, sink: str | None, max_records: int,
              max_faults: int, max_parallelism: int, savepoints: bool,
              mutants: tuple[str, ...], operators: tuple[str, ...] | None = None,
-             store: str = "memory") -> Scenario:
+             store: str = "memory", source: str | None = None) -> Scenario:
     mode = mode or _choice(src, BARRIER_MODES)
     sink = sink or _choice(src, _DRAWN_SINKS)
     transactional = sink_spec(sink).transactional
@@ -234,7 +240,8 @@ def generate(src: _Source, *, mode: str | None, sink: str | None, max_records: i
     scenario = Scenario(
         topology=topology, workload=workload, checkpoints=checkpoints, timing=timing,
         restart=restart, sink=sink, savepoints=tuple(plan), faults=tuple(faults),
-        mutants=tuple(mutants), schedule=schedule, seed=seed, store=store, rescales=rescales)
+        mutants=tuple(mutants), schedule=schedule, seed=seed, store=store, rescales=rescales,
+        source=source or "log")
     # a checkpoint taken while the input is in flight can take as long as the input needs
     # to drain: a shorter timeout expires every checkpoint, and with no failure tolerated
     # Flink fails such a job for good (a misconfigured job, not a finding); faults

@@ -92,6 +92,8 @@ USAGE_CASES: dict[str, Args] = {
     "run unknown mutant": lambda f: ["run", "--mutant", "no-such-bug"],
     "fuzz unknown mode": lambda f: ["fuzz", "--mode", "eventually", "--budget", "1s"],
     "fuzz unknown sink": lambda f: ["fuzz", "--sink", "kafka", "--budget", "1s"],
+    "run unknown source": lambda f: ["run", "--source", "kafka"],
+    "fuzz unknown source": lambda f: ["fuzz", "--source", "kafka", "--budget", "1s"],
     "fuzz unknown mutant": lambda f: ["fuzz", "--mutant", "no-such-bug", "--budget", "1s"],
     "mutants unknown --only": lambda f: ["mutants", "--only", "no-such-bug", "--budget", "1s"],
     "run negative seed": lambda f: ["run", "--seed", "-1"],

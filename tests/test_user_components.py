@@ -197,6 +197,10 @@ def test_unknown_pins_name_the_fix() -> None:
         scenarios(operators=["nope"])
     with pytest.raises(ScenarioError, match="give a list of registered operator names"):
         scenarios(operators="t_count")
+    with pytest.raises(ScenarioError, match="unknown source 'nope'.*--plugin MODULE"):
+        scenarios(source="nope")
+    with pytest.raises(ScenarioError, match="unknown source 'nope'.*--plugin MODULE"):
+        scenario_from_seed(0, source="nope")
 
 
 def test_a_token_naming_an_unregistered_component_says_which() -> None:
@@ -290,6 +294,8 @@ def test_replay_without_the_plugin_names_the_component_and_the_flag(plugin_dir: 
 @pytest.mark.parametrize("args, message", [
     (("run", "--sink", "nope"), "unknown sink 'nope'"),
     (("fuzz", "--budget", "1s", "--operator", "nope"), "unknown operator 'nope'"),
+    (("run", "--source", "nope"), "unknown source 'nope'"),
+    (("fuzz", "--budget", "1s", "--source", "nope"), "unknown source 'nope'"),
     (("--plugin", "no_such_module_xyz", "run"), "cannot import plugin module 'no_such_module_xyz'"),
     (("--plugin", "broken", "run"), "cannot import plugin module 'broken' (--plugin): "
                                     "ZeroDivisionError"),
