@@ -143,6 +143,48 @@ def test_hash_edge_in_flight_records_go_to_the_new_owner_of_their_key_group() ->
     assert [r.id for buf in out["map[0]->reduce[0]"] for r in buf] == [r.id for r in records]
 
 
+def test_an_end_of_input_in_flight_is_never_replayed_only_buffers_are() -> None:
+    # Flink persists data buffers only (ChannelStatePersister: buffer.isBuffer()): a
+    # restored sender sends its own end of input again, after whatever input it now holds
+    from onceflow.model.records import END_OF_INPUT
+
+    a, b = [rec(1, 3)], [rec(2, 3)]
+    snap = _snapshot_with({"in:window[0]->sink[1]": [a, END_OF_INPUT],
+                           "in:window[1]->sink[0]": [END_OF_INPUT],
+                           "out:window[0]->sink[1]": [b]}, 2)
+    for p in (2, 3, 1):
+        out = redistribute_channel_state(snap, topology(p))
+        assert all(item.__class__ is list for items in out.values() for item in items)
+        assert [r for items in out.values() for buf in items for r in buf] == a + b
+    assert redistribute_channel_state(snap, topology(2)) == {"window[0]->sink[1]": [a, b]}
+
+
+def test_a_restored_end_of_input_does_not_end_a_channel_that_gets_new_input() -> None:
+    # source 0 has ended before checkpoint 1's barrier, which reaches reduce0 late, so the
+    # end of input is in flight; the one split is with source 1.  On restore the split
+    # goes to the subtask its state lands on: every record still reaches the sink
+    from onceflow.model.records import END_OF_INPUT
+    from onceflow.properties import check
+
+    s = Scenario(topology=Topology((Vertex("source", "source", 4),
+                                    Vertex("reduce0", "reduce", 1, "hash"),
+                                    Vertex("sink", "sink", 1, "forward"))),
+                 workload=Workload(records=3, keys=1, splits=1),
+                 checkpoints=CheckpointConfig(mode="unaligned", interval=0.5), sink="two_phase",
+                 timing=Timing(latency=0.1, record_cost=1.0, buffer_records=1,
+                               channel_capacity=1, jitter=0.1, upload_time=0.0,
+                               rpc_latency=0.1))
+    result = run(s)
+    ended = [snap for snap in result.snapshots
+             if any(item is END_OF_INPUT for items in snap.channel_state.values()
+                    for item in items)]
+    assert ended  # the situation under test: an end of input kept as channel state
+    for snap in ended:
+        restored = restore(result, snap)
+        check(restored)
+        assert sorted(r.id for r in restored.committed()) == ["r0", "r1", "r2"]
+
+
 def test_input_side_state_replays_before_output_side_state_and_unchanged_is_identity() -> None:
     a, b = [rec(1, 3)], [rec(2, 3)]
     snap = _snapshot_with({"out:window[0]->sink[1]": [b], "in:window[0]->sink[1]": [a]}, 2)

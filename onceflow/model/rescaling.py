@@ -19,9 +19,13 @@ output side `out:`):
   partitioner", FLINK-38267's message), which `Job.deploy` turns into a failed job.
 
 A new channel replays all input-side state before all output-side state, each
-in old channel order; end-of-input markers in flight are dropped on a rescale
-(the senders send theirs again when their input ends).  At unchanged
-parallelism every channel gets exactly its own state back.
+in old channel order.  At unchanged parallelism every channel gets exactly its
+own buffers back.  Only data buffers are replayed, never an end-of-input marker
+in flight (Flink's `ChannelStatePersister` persists `buffer.isBuffer()` only):
+a snapshot records the marker for the oracle, but the restored sender sends its
+own again when its restored input ends, and it may now hold input the old one
+did not (a split the old sender never had), so replaying the old marker would
+end the channel before that input.
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 
 from onceflow.errors import RestoreError
 from onceflow.model.keygroups import subtask_for_key
-from onceflow.model.records import Barrier, CancelMarker
 
 if TYPE_CHECKING:
     from onceflow.model.snapshot import Snapshot
@@ -117,8 +120,10 @@ def redistribute_channel_state(snapshot: "Snapshot", topology: "Topology", *,
                 "on pointwise edges)")
     restored: dict[str, list[Any]] = {}
     for name in sorted(set(ins) | set(outs), key=_channel_order):
-        restored[name] = [item for item in ins.get(name, []) + outs.get(name, [])
-                          if item.__class__ is not Barrier and item.__class__ is not CancelMarker]
+        buffers = [item for item in ins.get(name, []) + outs.get(name, [])
+                   if item.__class__ is list]
+        if buffers:
+            restored[name] = buffers
     return restored
 
 

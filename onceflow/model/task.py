@@ -242,7 +242,7 @@ class Task:
             self.handler.on_cancel(channel.index, item)
         else:
             if self.handler.capturing:
-                self.handler.captured(channel.index, item)  # end of input is channel state too
+                self.handler.captured(channel.index, item)  # recorded for the oracle, never replayed
             self.end_of_channel(channel.index)
         self.flush()
         return 0.0
@@ -354,7 +354,7 @@ class Task:
     # -- end of input -----------------------------------------------------------
 
     def end_of_channel(self, index: int) -> None:
-        # a restored channel may replay an end-of-input its sender then sends again
+        # (defensive: restored channel state replays buffers only, never an end of input)
         if index in self.ended_channels:
             return
         self.ended_channels.add(index)
