@@ -228,6 +228,10 @@ class CheckpointCoordinator:
         job.trace.add(self.env.now, "completed", "coordinator", pending.id, pending.kind)
         commits = (pending.kind == CHECKPOINT or pending.stop
                    or job.mutant("savepoint-commits"))
+        if pending.stop:
+            # before the older snapshots are aborted as subsumed: an abort frees a slot, and
+            # nothing may be triggered once a stop-with-savepoint completed
+            job.stopping = pending.id
         for older in sorted(cid for cid in self.pending if cid < pending.id):
             if self.pending[older].kind == CHECKPOINT:
                 self.abort(older, "subsumed")
@@ -241,7 +245,6 @@ class CheckpointCoordinator:
                 job.notify(task, pending.id,
                            lambda t=task, c=pending.id, s=pending.stop: t.notify_complete(c, s))
         if pending.stop:
-            job.stopping = pending.id
             self.env.process(self._resend_stop(pending.id))
         self._maybe_final()
 
