@@ -18,18 +18,22 @@ Values layer: imports only the scenario values.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from onceflow.registry import OPERATORS
 
 if TYPE_CHECKING:
     from onceflow.scenario import Scenario
 
-__all__ = ["QUIET_PERIOD", "horizon", "quickest_checkpoint", "slowest_idle_checkpoint"]
+__all__ = ["MAX_JUDGE_UNITS", "MAX_RESTORED_CHECKPOINTS", "MAX_RUN_UNITS", "Cost", "check_budget", "estimate", "QUIET_PERIOD", "horizon", "quickest_checkpoint", "slowest_idle_checkpoint"]
 
 #: Simulated ms after the last fault or savepoint request (plus the time the input
 #: needs) within which a live job must finish; after it, it is stuck.
 QUIET_PERIOD = 1_000.0
+#: Checkpoints restored when a run is judged; beyond this count a deterministic sample
+#: (the first, the last, those around each fault, some with channel state, an even
+#: spread): every restore costs a run, so restoring all would cost runs x checkpoints.
+MAX_RESTORED_CHECKPOINTS = 16
 #: Commit attempts a two-phase sink makes before its task fails (model/sinks.py).
 _COMMIT_RETRIES = 5
 
@@ -129,27 +133,128 @@ def data_time(scenario: "Scenario") -> float:
     return transfer + work + hops + assign
 
 
+def busy_time(scenario: "Scenario") -> float:
+    """The most time a correct run spends working (not waiting for a checkpoint to time
+    out): one pass of the input and a checkpoint cycle to finish, and for each failover
+    the faults can cause the restart delay, a replay and a cycle; faults add their own
+    durations and delays."""
+    t = scenario.timing
+    _, slack, failovers = _fault_slack(scenario)
+    cycle = (scenario.checkpoints.interval + slowest_idle_checkpoint(scenario)
+             + t.rpc_latency + t.jitter)
+    one_pass = 2 * data_time(scenario) + cycle
+    return one_pass + failovers * (scenario.restart.delay + one_pass) + slack
+
+
 def horizon(scenario: "Scenario") -> float:
     """The simulated time (from the run's start) by which a correct run has finished.
 
-    One pass of the input, then a checkpoint cycle (an interval, a timed-out
-    checkpoint, and a complete one with its notification) to finish; each
-    failover the faults can cause adds the restart delay, a replay of the input
-    and a cycle; faults add their own durations and delays.  Never below the
-    bound of earlier versions (the quiet period plus 100 times the work), so a
-    run judged finished before is judged so still.
+    The busy time (`busy_time`), plus a timed-out checkpoint per pass (a checkpoint
+    pending when the input ends delays the final one by up to the timeout), after the
+    last timed fault or savepoint request and a quiet period.  Never below the bound
+    of earlier versions (the quiet period plus 100 times the work), so a run judged
+    finished before is judged so still.
     """
-    c = scenario.checkpoints
-    t = scenario.timing
-    last, slack, failovers = _fault_slack(scenario)
+    last, _, failovers = _fault_slack(scenario)
     # a growing log: the input ends only once its last record is produced
     last = max(last, scenario.workload.last_produce)
-    work = scenario.workload.records * t.record_cost
-    cycle = (c.interval + c.timeout + slowest_idle_checkpoint(scenario)
-             + t.rpc_latency + t.jitter)
-    one_pass = 2 * data_time(scenario) + cycle
-    bound = one_pass + failovers * (scenario.restart.delay + one_pass) + slack
+    work = scenario.workload.records * scenario.timing.record_cost
+    bound = busy_time(scenario) + (1 + failovers) * scenario.checkpoints.timeout
     return last + QUIET_PERIOD + max(100 * work, bound)
+
+
+class Cost(NamedTuple):
+    """What running and judging a scenario costs, estimated from the scenario alone.
+
+    `run_events`: simulated events of one run, at most (a trace entry each);
+    `record_visits`: records entering vertices in one run, failover replays included;
+    `run_units`: both together (what a run's time and memory follow);
+    `restores`: the timelines the properties restore (savepoints, and checkpoints up
+    to MAX_RESTORED_CHECKPOINTS); `judge_units`: the run, its re-run for determinism,
+    every restored timeline (each a run at most) and the oracle's pass over the input
+    for each snapshot judged.
+    """
+
+    run_events: float
+    record_visits: float
+    run_units: float
+    checkpoints: float
+    restores: int
+    judge_units: float
+    horizon: float
+
+
+#: Units per record visit and per record or key the oracle folds, against one per
+#: simulated event (measured: benchmarks/cost_bounds.py)
+VISIT_UNITS = 4.0
+ORACLE_UNITS = 8.0
+#: Budget of one run (events plus record visits): a run's trace and memory follow it.
+MAX_RUN_UNITS = 4_000_000
+#: Budget of judging (see `Cost.judge_units`), measured to stay within 60 s and 2 GiB
+#: per scenario on a 2-core machine (benchmarks/cost_bounds.py).
+MAX_JUDGE_UNITS = 20_000_000
+
+
+def estimate(scenario: "Scenario") -> Cost:
+    """The cost of running and judging `scenario`, from the scenario alone.
+
+    Data: every buffer crossing an edge is sent, arrives and is processed, every
+    record is handled at every vertex it enters, and each failover the faults can
+    cause replays the input.  Checkpoints: one per interval (none faster than the
+    quickest checkpoint) until the horizon, each a few events per task and channel,
+    and a timer tick per interval besides.  Judging runs the scenario twice, restores
+    every savepoint and up to MAX_RESTORED_CHECKPOINTS checkpoints (each a run at
+    most) and folds the input once per snapshot it judges.
+    """
+    c = scenario.checkpoints
+    vertices = scenario.topology.vertices
+    tasks = sum(v.parallelism for v in vertices)
+    channels = sum(v.parallelism if v.edge == "forward" else vertices[i - 1].parallelism
+                   * v.parallelism for i, v in enumerate(vertices) if i)
+    _, _, failovers = _fault_slack(scenario)
+    passes = 1 + failovers
+    data = 3.0 * sum(_buffers(scenario)) + _flows(scenario)[0] / scenario.timing.buffer_records
+    visits = float(sum(_flows(scenario))) * passes
+    until = horizon(scenario)
+    ticks = until / c.interval  # a stuck run ticks until the horizon (a cheap event each)
+    # checkpoints complete while the job works: a fault or savepoint far in the future
+    # does not keep a finished job alive
+    # (a growing log keeps the job working until its last record is produced)
+    busy = busy_time(scenario) + scenario.workload.last_produce
+    checkpoints = min(ticks, busy / max(c.interval, quickest_checkpoint(scenario))
+                      + len(scenario.savepoints) + passes)
+    per_checkpoint = 6.0 * tasks + 2.0 * channels
+    run_events = passes * (data + 4 * tasks + channels) + checkpoints * per_checkpoint + ticks
+    run_units = run_events + VISIT_UNITS * visits
+    restores = int(min(checkpoints, MAX_RESTORED_CHECKPOINTS)) + len(scenario.savepoints)
+    # each judged snapshot: the oracle folds the input (per key) for its consistent cut,
+    # each restored timeline: its output is compared with the oracle's
+    oracle = restores * ORACLE_UNITS * (scenario.workload.records + scenario.workload.keys)
+    judge = (2 + restores) * run_units + oracle
+    return Cost(run_events, visits, run_units, checkpoints, restores, judge, until)
+
+
+def check_budget(scenario: "Scenario") -> None:
+    """Refuse a scenario whose estimated cost is over the budget, naming the figure
+    and by how much (ScenarioError)."""
+    from onceflow.errors import ScenarioError  # noqa: PLC0415
+
+    cost = estimate(scenario)
+    hint = ("use fewer records, fewer or smaller flat_map fan-outs, lower parallelism, a "
+            "longer checkpoint interval, fewer faults or savepoints")
+    if cost.run_units > MAX_RUN_UNITS:
+        raise ScenarioError(
+            "workload.records", f"one run would cost about {describe(cost.run_units)} units "
+            f"({describe(cost.record_visits)} record visits, {describe(cost.run_events)} "
+            f"events), {cost.run_units / MAX_RUN_UNITS:.1f}x the budget of "
+            f"{describe(MAX_RUN_UNITS)}: {hint}")
+    if cost.judge_units > MAX_JUDGE_UNITS:
+        raise ScenarioError(
+            "workload.records", f"running and judging would cost about "
+            f"{describe(cost.judge_units)} units (a run of {describe(cost.run_units)} x "
+            f"{cost.restores + 2} timelines: {cost.restores} restores, the run and its "
+            f"re-run), {cost.judge_units / MAX_JUDGE_UNITS:.1f}x the budget of "
+            f"{describe(MAX_JUDGE_UNITS)}: {hint}")
 
 
 def describe(value: Any) -> str:

@@ -540,6 +540,9 @@ class Scenario:
                   f"run's horizon ({horizon(self):g} ms); at most {MAX_CHECKPOINT_TICKS:,}: "
                   "use a longer checkpoint interval, fewer records, a smaller record_cost or "
                   "earlier faults and savepoints")
+        from onceflow.cost import check_budget  # noqa: PLC0415 (cycle)
+
+        check_budget(self)
 
     # -- JSON ---------------------------------------------------------------
 

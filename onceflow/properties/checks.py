@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Callable, Iterator
 
+from onceflow.cost import MAX_RESTORED_CHECKPOINTS
 from onceflow.errors import OperatorError
 from onceflow.model.records import END_OF_INPUT, Record
 from onceflow.model.simulation import RunResult, restore, run
@@ -38,6 +39,8 @@ __all__ = [
     "chain_timelines",
     "rescale_chain",
     "restores_of",
+    "judged_snapshots",
+    "sample_checkpoints",
     "snapshots_resolve",
 ]
 
@@ -205,13 +208,19 @@ def _id_order(record_id: str) -> tuple[int, str]:
 
 # -- 2. exactly-once after restoring from any snapshot ---------------------------------------------
 
-def restores_of(result: RunResult) -> Iterator[tuple[Snapshot, int | None]]:
+def restores_of(result: RunResult, *,
+                sampled: bool = True) -> Iterator[tuple[Snapshot, int | None]]:
     """Every snapshot of the run to restore, with the parallelism to restore it at.
 
-    A snapshot holding in-flight data (unaligned) is also restored rescaled, as
-    Flink allows: down to parallelism 1 and up to twice the job's (at most 8),
-    where channel state is merged and split by key-group ranges.
+    Every savepoint; every checkpoint up to `MAX_RESTORED_CHECKPOINTS`, and beyond that
+    count a sample of them (see `sample_checkpoints`): restoring all of them costs a
+    run each, so judging would grow with the square of a run's length. A judged
+    snapshot holding in-flight data (unaligned) is also restored rescaled, as Flink
+    allows: down to parallelism 1 and up to twice the job's (at most 8), where channel
+    state is merged and split by key-group ranges. `sampled=False` takes every
+    checkpoint (a rescale chain's step names its snapshot among all of them).
     """
+    chosen = sample_checkpoints(result) if sampled else None
     # a broadcast edge's fan-out is the parallelism: rescaling changes the output
     broadcast = any(v.edge == "broadcast" for v in result.scenario.topology.vertices)
     for snapshot in result.snapshots:
@@ -222,8 +231,10 @@ def restores_of(result: RunResult) -> Iterator[tuple[Snapshot, int | None]]:
                 continue  # a drained savepoint ends the job for good (its windows fired)
             request = result.savepoint_requests.get(snapshot.id)
             yield snapshot, (request.restore_parallelism if request and not broadcast else None)
-        else:
+        elif chosen is None or snapshot.id in chosen:
             yield snapshot, None
+        else:
+            continue  # beyond the sample: neither restored as is nor rescaled
         if snapshot.has_channel_state and not broadcast:
             yield from ((snapshot, p) for p in _rescaled(result.scenario.topology))
 
@@ -234,6 +245,51 @@ def _rescaled(topology: Any) -> list[int]:
     now = [v.parallelism for v in topology.vertices]
     up = min(8, topology.max_parallelism, 2 * max(now))
     return [p for p in sorted({1, up}) if any(x != p for x in now)]
+
+
+def judged_snapshots(result: RunResult) -> list[Snapshot]:
+    """The snapshots the properties judge one by one: every savepoint, and the
+    checkpoints `sample_checkpoints` picks (all of them up to its count)."""
+    chosen = sample_checkpoints(result)
+    return [s for s in result.snapshots
+            if s.kind == SAVEPOINT or chosen is None or s.id in chosen]
+
+
+def sample_checkpoints(result: RunResult) -> set[int] | None:
+    """The ids of the checkpoints to restore when a run completed more than
+    `MAX_RESTORED_CHECKPOINTS` of them (None: restore them all).
+
+    Deterministic, from the run alone: the first and the last; the last one completed
+    before each fault fired and the first after it (the failover targets and the
+    windows around a crash); up to four that hold channel state (unaligned, spread
+    over the run); then checkpoints spread evenly over the rest, to the count.
+    """
+    checkpoints = [s for s in result.snapshots if s.kind != SAVEPOINT]
+    limit = MAX_RESTORED_CHECKPOINTS
+    if len(checkpoints) <= limit:
+        return None
+    chosen: list[int] = []
+
+    def take(snapshot: Snapshot) -> None:
+        if snapshot.id not in chosen and len(chosen) < limit:
+            chosen.append(snapshot.id)
+
+    take(checkpoints[0])
+    take(checkpoints[-1])
+    for fired in sorted(f["time"] for f in result.faults_fired):
+        before = [s for s in checkpoints if s.completed <= fired]
+        after = [s for s in checkpoints if s.completed > fired]
+        if before:
+            take(before[-1])
+        if after:
+            take(after[0])
+    inflight = [s for s in checkpoints if s.has_channel_state]
+    for i in range(min(4, len(inflight))):
+        take(inflight[i * len(inflight) // min(4, len(inflight))])
+    n = len(checkpoints)
+    for i in range(limit):
+        take(checkpoints[i * n // limit])
+    return set(chosen)
 
 
 def exactly_once_after_restores(result: RunResult,
@@ -299,7 +355,7 @@ def chain_timelines(result: RunResult) -> Iterator[RunResult]:
 
 
 def _chain_snapshot(result: RunResult, step: Any) -> Snapshot | None:
-    candidates = list({id(s): s for s, _ in restores_of(result)
+    candidates = list({id(s): s for s, _ in restores_of(result, sampled=False)
                        if step.snapshot == "any" or s.kind == step.snapshot}.values())
     if len(candidates) <= step.back:
         return None
@@ -359,7 +415,7 @@ def consistent_cut(result: RunResult) -> None:
         return
     windows_comparable = order_fixed(topology)
     position = {v.uid: i for i, v in enumerate(topology.vertices)}
-    for snapshot in result.snapshots:
+    for snapshot in judged_snapshots(result):
         flight: tuple[frozenset[str], bool] | None = None
         offsets = cut_offsets(scenario, snapshot)
         ended = snapshot.input_ended or _drained(result, snapshot)
@@ -456,7 +512,7 @@ def read_committed_isolation(result: RunResult) -> None:
     if not sink_spec(result.scenario.sink).transactional or result.status == "stuck":
         return
     final_ids = Counter(r.id for r in result.committed())
-    for snapshot in result.snapshots:
+    for snapshot in judged_snapshots(result):
         store = result.store.fork(snapshot.store_version)
         seen = Counter(r.id for r in store.read_committed(snapshot.completed))
         gone = sorted((i for i in seen if final_ids.get(i, 0) < seen[i]), key=_id_order)
@@ -703,7 +759,8 @@ def check(result: RunResult, *, restores: bool = True, deterministic: bool = Tru
     `expect=EXACTLY_ONCE` judges the run as if exactly-once were promised (to show
     what an at-least-once cell of the matrix does).  With `deterministic`, a run
     that fails any property is first run again: when the two digests differ, the
-    violation is `determinism` (nondeterministic), not what the first run showed.
+    violation is `determinism` (nondeterministic), not what the first run showed; a
+    clean run is run again when it runs user code (`runs_user_code`).
     """
     if result.error is not None:
         raise OperatorError(f"{result.error}: a bug in that component, not an exactly-once "
@@ -729,5 +786,37 @@ def check(result: RunResult, *, restores: bool = True, deterministic: bool = Tru
         if deterministic:
             determinism(result, failed=violation)
         raise
-    if deterministic:
+    if deterministic and runs_user_code(result.scenario):
         determinism(result)
+
+
+def runs_user_code(scenario: Any) -> bool:
+    """Does the scenario run a component defined outside onceflow (a registered
+    operator, sink, source or store)?  Only those can make a clean run differ from
+    itself: onceflow's own components are a pure function of the scenario (tested
+    across processes and hash seeds), so a clean run of them alone is not run twice."""
+    import onceflow.registry as registry  # noqa: PLC0415
+
+    names = {v.kind for v in scenario.topology.vertices}
+    names.update(str(getattr(scenario, f, "")) for f in ("sink", "store", "source"))
+    for table in ("OPERATORS", "SINKS", "STORES", "SOURCES"):
+        specs = getattr(registry, table, None)
+        if not isinstance(specs, dict):
+            continue
+        for name in names:
+            spec = specs.get(name)
+            if spec is not None and not _builtin(spec):
+                return True
+    return False
+
+
+def _builtin(spec: Any) -> bool:
+    """Is every callable of a registry entry defined inside onceflow?"""
+    fields = getattr(type(spec), "__attrs_attrs__", None)
+    values = [getattr(spec, f.name) for f in fields] if fields else [spec]
+    for value in values:
+        if callable(value):
+            module = getattr(value, "__module__", None) or ""
+            if module != "onceflow" and not module.startswith("onceflow."):
+                return False
+    return True
