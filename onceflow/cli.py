@@ -67,27 +67,85 @@ def _load_scenario(source: str) -> Scenario:
     if source.startswith("of") and not exists:
         return decode(source)
     if not exists:
-        raise UsageError(f"{source!r} is neither a replay token (of1....) nor an existing file")
+        raise UsageError(f"{_show_name(source)} is neither a replay token (of1....) nor an existing file")
     if path.is_dir():
-        raise UsageError(f"{source} is a directory; give a scenario JSON file or a token")
+        raise UsageError(f"{_show_name(source)} is a directory; give a scenario JSON file or a token")
     try:
-        with path.open("rb") as stream:  # bounded: a device such as /dev/zero never ends
-            data = stream.read(_MAX_SCENARIO_BYTES + 1)
+        data = _read_bounded(path)
         if len(data) > _MAX_SCENARIO_BYTES:
-            raise UsageError(f"{source} is larger than 1 MB; a scenario file is a few KB")
+            raise UsageError(f"{_show_name(source)} is larger than 1 MB; a scenario file is a "
+                             "few KB")
         text = data.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read {source}: {exc}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"cannot read {_show_name(source)}: not UTF-8 text; give a scenario "
+                         "JSON file or a token") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {_show_name(source)}: {exc.strerror or exc}") from None
+    if not text.strip():
+        raise UsageError(f"{_show_name(source)} is empty: give a scenario JSON file or a token")
     if text.lstrip().startswith("of"):
         return decode(text.strip())
     return Scenario.from_json(text)
+
+
+#: How long a scenario read from a pipe or device may take (a FIFO with no writer
+#: would block forever).
+_READ_SECONDS = 5.0
+
+
+def _read_bounded(path: Path) -> bytes:
+    """At most `_MAX_SCENARIO_BYTES + 1` bytes of `path`, within `_READ_SECONDS` for a
+    pipe, socket or device (opened without blocking, read as data arrives)."""
+    import select  # noqa: PLC0415
+    import stat  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    limit = _MAX_SCENARIO_BYTES + 1
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            chunks, size = [], 0
+            while size < limit:
+                chunk = os.read(fd, limit - size)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+            return b"".join(chunks)
+        deadline = time.monotonic() + _READ_SECONDS
+        chunks, size = [], 0
+        while size < limit:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise UsageError(f"{_show_name(str(path))}: no complete scenario within "
+                                 f"{_READ_SECONDS:g} s (a pipe with no writer, or a device "
+                                 "that never ends?); give a scenario JSON file or a token")
+            ready, _, _ = select.select([fd], [], [], left)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(fd, min(65536, limit - size))
+            except BlockingIOError:
+                continue
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _show_name(source: str) -> str:
+    """A file name or token as a message shows it: bounded and on one line."""
+    return _one_line(repr(source) if not source.isprintable() else source, 80)
 
 
 def _scenario_from_args(args: argparse.Namespace) -> Scenario:
     from onceflow.strategies import scenario_from_seed  # noqa: PLC0415
 
     mutants = tuple(args.mutant or ())
-    if args.scenario:
+    if args.scenario is not None:
         scenario = load_scenario(args.scenario)
         if mutants:
             scenario = evolve(scenario, mutants=mutants)
@@ -316,6 +374,15 @@ def _check_output_path(path: str, flag: str) -> None:
         raise OnceflowError(f"{flag} {path}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise OnceflowError(f"{flag} {path}: directory {parent} is not writable")
+    existed = target.exists()
+    try:  # some directories (/proc, /sys) pass the checks above and refuse every file
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NONBLOCK", 0), 0o644)
+        os.close(fd)
+        if not existed:
+            target.unlink()
+    except OSError as exc:
+        raise OnceflowError(f"{flag} {path}: cannot write there ({exc.strerror or exc}); "
+                            "give a path in a writable directory") from None
 
 
 def _render(finding: Any) -> str:
@@ -473,7 +540,8 @@ def cmd_conformance(args: argparse.Namespace) -> int:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(USAGE, _one_line(f"{self.prog}: error: {message} (see {self.prog} --help)")
+                  + "\n")
 
 
 def _non_negative(text: str) -> int:

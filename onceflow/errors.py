@@ -15,6 +15,14 @@ __all__ = [
 ]
 
 
+def _one_line(text: str, limit: int) -> str:
+    """`text` on one bounded line: control characters escaped (hostile input may hold
+    newlines that would fake a line of their own), long text cut with '...'."""
+    out = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                  for c in text[:limit * 4])
+    return out if len(out) <= limit else out[:limit - 3] + "..."
+
+
 class OnceflowError(Exception):
     """Root of every error onceflow raises on purpose."""
 
@@ -23,9 +31,9 @@ class ScenarioError(OnceflowError, ValueError):
     """A scenario (or a part of one) is invalid; the message names the field."""
 
     def __init__(self, field: str, reason: str) -> None:
-        self.field = field
-        self.reason = reason
-        super().__init__(f"invalid scenario: {field}: {reason}")
+        self.field = _one_line(str(field), 120)
+        self.reason = _one_line(str(reason), 600)
+        super().__init__(f"invalid scenario: {self.field}: {self.reason}")
 
 
 class UnknownComponentError(ScenarioError):

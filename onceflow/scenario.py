@@ -87,7 +87,7 @@ def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
 def _check_time(name: str, value: Any, *, positive: bool = False) -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         _fail(name, f"must be a number of simulated milliseconds, got {_show(value)}")
-    if not math.isfinite(value) or value < 0 or value > MAX_TIME:
+    if value < 0 or value > MAX_TIME or not math.isfinite(value):
         _fail(name, f"must be a finite time between 0 and {MAX_TIME:g} ms, got {_show(value)}")
     if positive and value == 0:
         _fail(name, "must be greater than 0")
@@ -101,7 +101,10 @@ def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
 def _time(value: Any) -> Any:
     """Accept integers for times, store floats (so JSON round-trips exactly)."""
     if isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # beyond any float: validation refuses it with a message
+            return value
     return value
 
 

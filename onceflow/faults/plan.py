@@ -65,12 +65,23 @@ STORE_EFFECTS = ("commit_failure",)
 _TARGET = re.compile(r"(?P<uid>[^\[\]\s]+)\[(?P<subtask>0|[1-9][0-9]*)\]")
 
 
+def _show(value: Any) -> str:
+    from onceflow.scenario import _show as show  # noqa: PLC0415 (cycle)
+
+    return show(value)
+
+
 def _fail(path: str, name: str, reason: str) -> None:
     raise ScenarioError(f"{path}.{name}" if path else name, reason)
 
 
 def _num(value: Any) -> Any:
-    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except OverflowError:  # beyond any float: validation refuses it
+            return value
+    return value
 
 
 def check_target(scenario: "Scenario", target: str, path: str, *, wildcard: bool = False) -> None:
@@ -95,7 +106,7 @@ def check_target(scenario: "Scenario", target: str, path: str, *, wildcard: bool
 def _check_time(path: str, name: str, value: Any, *, positive: bool = False) -> None:
     if not isinstance(value, float) or not 0 <= value <= 1e9 or (positive and value == 0):
         _fail(path, name, f"must be a {'positive' if positive else 'non-negative'} time in "
-                          f"simulated ms, got {value!r}")
+                          f"simulated ms up to 1e9, got {_show(value)}")
 
 
 def _is_int(value: Any) -> bool:
