@@ -364,8 +364,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def _check_output_path(path: str, flag: str) -> None:
     """Fail before the run, not after it, on a path that cannot be written."""
-    if not path:
+    if not path or not path.strip():
         raise OnceflowError(f"{flag} needs a file name, e.g. {flag} out.html")
+    if not path.isprintable():
+        raise OnceflowError(f"{flag} {_show_name(path)}: the file name holds a control "
+                            f"character; give a plain name, e.g. {flag} out.html")
     target = Path(path)
     if target.is_dir():
         raise OnceflowError(f"{flag} {path} is a directory; give a file name inside it")
