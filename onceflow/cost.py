@@ -199,6 +199,7 @@ class Cost(NamedTuple):
 #: simulated event (measured: benchmarks/cost_bounds.py)
 VISIT_UNITS = 4.0
 ORACLE_UNITS = 30.0
+STATE_UNITS = 3.0
 #: Budget of one run (events plus record visits): a run's trace and memory follow it.
 MAX_RUN_UNITS = 4_000_000
 #: Budget of judging (see `Cost.judge_units`), measured to stay within 60 s and 2 GiB
@@ -232,9 +233,20 @@ def estimate(scenario: "Scenario") -> Cost:
     # does not keep a finished job alive
     # (a growing log keeps the job working until its last record is produced)
     busy = busy_time(scenario) + scenario.workload.last_produce
-    checkpoints = min(ticks, busy / max(c.interval, quickest_checkpoint(scenario))
+    # a barrier behind data waits for the buffers queued ahead of it at every hop
+    # (unaligned barriers overtake them); up to max_concurrent checkpoints overlap
+    duration = quickest_checkpoint(scenario)
+    if c.mode != "unaligned":
+        t = scenario.timing
+        duration += ((len(vertices) - 1) * t.channel_capacity * t.buffer_records
+                     * t.record_cost)
+    checkpoints = min(ticks, busy / max(c.interval, duration / c.max_concurrent)
                       + len(scenario.savepoints) + passes)
-    per_checkpoint = 6.0 * tasks + 2.0 * channels
+    # each snapshot copies every keyed operator's state: an entry per key
+    keyed = sum(1 for v in vertices if v.keyed)
+    per_checkpoint = (6.0 * tasks + 2.0 * channels
+                      + STATE_UNITS * keyed * min(scenario.workload.keys,
+                                                  scenario.workload.records))
     run_events = passes * (data + 4 * tasks + channels) + checkpoints * per_checkpoint + ticks
     run_units = run_events + VISIT_UNITS * visits
     restores = int(min(checkpoints, MAX_RESTORED_CHECKPOINTS)) + len(scenario.savepoints)
