@@ -44,10 +44,9 @@ SHAPES: dict[str, Callable[[], Scenario]] = {
     "wide": lambda: Scenario(topology=Topology(
         (_v("source", "source", 8), _v("fm", "flat_map", 8, "forward", 2))
         + tuple(_v(f"map{i}", "map", 8, "rebalance", 1) for i in range(4))
-        + (_v("reduce", "reduce", 8, "hash"), _v("map9", "map", 8, "hash", 1),
-           _v("filter", "filter", 8, "forward", 2), _v("bc", "map", 8, "broadcast", 1),
-           _v("map11", "map", 8, "forward", 1), _v("sink", "sink", 8))),
-        timing=FAST, sink="idempotent"),
+        + (_v("reduce", "reduce", 8, "hash"),)
+        + tuple(_v(f"after{i}", "map", 8, "forward", 1) for i in range(4))
+        + (_v("sink", "sink", 8),)), timing=FAST),
     "faults": lambda: Scenario(
         timing=FAST, savepoints=tuple(SavepointRequest(at=float(5 * i)) for i in range(16)),
         faults=tuple(Crash(float(3 + 7 * i), f"map[{i % 2}]") for i in range(32)),

@@ -66,6 +66,9 @@ def _flows(scenario: "Scenario") -> list[int]:
         spec = OPERATORS.get(v.kind)
         if spec is not None and spec.ids == "multiply":
             flow *= max(v.param, 1)
+        elif v.kind == "window" and v.param > 1:
+            # a window of n records emits one per n of a key, and one per key at the end
+            flow = min(flow, flow // v.param + scenario.workload.keys * v.parallelism)
     return out
 
 
@@ -181,7 +184,7 @@ class Cost(NamedTuple):
     `record_visits`: records entering vertices in one run, failover replays included;
     `run_units`: both together (what a run's time and memory follow);
     `restores`: the timelines the properties restore (savepoints, and checkpoints up
-    to MAX_RESTORED_CHECKPOINTS); `judge_units`: the run, its re-run for determinism,
+    to MAX_RESTORED_CHECKPOINTS, each by fork and by rollback); `judge_units`: the run, its re-run for determinism,
     every restored timeline (each a run at most) and the oracle's pass over the input
     for each snapshot judged.
     """
@@ -204,7 +207,7 @@ STATE_UNITS = 3.0
 MAX_RUN_UNITS = 4_000_000
 #: Budget of judging (see `Cost.judge_units`), measured to stay within 60 s and 2 GiB
 #: per scenario on a 2-core machine (benchmarks/cost_bounds.py).
-MAX_JUDGE_UNITS = 45_000_000
+MAX_JUDGE_UNITS = 90_000_000
 
 
 def estimate(scenario: "Scenario") -> Cost:
@@ -249,7 +252,9 @@ def estimate(scenario: "Scenario") -> Cost:
                                                   scenario.workload.records))
     run_events = passes * (data + 4 * tasks + channels) + checkpoints * per_checkpoint + ticks
     run_units = run_events + VISIT_UNITS * visits
-    restores = int(min(checkpoints, MAX_RESTORED_CHECKPOINTS)) + len(scenario.savepoints)
+    # each judged snapshot is restored twice: into the store as of its completion
+    # (fork) and into the store as it stands at the end (rollback)
+    restores = 2 * (int(min(checkpoints, MAX_RESTORED_CHECKPOINTS)) + len(scenario.savepoints))
     # each judged snapshot: the oracle folds the input (per key) for its consistent cut,
     # each restored timeline: its output is compared with the oracle's
     oracle = restores * ORACLE_UNITS * (scenario.workload.records + scenario.workload.keys)
