@@ -184,9 +184,10 @@ class Cost(NamedTuple):
     `record_visits`: records entering vertices in one run, failover replays included;
     `run_units`: both together (what a run's time and memory follow);
     `restores`: the timelines the properties restore (savepoints, and checkpoints up
-    to MAX_RESTORED_CHECKPOINTS, each by fork and by rollback); `judge_units`: the run, its re-run for determinism,
-    every restored timeline (each a run at most) and the oracle's pass over the input
-    for each snapshot judged.
+    to MAX_RESTORED_CHECKPOINTS, each by fork and by rollback, those with channel
+    state at other parallelisms too; a timeline per rescale-chain step);
+    `judge_units`: the run, its re-run for determinism, every restored timeline (each
+    a run at most) and the oracle's pass over the input for each timeline judged.
     """
 
     run_events: float
@@ -253,8 +254,13 @@ def estimate(scenario: "Scenario") -> Cost:
     run_events = passes * (data + 4 * tasks + channels) + checkpoints * per_checkpoint + ticks
     run_units = run_events + VISIT_UNITS * visits
     # each judged snapshot is restored twice: into the store as of its completion
-    # (fork) and into the store as it stands at the end (rollback)
-    restores = 2 * (int(min(checkpoints, MAX_RESTORED_CHECKPOINTS)) + len(scenario.savepoints))
+    # (fork) and into the store as it stands later (rollback); one holding channel
+    # state (unaligned) also at two other parallelisms (1 and twice the job's), each
+    # by fork and by rollback, unless a broadcast edge fixes the parallelism
+    judged = int(min(checkpoints, MAX_RESTORED_CHECKPOINTS)) + len(scenario.savepoints)
+    rescaled = c.mode == "unaligned" and not any(v.edge == "broadcast" for v in vertices)
+    # the rescale chain (Scenario.rescales): a restored timeline per step
+    restores = (6 if rescaled else 2) * judged + len(scenario.rescales)
     # each judged snapshot: the oracle folds the input (per key) for its consistent cut,
     # each restored timeline: its output is compared with the oracle's
     oracle = restores * ORACLE_UNITS * (scenario.workload.records + scenario.workload.keys)
