@@ -237,20 +237,29 @@ def generate(src: _Source, *, mode: str | None, sink: str | None, max_records: i
     if checkpoints.mode == "unaligned" and src.integer(0, 2) == 0:
         # start aligned, switch to unaligned after the timeout (0: unaligned at once)
         checkpoints = evolve(checkpoints, aligned_timeout=0.5 * src.integer(0, 30))
-    scenario = Scenario(
-        topology=topology, workload=workload, checkpoints=checkpoints, timing=timing,
-        restart=restart, sink=sink, savepoints=tuple(plan), faults=tuple(faults),
-        mutants=tuple(mutants), schedule=schedule, seed=seed, store=store, rescales=rescales,
-        source=source or "log")
-    # a checkpoint taken while the input is in flight can take as long as the input needs
-    # to drain: a shorter timeout expires every checkpoint, and with no failure tolerated
-    # Flink fails such a job for good (a misconfigured job, not a finding); faults
-    # (slowdowns, slow uploads) may still make a checkpoint expire
-    need = data_time(scenario) + slowest_idle_checkpoint(scenario)
-    if scenario.checkpoints.timeout < need:
-        scenario = evolve(scenario, checkpoints=evolve(scenario.checkpoints,
-                                                       timeout=float(math.ceil(need + 1))))
-    return scenario
+    while True:
+        try:
+            scenario = Scenario(
+                topology=topology, workload=workload, checkpoints=checkpoints,
+                timing=timing, restart=restart, sink=sink, savepoints=tuple(plan),
+                faults=tuple(faults), mutants=tuple(mutants), schedule=schedule, seed=seed,
+                store=store, rescales=rescales, source=source or "log")
+            # a checkpoint taken while the input is in flight can take as long as the
+            # input needs to drain: a shorter timeout expires every checkpoint, and with
+            # no failure tolerated Flink fails such a job for good (a misconfigured job,
+            # not a finding); faults (slowdowns, slow uploads) may still make a
+            # checkpoint expire
+            need = data_time(scenario) + slowest_idle_checkpoint(scenario)
+            if scenario.checkpoints.timeout < need:
+                scenario = evolve(scenario, checkpoints=evolve(
+                    scenario.checkpoints, timeout=float(math.ceil(need + 1))))
+            return scenario
+        except ScenarioError as e:
+            # over the cost budget (onceflow/cost.py): halve the records, no new draw,
+            # so scenarios within the budget are drawn exactly as before
+            if e.field != "workload.records" or workload.records <= 1:
+                raise
+            workload = evolve(workload, records=workload.records // 2)
 
 
 def _rescale_chain(src: _Source, max_p: int, savepoints_before: bool) -> tuple[RescaleStep, ...]:
