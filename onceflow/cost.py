@@ -112,7 +112,12 @@ def _fault_slack(scenario: "Scenario") -> tuple[float, float, int]:
         elif name == "SlowSubtask":
             slack += duration + per_buffer * f.factor
         elif name == "StoreFault":
-            failovers += -(-f.times // _COMMIT_RETRIES)
+            if f.effect == "slow_commit":  # the committing task waits for each commit
+                slack += f.delay * f.times
+            elif f.effect == "lost_transaction":  # the writer fails: one failover
+                failovers += 1
+            else:
+                failovers += -(-f.times // _COMMIT_RETRIES)
         elif name in ("NotifyFault", "StorageFault"):
             pass  # one notification or upload: a later checkpoint completes (or it times out)
         else:  # crashes of subtasks, workers, the coordinator, or at a phase

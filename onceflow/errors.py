@@ -11,6 +11,7 @@ __all__ = [
     "RegistrationError",
     "RestoreError",
     "TokenError",
+    "TransactionLostError",
     "UnknownComponentError",
 ]
 
@@ -75,3 +76,19 @@ class RegistrationError(OnceflowError, ValueError):
 
 class PluginError(OnceflowError, ImportError):
     """A plugin module (or an installed plugin) failed to load; the message names it."""
+
+
+class TransactionLostError(OnceflowError, RuntimeError):
+    """The external system no longer has transaction `txn` (aborted by it: a fenced
+    producer, a coordinator failover; or expired after its timeout): a write, flush or
+    pre-commit into it fails, as Kafka's producer raises on its next send.  A sink must
+    let it fail the task (the job fails over and replays from the last checkpoint);
+    swallowing it loses what was written."""
+
+    def __init__(self, txn: str, state: str, now: float) -> None:
+        self.txn = txn
+        self.state = state
+        self.now = now
+        super().__init__(f"transaction {txn} is {state} at t={now:g}: the external system "
+                         "dropped it, so nothing written into it can commit; let this error "
+                         "fail the task (the job fails over and replays the records)")

@@ -138,6 +138,18 @@ MUTANTS: dict[str, Mutant] = {m.name: m for m in (
            "the key's hash differs in the restored job (an identity hashCode), so records are "
            "routed to other key groups than the ones their keyed state was restored into",
            "lost", "model/task.py: Task.route"),
+    # -- store faults (issue 11): each needs its fault to be found ---------------------
+    Mutant("writer-swallows-lost-transaction", "FLINK-31305, FLINK-35749, KAFKA-4473",
+           "the sink writer catches the error of a write or flush into a transaction the "
+           "external system dropped (a fenced or timed-out producer) and goes on: the task "
+           "does not fail, the dead transaction is pre-committed and its commit fails, so "
+           "its records never appear",
+           "lost", "model/sinks.py: StoreWriter.write, StoreWriter.pre_commit"),
+    Mutant("committer-commits-async", "apache/paimon #8671",
+           "the committer starts a commit and returns at once, treating it as done; when "
+           "the commit is slow the task finishes (or fails) before it lands and closing the "
+           "connection abandons it, after the committable left the committer's state",
+           "lost", "model/sinks.py: StoreCommitter.commit"),
     Mutant("at-least-once-mode", "Flink docs (negative control)",
            "barriers are not aligned: records behind an early barrier reach state before the "
            "snapshot",

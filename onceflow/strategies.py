@@ -407,6 +407,14 @@ def _fault(src: _Source, groups: list[str], topology: Topology, horizon: float,
         return StorageFault(effect, 0 if aim == "savepoint" else src.integer(0, 4),
                             "*" if _flag(src) else _target(src, topology), delay, aim)
     if group == "store":
+        # half the store faults are transient commit failures (as before these were
+        # drawn), a quarter lose a sink subtask's open transaction, a quarter slow commits
+        how = src.integer(0, 3)
+        if how == 2:
+            return StoreFault("lost_transaction", at, 1,
+                              "*" if _flag(src) else _target(src, topology, sink=True))
+        if how == 3:
+            return StoreFault("slow_commit", at, src.integer(1, 3), "*", 0.5 * src.integer(1, 40))
         return StoreFault("commit_failure", at, src.integer(1, 3))
     if group == "coordinator":
         return CoordinatorCrash(at)

@@ -9,7 +9,8 @@ Each `faults_fired` entry has `kind` (the fault's kind), `phase` (where the
 fault struck: the crash phase of a phase crash, `notify_complete` or
 `notify_aborted` for a notification, `async_upload` for checkpoint storage;
 None for timed faults), `effect` (what it did: the notification or storage
-fault's effect, `commit_failure` for the store; None for crashes and slowdowns),
+fault's effect, the store fault's effect (`commit_failure`, `lost_transaction`,
+`slow_commit`); None for crashes and slowdowns),
 `time`, `target`, `checkpoint` and `index` (the fault's position in the plan).
 The trace event "fault" holds (kind, phase, checkpoint, effect, index).
 A fault that never fired has no entry: `unfired(result)` lists those.
@@ -49,6 +50,11 @@ class Injector:
     def install(self) -> None:
         job = self.job
         job.faults_fired = self.fired
+        if any(isinstance(f, StoreFault) and f.effect != "commit_failure"
+               for f in job.scenario.faults):
+            from onceflow.faults.store import FaultyStore  # noqa: PLC0415
+
+            job.sink_store = FaultyStore(job.store, job)
         handlers: dict[type, Callable[[int, Any], None]] = {
             Crash: self._crash, WorkerCrash: self._worker_crash,
             CoordinatorCrash: self._coordinator_crash, StoreFault: self._store_fault,
@@ -120,8 +126,25 @@ class Injector:
         job.coordinator_crash(f"coordinator crash (fault {index})")
 
     def _store_fault(self, index: int, fault: StoreFault) -> None:
-        self._record(index, fault, effect=fault.effect, target="store")
-        self.job.store.transient_failures += fault.times
+        job = self.job
+        if fault.effect == "commit_failure":
+            self._record(index, fault, effect=fault.effect, target="store")
+            job.store.transient_failures += fault.times
+            return
+        view = job.sink_store
+        if fault.effect == "slow_commit":
+            self._record(index, fault, effect=fault.effect, target="store")
+            view.slow.extend([fault.delay] * fault.times)
+            return
+        owners = None
+        if fault.target != "*":
+            uid, _, rest = fault.target.rpartition("[")
+            owners = {(uid, int(rest[:-1]))}
+        lost = view.lose_open_transactions(job.env.now, owners)
+        if lost:  # nothing open there: the fault changed nothing (it did not fire)
+            self._record(index, fault, effect=fault.effect, target=fault.target)
+            for txn in lost:
+                job.trace.add(job.env.now, "txn_lost", fault.target, txn, index)
 
     def _latency_spike(self, index: int, fault: LatencySpike) -> None:
         task = self._task(fault.target)

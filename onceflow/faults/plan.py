@@ -60,7 +60,7 @@ NOTIFY_EFFECTS = ("lose", "delay", "duplicate", "reorder")
 #: whichever of the two comes first ("any", the behaviour before the field existed).
 NOTIFY_MESSAGES = ("complete", "aborted", "any")
 STORAGE_EFFECTS = ("fail_write", "slow_upload")
-STORE_EFFECTS = ("commit_failure",)
+STORE_EFFECTS = ("commit_failure", "lost_transaction", "slow_commit")
 
 _TARGET = re.compile(r"(?P<uid>[^\[\]\s]+)\[(?P<subtask>0|[1-9][0-9]*)\]")
 
@@ -270,12 +270,23 @@ class StorageFault:
 
 @frozen
 class StoreFault:
-    """The external store fails the first `times` commits after `at` (the sink retries)."""
+    """The external store misbehaves from `at` on:
+
+    - `commit_failure`: the first `times` commits fail transiently (the sink retries);
+    - `lost_transaction`: the open transactions of sink subtask `target` ("*": of
+      every subtask) are dropped by the external system (a fenced producer, a
+      coordinator failover); the writer's next write or pre-commit into one fails,
+      and with it the task;
+    - `slow_commit`: the first `times` commits take `delay` ms longer (the committing
+      task is busy meanwhile; the data becomes visible at the end).
+    """
 
     kind_name: ClassVar[str] = "store"
     effect: str
     at: float = field(converter=_num)
     times: int = 1
+    target: str = "*"
+    delay: float = field(default=0.0, converter=_num)
 
     def validate(self, scenario: "Scenario", path: str) -> None:
         if self.effect not in STORE_EFFECTS:
@@ -283,6 +294,14 @@ class StoreFault:
         _check_time(path, "at", self.at)
         if not _is_int(self.times) or not 1 <= self.times <= 10:
             _fail(path, "times", f"must be between 1 and 10, got {self.times!r}")
+        check_target(scenario, self.target, path, wildcard=True)
+        if self.target != "*" and self.effect != "lost_transaction":
+            _fail(path, "target", f"only a lost_transaction names a subtask; a {self.effect} "
+                                  "acts on the store: use '*'")
+        _check_time(path, "delay", self.delay, positive=self.effect == "slow_commit")
+        if self.delay and self.effect != "slow_commit":
+            _fail(path, "delay", f"only a slow_commit takes a delay; drop it from the "
+                                 f"{self.effect}")
 
 
 @frozen

@@ -89,6 +89,11 @@ class Job:
         if getattr(self.store, "record_type", False) is None:
             self.store.record_type = Record  # rows a sink wrote by SQL read back as records
         self.store_start = self.store.version()
+        #: the store as sinks and sources reach it (`ctx.store`): the store itself, or a
+        #: view that applies the plan's store faults (`onceflow.faults.store`)
+        self.sink_store: Any = self.store
+        #: simulated ms the running task's last store calls took longer (a slow commit)
+        self.stall = 0.0
         self.started = self.env.now
         self.restored_into: str | None = None
         self.initial = initial
@@ -148,6 +153,11 @@ class Job:
 
     def mutant(self, name: str) -> bool:
         return name in self.mutants
+
+    def take_stall(self) -> float:
+        """The extra time the calling task's store calls took; reset."""
+        stall, self.stall = self.stall, 0.0
+        return stall
 
     def later(self, delay: float, fn: Callable[..., Any], *args: Any) -> None:
         """Call `fn(*args)` after `delay` simulated ms."""
@@ -245,7 +255,7 @@ class Job:
                     attempt.sources.append(task)  # type: ignore[arg-type]
                 else:
                     try:
-                        operator = make_operator(vertex, scenario.sink, self.store)
+                        operator = make_operator(vertex, scenario.sink, self.sink_store)
                     except StoreError:
                         raise  # the external system failed: no verdict on this run
                     except Exception as exc:  # a user factory raised

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from onceflow.components.sinkv2 import COMMIT_RETRIES, SinkV2
 from onceflow.model.records import Record
+from onceflow.stores.protocol import TransactionLostError
 
 if TYPE_CHECKING:
     from onceflow.model.task import OperatorContext
@@ -92,9 +93,21 @@ class StoreWriter:
         return txn
 
     def write(self, ctx: "OperatorContext", txn: str, records: list[Record]) -> None:
+        if ctx.mutant("writer-swallows-lost-transaction"):
+            try:
+                ctx.store.write(ctx.now, txn, records)
+            except TransactionLostError:
+                pass  # FLINK-31305: the producer's error is logged, not thrown
+            return
         ctx.store.write(ctx.now, txn, records)
 
     def pre_commit(self, ctx: "OperatorContext", txn: str) -> None:
+        if ctx.mutant("writer-swallows-lost-transaction"):
+            try:
+                ctx.store.precommit(ctx.now, txn)
+            except TransactionLostError:
+                pass
+            return
         ctx.store.precommit(ctx.now, txn)
 
     def abort(self, ctx: "OperatorContext", txn: str) -> None:
@@ -112,6 +125,20 @@ class StoreCommitter:
                 # publishes the transaction's data a second time
                 store.append(ctx.now, [e.record for e in store.entries(ctx.now, committed_only=False)
                                        if e.txn == txn])
+                return True
+        if ctx.mutant("committer-commits-async"):
+            delay = getattr(store, "next_commit_delay", lambda: 0.0)()
+            if delay:
+                # the commit is sent and reported done; it lands `delay` later unless the
+                # task has closed by then (closing the connection abandons it)
+                store.slow.pop(0)
+                task, now = ctx.task, ctx.now
+                raw = ctx.task.job.store
+
+                def land() -> None:
+                    if not task.closed:
+                        raw.commit(now + delay, txn)
+                task.job.later(delay, land)
                 return True
         return store.commit(ctx.now, txn)
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generator
 from onceflow.model.barriers import make_handler
 from onceflow.model.keygroups import subtask_for_key
 from onceflow.model.usercode import check_output, check_state, is_user_code
-from onceflow.stores.protocol import StoreError
+from onceflow.stores.protocol import StoreError, TransactionLostError
 from onceflow.model.log import LogClient
 from onceflow.model.records import END_OF_INPUT as END_MARKER
 from onceflow.model.records import Barrier, CancelMarker, Record
@@ -55,7 +55,7 @@ class OperatorContext:
         self.attempt = (f"t{job.timeline}a{task.attempt.number}" if job.timeline
                         else f"a{task.attempt.number}")
         self.restored_union = restored_union
-        self.store: "Store" = task.job.store
+        self.store: "Store" = task.job.sink_store
         #: Names the job (as Flink's JobID): kept across failovers, new for a job
         #: restored from a snapshot (each timeline), whatever it restores.
         self.job_id = f"{job.run_id or 'job'}-t{job.timeline}"
@@ -145,23 +145,36 @@ class Task:
 
     def run(self) -> Generator[Any, Any, None]:
         attempt = self.attempt
+        job = self.job
         try:
             self.initialize()
+            if job.stall:  # a slow commit (a recovery commit) kept the task busy
+                yield self.env.timeout(job.take_stall())
             while attempt.alive and not self.done:
                 if self.mailbox:
                     self.mailbox.popleft()()
                     self.flush()
+                    if job.stall:  # the committer commits synchronously: the task is busy
+                        yield self.env.timeout(job.take_stall())
                     continue
                 if self.backpressured():
                     yield self.idle()
                     continue
                 cost = self.step()
+                if job.stall:
+                    cost = (cost or 0.0) + job.take_stall() / self.slowdown
                 if cost is None:
                     yield self.idle()
                 elif cost:
                     yield self.env.timeout(cost * self.slowdown)
         except TaskCrash as crash:
+            job.stall = 0.0
             self.job.fail(self, str(crash))
+        except TransactionLostError as lost:
+            # the external system dropped the sink's transaction: the write fails the task,
+            # as Flink's KafkaWriter fails on the producer's error (the job fails over)
+            job.stall = 0.0
+            self.job.fail(self, f"{self.name}: {lost}")
         except StoreError:
             raise  # the external system failed, not the job: no verdict on this run
         except Exception as exc:  # user code raised: report it as such
@@ -180,7 +193,7 @@ class Task:
             return
         try:
             close()
-        except TaskCrash:
+        except (TaskCrash, TransactionLostError):
             pass  # a crash during close changes nothing: the attempt is over
         except StoreError:
             raise  # the external system failed, not the job

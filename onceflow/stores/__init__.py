@@ -8,11 +8,12 @@ SQLite database per timeline.  Plug in another system with
 
 from onceflow.stores.memory import MemoryStore
 from onceflow.stores.protocol import (ABORTED, COMMITTED, EXPIRED, OPEN, PRECOMMITTED, Entry,
-                                      Store, StoreError, Transaction, Visible)
+                                      Store, StoreError, Transaction, TransactionLostError,
+                                      Visible)
 from onceflow.stores.sqlite import SQLiteStore, keep_store
 
 __all__ = ["ABORTED", "COMMITTED", "EXPIRED", "OPEN", "PRECOMMITTED", "Entry", "MemoryStore",
-           "SQLiteStore", "Store", "StoreError", "Transaction", "Visible", "fork_of",
+           "SQLiteStore", "Store", "StoreError", "Transaction", "TransactionLostError", "Visible", "fork_of",
            "keep_store", "make_store"]
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from onceflow.stores.protocol import (ABORTED, COMMITTED, EXPIRED, OPEN, PRECOMMITTED, Entry,
-                                      Transaction, Visible)
+                                      Transaction, TransactionLostError, Visible)
 
 __all__ = ["MemoryStore"]
 
@@ -73,7 +73,8 @@ class MemoryStore:
         txn = self.txns[txn_id]
         self._expire(txn, now)
         if txn.state != OPEN:
-            return  # a fenced or expired producer's writes go nowhere
+            # a fenced or expired producer's next send fails (Kafka raises on it)
+            raise TransactionLostError(txn_id, txn.state, now)
         log = self._log
         positions = txn.positions
         for r in records:
@@ -86,6 +87,8 @@ class MemoryStore:
         self._expire(txn, now)
         if txn.state == OPEN:
             txn.state = PRECOMMITTED
+        elif txn.state in (ABORTED, EXPIRED):
+            raise TransactionLostError(txn_id, txn.state, now)
 
     def commit(self, now: float, txn_id: str) -> bool | None:
         """Commit; idempotent.  False when the transaction expired or was aborted,
@@ -212,7 +215,10 @@ class MemoryStore:
         """A new store as this one stood after its first `version` operations."""
         other = MemoryStore(self.txn_timeout, label=label)
         for op in self.ops[:version]:
-            getattr(other, op[0])(*op[1:])
+            try:
+                getattr(other, op[0])(*op[1:])
+            except TransactionLostError:
+                pass  # the write failed then too: it is logged, and changed nothing
         return other
 
     def close(self) -> None:

@@ -4,7 +4,9 @@ A store is the external system a job's sinks write to (and, for a source that
 reads back, read from).  It survives every crash of the job.  It offers:
 
 - transactions: `begin`, `write`, `precommit`, `commit` (idempotent), `abort`,
-  and expiry after `txn_timeout` simulated ms (a later commit fails);
+  and expiry after `txn_timeout` simulated ms (a later commit fails); a `write`
+  or `precommit` into a transaction the store aborted or expired raises
+  `TransactionLostError` (as Kafka's producer does once fenced or timed out);
 - non-transactional `append` and `upsert` by a key the sink chooses;
 - a small metadata map per owner (`set_metadata`, `metadata`);
 - read-committed and read-uncommitted views (`entries`, `read_committed`,
@@ -23,10 +25,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping, NamedTuple, Protocol, runtime_checkable
 
-from onceflow.errors import OnceflowError
+from onceflow.errors import OnceflowError, TransactionLostError
 
 __all__ = ["ABORTED", "COMMITTED", "EXPIRED", "OPEN", "PRECOMMITTED", "Entry", "Store",
-           "StoreError", "Transaction", "Visible"]
+           "StoreError", "Transaction", "TransactionLostError", "Visible"]
 
 OPEN, PRECOMMITTED, COMMITTED, ABORTED, EXPIRED = (
     "open", "precommitted", "committed", "aborted", "expired")
@@ -101,10 +103,12 @@ class Store(Protocol):
         """Open transaction `txn_id` for `owner` (sink uid, subtask)."""
 
     def write(self, now: float, txn_id: str, records: list[Any]) -> None:
-        """Write into an open transaction (ignored once it is aborted or expired)."""
+        """Write into an open transaction; raise `TransactionLostError` once it is aborted
+        or expired (log the operation first, and let `fork` replay it without raising)."""
 
     def precommit(self, now: float, txn_id: str) -> None:
-        """Flush the transaction; committing it must succeed unless it expires."""
+        """Flush the transaction; committing it must succeed unless it expires.  Raise
+        `TransactionLostError` when it is aborted or expired already."""
 
     def commit(self, now: float, txn_id: str) -> bool | None:
         """Commit idempotently: True when committed (now or before), False when aborted

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from onceflow.stores.protocol import (ABORTED, COMMITTED, EXPIRED, OPEN, PRECOMMITTED, Entry,
-                                      StoreError, Transaction, Visible)
+                                      StoreError, Transaction, TransactionLostError, Visible)
 
 __all__ = ["SQLiteStore", "keep_store", "kept_directory"]
 
@@ -320,14 +320,18 @@ class SQLiteStore:
         if state is None:
             raise KeyError(txn_id)
         if state != OPEN:
-            return  # a fenced or expired producer's writes go nowhere
+            # a fenced or expired producer's next send fails (Kafka raises on it)
+            raise TransactionLostError(txn_id, state, now)
         self._insert(now, txn_id, records)
 
     def precommit(self, now: float, txn_id: str) -> None:
         self.ops.append(("precommit", now, txn_id))
         self._cache.clear()
-        if self._state(txn_id, now) == OPEN:
+        state = self._state(txn_id, now)
+        if state == OPEN:
             self._sql("UPDATE transactions SET state = 'precommitted' WHERE id = ?", (txn_id,))
+        elif state in (ABORTED, EXPIRED):
+            raise TransactionLostError(txn_id, state, now)
 
     def commit(self, now: float, txn_id: str) -> bool | None:
         """Commit; idempotent.  False when the transaction expired or was aborted,
@@ -486,7 +490,10 @@ class SQLiteStore:
             other._positions = other._sql("SELECT COUNT(*) FROM data").fetchone()[0]
             other._marks[base] = other._copy()
         for op in self.ops[base or 0:version]:
-            getattr(other, op[0])(*op[1:])
+            try:
+                getattr(other, op[0])(*op[1:])
+            except TransactionLostError:
+                pass  # the write failed then too: it is logged, and changed nothing
         return other
 
     def _copy(self) -> sqlite3.Connection:
