@@ -170,9 +170,14 @@ def _with_store(scenario: Scenario, args: argparse.Namespace) -> Scenario:
 
 
 def _check_keep(args: argparse.Namespace, store: str) -> None:
-    if getattr(args, "keep_store", None) is not None and store == "memory":
-        raise UsageError("--keep-store keeps database files, and the memory store has none; "
-                         "add --store sqlite")
+    """--keep-store needs a store that declares it keeps files (`keeps_files`)."""
+    if getattr(args, "keep_store", None) is None:
+        return
+    spec = STORES.get(store)
+    if spec is not None and not spec.keeps_files:
+        keepers = " or --store ".join(sorted(n for n, s in STORES.items() if s.keeps_files))
+        raise UsageError(f"--keep-store keeps database files, and the {store} store keeps "
+                         f"none; add --store {keepers}")
 
 
 def describe(scenario: Scenario) -> str:
@@ -460,6 +465,31 @@ def cmd_mutants(args: argparse.Namespace) -> int:
                        store=args.store or "memory", db=args.db, corpus_name=args.corpus_name)
 
 
+def cmd_store(args: argparse.Namespace) -> int:
+    """What a kept SQLite database holds: transactions by state, what a read-committed
+    reader sees at the end, the metadata sinks kept (read only; the file is not changed)."""
+    from onceflow.stores.sqlite import SQLiteStore  # noqa: PLC0415
+
+    store = SQLiteStore.open_file(args.file, txn_timeout=float("inf"))
+    try:
+        summary = store.summary()
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(summary, sort_keys=True))
+        return 0
+    states = ", ".join(f"{n} {s}" for s, n in sorted(summary["transactions"].items())) or "none"
+    print(f"{args.file}: {summary['rows']} rows written, {summary['upserts']} by key")
+    print(f"  transactions: {states}")
+    print(f"  read-committed at t={summary['end']:g}: {summary['committed']} records "
+          f"({summary['distinct']} distinct ids)")
+    if summary["blocking"]:
+        print(f"  held back by open transaction {summary['blocking']}")
+    for owner, values in sorted(summary["metadata"].items()):
+        print(f"  metadata of {owner}: {json.dumps(values, sort_keys=True)}")
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from onceflow.search.corpus import connect, default_corpus_name, is_redis_url, redact  # noqa: PLC0415
     from onceflow.search.corpus import validate_corpus_name  # noqa: PLC0415
@@ -705,6 +735,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the status again every SECONDS (1-3600) until Ctrl-C")
     p.add_argument("--json", action="store_true", help="one JSON object (a line per --watch)")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("store", help="what a database kept by --keep-store holds (read only)")
+    p.add_argument("file", metavar="FILE.sqlite", help="a file `--keep-store DIR` wrote")
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.set_defaults(func=cmd_store)
 
     p = sub.add_parser("report", help="combine reports")
     reports = p.add_subparsers(dest="report_command", metavar="ACTION", parser_class=_Parser)

@@ -85,10 +85,18 @@ class TransactionLostError(OnceflowError, RuntimeError):
     let it fail the task (the job fails over and replays from the last checkpoint);
     swallowing it loses what was written."""
 
-    def __init__(self, txn: str, state: str, now: float) -> None:
+    def __init__(self, txn: str, state: str, now: float, timeout: float | None = None) -> None:
         self.txn = txn
         self.state = state
         self.now = now
-        super().__init__(f"transaction {txn} is {state} at t={now:g}: the external system "
-                         "dropped it, so nothing written into it can commit; let this error "
-                         "fail the task (the job fails over and replays the records)")
+        if state == "expired":
+            why = (f"transaction {txn} expired before t={now:g}: it stayed open longer than "
+                   f"the store's transaction timeout"
+                   + (f" ({timeout:g} ms)" if timeout is not None else "")
+                   + ", so the external system aborted it (Kafka fences the producer); raise "
+                   "the transaction timeout above a checkpoint cycle plus a restart")
+        else:
+            why = (f"transaction {txn} is {state} at t={now:g}: the external system dropped "
+                   "it, so nothing written into it can commit; let this error fail the task "
+                   "(the job fails over and replays the records)")
+        super().__init__(why)

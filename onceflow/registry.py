@@ -141,6 +141,9 @@ class SinkSpec:
 class StoreSpec:
     name: str
     factory: Callable[..., Any]
+    #: Whether the store keeps files that `--keep-store DIR` can keep (its factory reads
+    #: the directory from `onceflow.stores.kept_directory()`).
+    keeps_files: bool = False
 
 
 OPERATORS: dict[str, OperatorSpec] = {}
@@ -302,14 +305,17 @@ def register_sink(name: str, *, factory: Callable[[], Any], kind: str | None = N
     return spec
 
 
-def register_store(name: str, *, factory: Callable[..., Any]) -> StoreSpec:
+def register_store(name: str, *, factory: Callable[..., Any],
+                   keeps_files: bool | None = None) -> StoreSpec:
     """Make `Scenario(store=name)` write to `factory(txn_timeout=..., label=...)`.
 
     The factory returns a fresh, empty store (an `onceflow.stores.Store`) for one
     timeline; `label` names the timeline (for files kept for inspection).  It gets
     only the keywords it declares (a factory taking none is called bare, and the
     scenario's `txn_timeout` is set on the store).  Built-in stores are registered
-    here too.
+    here too.  `keeps_files` declares that the store writes files `--keep-store DIR`
+    keeps (its factory finds DIR in `onceflow.stores.kept_directory()`); by default
+    the factory's own `keeps_files` attribute (a store class may declare it), else False.
     """
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise OnceflowError(f"bad name {name!r}: use lowercase letters, digits, _ and -")
@@ -317,7 +323,11 @@ def register_store(name: str, *, factory: Callable[..., Any]) -> StoreSpec:
         raise OnceflowError(f"{name!r} is a built-in store; choose another name")
     if not callable(factory):
         raise OnceflowError("factory must be a callable")
-    spec = StoreSpec(name, factory)
+    if keeps_files is None:
+        keeps_files = getattr(factory, "keeps_files", False)
+    if not isinstance(keeps_files, bool):
+        raise OnceflowError(f"keeps_files must be True or False, got {keeps_files!r}")
+    spec = StoreSpec(name, factory, keeps_files)
     STORES[name] = spec
     return spec
 
@@ -339,7 +349,7 @@ def _sqlite_store(*, txn_timeout: float, label: str = "") -> Any:
 
 
 _sqlite_store.__module__ = "onceflow.stores.sqlite"
-STORES["sqlite"] = StoreSpec("sqlite", _sqlite_store)
+STORES["sqlite"] = StoreSpec("sqlite", _sqlite_store, keeps_files=True)
 
 
 _PLUGIN_HINT = ("add --plugin MODULE, the module that registers it (in tests: import it)")

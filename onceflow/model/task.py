@@ -174,7 +174,7 @@ class Task:
             # the external system dropped the sink's transaction: the write fails the task,
             # as Flink's KafkaWriter fails on the producer's error (the job fails over)
             job.stall = 0.0
-            self.job.fail(self, f"{self.name}: {lost}")
+            self.job.fail(self, str(lost))
         except StoreError:
             raise  # the external system failed, not the job: no verdict on this run
         except Exception as exc:  # user code raised: report it as such

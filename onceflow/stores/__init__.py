@@ -10,11 +10,11 @@ from onceflow.stores.memory import MemoryStore
 from onceflow.stores.protocol import (ABORTED, COMMITTED, EXPIRED, OPEN, PRECOMMITTED, Entry,
                                       Store, StoreError, Transaction, TransactionLostError,
                                       Visible)
-from onceflow.stores.sqlite import SQLiteStore, keep_store
+from onceflow.stores.sqlite import SQLiteStore, keep_store, kept_directory
 
 __all__ = ["ABORTED", "COMMITTED", "EXPIRED", "OPEN", "PRECOMMITTED", "Entry", "MemoryStore",
            "SQLiteStore", "Store", "StoreError", "Transaction", "TransactionLostError", "Visible", "fork_of",
-           "keep_store", "make_store"]
+           "keep_store", "kept_directory", "make_store"]
 
 
 def make_store(name: str, *, txn_timeout: float, label: str = "") -> Store:

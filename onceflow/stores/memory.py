@@ -23,6 +23,9 @@ __all__ = ["MemoryStore"]
 class MemoryStore:
     """The default store: everything in Python objects, forked by replaying its log."""
 
+    #: nothing to keep: `--keep-store` needs a store that writes files
+    keeps_files = False
+
     def __init__(self, txn_timeout: float, *, label: str = "") -> None:
         self.txn_timeout = txn_timeout
         self.label = label
@@ -74,7 +77,7 @@ class MemoryStore:
         self._expire(txn, now)
         if txn.state != OPEN:
             # a fenced or expired producer's next send fails (Kafka raises on it)
-            raise TransactionLostError(txn_id, txn.state, now)
+            raise TransactionLostError(txn_id, txn.state, now, self.txn_timeout)
         log = self._log
         positions = txn.positions
         for r in records:
@@ -88,7 +91,7 @@ class MemoryStore:
         if txn.state == OPEN:
             txn.state = PRECOMMITTED
         elif txn.state in (ABORTED, EXPIRED):
-            raise TransactionLostError(txn_id, txn.state, now)
+            raise TransactionLostError(txn_id, txn.state, now, self.txn_timeout)
 
     def commit(self, now: float, txn_id: str) -> bool | None:
         """Commit; idempotent.  False when the transaction expired or was aborted,

@@ -98,6 +98,9 @@ def _fail(what: str, exc: BaseException) -> StoreError:
 class SQLiteStore:
     """The store protocol on an SQLite database (in memory, or a file to keep)."""
 
+    #: `--keep-store DIR` keeps each timeline's database as a file
+    keeps_files = True
+
     def __init__(self, txn_timeout: float, *, label: str = "", path: str | os.PathLike[str] |
                  None = None, source: sqlite3.Connection | None = None) -> None:
         self.txn_timeout = float(txn_timeout)
@@ -194,6 +197,23 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise _fail(f"cannot read {str(p)!r}", exc) from None
         return store
+
+    def summary(self) -> dict[str, Any]:
+        """What the database holds, as plain values: rows, transactions by state, what a
+        read-committed reader sees at the last moment recorded, metadata by owner."""
+        end = self._sql("SELECT MAX(t) FROM (SELECT MAX(written) AS t FROM data UNION ALL "
+                        "SELECT MAX(COALESCE(ended, begun)) FROM transactions UNION ALL "
+                        "SELECT MAX(written) FROM upserts)").fetchone()[0] or 0.0
+        states = dict(self._sql("SELECT state, COUNT(*) FROM transactions GROUP BY state"))
+        committed = self.entries(end)
+        blocking = self.blocking_transaction(end)
+        owners = [o for (o,) in self._sql("SELECT DISTINCT owner FROM metadata ORDER BY owner")]
+        return {"end": float(end), "rows": self._sql("SELECT COUNT(*) FROM data").fetchone()[0],
+                "upserts": self._sql("SELECT COUNT(*) FROM upserts").fetchone()[0],
+                "transactions": states, "committed": len(committed),
+                "distinct": len({e.record[0] for e in committed}),
+                "blocking": blocking.id if blocking is not None else None,
+                "metadata": {o: self.metadata(o) for o in owners}}
 
     def _sql(self, statement: str, params: Any = ()) -> sqlite3.Cursor:
         try:
@@ -321,7 +341,7 @@ class SQLiteStore:
             raise KeyError(txn_id)
         if state != OPEN:
             # a fenced or expired producer's next send fails (Kafka raises on it)
-            raise TransactionLostError(txn_id, state, now)
+            raise TransactionLostError(txn_id, state, now, self.txn_timeout)
         self._insert(now, txn_id, records)
 
     def precommit(self, now: float, txn_id: str) -> None:
@@ -331,7 +351,7 @@ class SQLiteStore:
         if state == OPEN:
             self._sql("UPDATE transactions SET state = 'precommitted' WHERE id = ?", (txn_id,))
         elif state in (ABORTED, EXPIRED):
-            raise TransactionLostError(txn_id, state, now)
+            raise TransactionLostError(txn_id, state, now, self.txn_timeout)
 
     def commit(self, now: float, txn_id: str) -> bool | None:
         """Commit; idempotent.  False when the transaction expired or was aborted,

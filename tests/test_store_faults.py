@@ -1,0 +1,215 @@
+"""Store faults on the store protocol (issue 11): a lost transaction fails the writer,
+a slow commit keeps the committer busy; memory and SQLite alike; the mutants that need
+them; `onceflow store FILE` and the --keep-store declaration."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from attrs import evolve
+
+import onceflow
+from onceflow import Scenario
+from onceflow.errors import ScenarioError
+from onceflow.faults.plan import StoreFault
+from onceflow.properties import Violation
+from onceflow.registry import STORES, register_store
+from onceflow.stores import (ABORTED, MemoryStore, SQLiteStore, StoreError, TransactionLostError,
+                             keep_store)
+from tests.test_cli import cli
+from tests.test_sinkv2 import events, scenario
+
+LOST = StoreFault("lost_transaction", 12.0, 1, "sink[0]")
+SLOW = StoreFault("slow_commit", 1.0, 10, "*", 40.0)
+
+
+def _verdict(s: Scenario) -> tuple[Any, ...]:
+    result = onceflow.run(s)
+    try:
+        onceflow.check(result)
+    except Violation as v:
+        return v.finding.anomaly, result.digest
+    return "clean", result.digest
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_a_lost_transaction_fails_the_writer_and_the_job_recovers(store: str) -> None:
+    result = onceflow.run(evolve(scenario(LOST), store=store))
+    (lost,) = events(result, "txn_lost")
+    failed = events(result, "failed", "sink[0]")
+    assert failed and lost[3][0] in failed[0][3][0] and "fail the task" in failed[0][3][0]
+    assert result.status == "finished" and result.restarts == 1
+    assert result.store.txns[lost[3][0]].state == ABORTED
+    onceflow.check(result)
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_a_slow_commit_keeps_the_committer_busy_and_lands_later(store: str) -> None:
+    fast = onceflow.run(evolve(scenario(), store=store))
+    slow = onceflow.run(evolve(scenario(StoreFault("slow_commit", 1.0, 1, "*", 40.0)),
+                               store=store))
+    onceflow.check(slow)
+    first = min(e for e in events(slow, "commit"))
+    visible = [v for v in slow.store.visibility() if v.txn == first[3][0]]
+    assert visible and visible[0].time == first[0] + 40.0  # visible once the commit ends
+    # the committing subtask handled nothing in between: it was busy committing
+    busy = [e for e in slow.trace.events if e[2] == first[2] and first[0] < e[0] < first[0] + 40.0]
+    assert not busy, busy[:3]
+    assert slow.end_time > fast.end_time
+
+
+@pytest.mark.parametrize("fault", [LOST, SLOW, StoreFault("lost_transaction", 12.0, 1, "*")])
+def test_memory_and_sqlite_agree_under_store_faults(fault: StoreFault) -> None:
+    s = scenario(fault)
+    assert _verdict(s) == _verdict(evolve(s, store="sqlite")) == ("clean", _verdict(s)[1])
+
+
+@pytest.mark.parametrize("store", [MemoryStore(100.0), SQLiteStore(100.0)], ids=["memory", "sqlite"])
+def test_writes_into_a_dropped_transaction_raise_and_forks_replay_them(store: Any) -> None:
+    store.begin(0.0, "t", ("sink", 0))
+    store.abort(1.0, "t")
+    with pytest.raises(TransactionLostError, match="fail the task"):
+        store.write(2.0, "t", [])
+    with pytest.raises(TransactionLostError):
+        store.precommit(3.0, "t")
+    store.begin(0.0, "old", ("sink", 0))
+    with pytest.raises(TransactionLostError, match=r"transaction timeout \(100 ms\)"):
+        store.write(200.0, "old", [])
+    fork = store.fork(store.version())
+    assert fork.version() == store.version()
+
+
+class _SilentStore(MemoryStore):
+    """A registered store that drops writes into dead transactions silently (the old
+    behaviour): the fault view still fails the writer."""
+
+    def write(self, now: float, txn_id: str, records: list[Any]) -> None:
+        try:
+            super().write(now, txn_id, records)
+        except TransactionLostError:
+            pass
+
+    def precommit(self, now: float, txn_id: str) -> None:
+        try:
+            super().precommit(now, txn_id)
+        except TransactionLostError:
+            pass
+
+
+def test_a_registered_store_that_drops_writes_silently_still_fails_the_writer() -> None:
+    register_store("test-silent", factory=lambda *, txn_timeout, label="": _SilentStore(txn_timeout))
+    try:
+        result = onceflow.run(evolve(scenario(LOST), store="test-silent"))
+        assert events(result, "failed", "sink[0]") and result.restarts == 1
+        onceflow.check(result)
+    finally:
+        del STORES["test-silent"]
+
+
+KILLS = {"writer-swallows-lost-transaction": LOST, "committer-commits-async": SLOW}
+
+
+@pytest.mark.parametrize("mutant", sorted(KILLS))
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_each_store_fault_mutant_needs_its_fault(mutant: str, store: str) -> None:
+    s = evolve(scenario(KILLS[mutant], mutants=(mutant,)), store=store)
+    with pytest.raises(Violation) as info:
+        onceflow.check(onceflow.run(s))
+    assert info.value.finding.anomaly == "lost"
+    onceflow.check(onceflow.run(evolve(s, mutants=())))  # the fault alone: clean
+    onceflow.check(onceflow.run(evolve(s, faults=())))   # the mutant alone: clean
+
+
+@pytest.mark.parametrize("fault, field", [
+    (StoreFault("slow_commit", 1.0, 1, "*", 0.0), "delay"),
+    (StoreFault("slow_commit", 1.0, 1, "sink[0]", 5.0), "target"),
+    (StoreFault("lost_transaction", 1.0, 1, "*", 5.0), "delay"),
+    (StoreFault("lost_transaction", 1.0, 1, "sink[9]"), "target"),
+    (StoreFault("commit_failure", 1.0, 1, "sink[0]"), "target"),
+    (StoreFault("lost_all", 1.0), "effect"),
+])
+def test_bad_store_faults_name_the_field(fault: StoreFault, field: str) -> None:
+    with pytest.raises(ScenarioError) as info:
+        scenario(fault)
+    assert info.value.field == f"faults[0].{field}"
+
+
+def test_the_generator_draws_every_store_fault() -> None:
+    from onceflow.strategies import scenario_from_seed
+
+    drawn = {f.effect for seed in range(400) for f in scenario_from_seed(seed).faults
+             if isinstance(f, StoreFault)}
+    assert drawn == {"commit_failure", "lost_transaction", "slow_commit"}
+
+
+# -- reading a kept database back, and --keep-store by declaration ---------------------------
+
+def test_onceflow_store_reads_a_kept_file_without_changing_it(tmp_path: Path) -> None:
+    with keep_store(tmp_path):
+        result = onceflow.run(Scenario(store="sqlite"))
+    path = tmp_path / f"{result.run_id}-t0.sqlite"
+    before = path.read_bytes()
+    out = cli("store", str(path))
+    assert out.returncode == 0, out.stderr
+    assert f"read-committed at t=" in out.stdout
+    assert f": {len(result.committed())} records" in out.stdout
+    out = cli("store", str(path), "--json")
+    import json
+
+    summary = json.loads(out.stdout)
+    assert summary["committed"] == len(result.committed()) and summary["transactions"]
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("kind", ["missing", "corrupt", "foreign", "locked", "unreadable"])
+def test_onceflow_store_on_a_bad_file_is_one_line_exit_2(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "db.sqlite"
+    holder = None
+    if kind == "corrupt":
+        path.write_bytes(b"not a database at all " * 100)
+    elif kind == "foreign":
+        sqlite3.connect(path).execute("CREATE TABLE mine (x)").connection.commit()
+    elif kind == "locked":
+        SQLiteStore(10.0, path=path).close()
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")
+        holder.execute("INSERT INTO metadata VALUES ('a', 'b', 'c')")
+    elif kind == "unreadable":
+        path = tmp_path  # a directory
+    out = cli("store", str(path))
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert out.stderr.startswith("onceflow: error: SQLite store")
+    if holder is not None:
+        holder.close()
+
+
+def test_keep_store_follows_the_store_declaration(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    (tmp_path / "mystores.py").write_text(
+        "from onceflow.registry import register_store\n"
+        "from onceflow.stores import MemoryStore, SQLiteStore\n"
+        "register_store('keeper', keeps_files=True, factory=lambda *, txn_timeout, label='': "
+        "SQLiteStore(txn_timeout, label=label))\n"
+        "register_store('nofiles', factory=MemoryStore)\n")
+    out = cli("--plugin", "mystores", "run", "--seed", "1", "--store", "keeper",
+              "--keep-store", str(tmp_path / "k"), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert list((tmp_path / "k").glob("*.sqlite"))
+    out = cli("--plugin", "mystores", "run", "--seed", "1", "--store", "nofiles",
+              "--keep-store", str(tmp_path / "n"), cwd=tmp_path)
+    assert out.returncode == 2 and "the nofiles store keeps none" in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    register_store("test-nofiles", factory=MemoryStore)
+    try:
+        assert STORES["test-nofiles"].keeps_files is False  # MemoryStore declares it
+        assert STORES["sqlite"].keeps_files is True
+    finally:
+        del STORES["test-nofiles"]
+    with pytest.raises(Exception, match="keeps_files"):
+        register_store("test-bad-keep", factory=MemoryStore, keeps_files="yes")  # type: ignore[arg-type]
