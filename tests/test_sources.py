@@ -395,3 +395,49 @@ def test_snapshots_cut_the_log_where_readers_and_enumerator_say() -> None:
             assert cut[p] == sp.offset
         for sp in snap.coordinator_state["source"]:
             assert cut[sp.partition] == sp.offset
+
+
+# -- split state back to its own subtask (Flink's list-state rule) -----------------------------
+
+def test_split_state_goes_back_to_the_subtask_that_held_it_at_unchanged_parallelism() -> None:
+    from onceflow.model.snapshot import assemble_state, state_for_subtask  # noqa: PLC0415
+
+    a, b, c = Split(1, 5, 9), Split(0, 2, 9), Split(2, 0, 9)
+    merged = assemble_state("splits", [{1: a}, {0: b, 2: c}], 128)
+    assert dict(merged) == {1: a, 0: b, 2: c}  # still one dict partition -> split
+    assert [state_for_subtask("splits", merged, s, 2, 128) for s in range(2)] == \
+        [{1: a}, {0: b, 2: c}]  # not partition % 2
+    # rescaled: the splits in old subtask order, cut into consecutive runs (SPLIT_DISTRIBUTE)
+    assert [state_for_subtask("splits", merged, s, 3, 128) for s in range(3)] == \
+        [{1: a}, {0: b}, {2: c}]
+    assert [state_for_subtask("splits", merged, s, 1, 128) for s in range(1)] == \
+        [{1: a, 0: b, 2: c}]
+    assert merged.without(0).owners == {1: 0, 2: 1}
+
+
+def test_a_restore_at_unchanged_parallelism_gives_each_reader_its_own_splits() -> None:
+    # readers ask for splits one at a time: which reader holds which split follows timing,
+    # not partition % parallelism
+    s = pipeline(p=2, workload=Workload(records=400, keys=8, splits=5), interval=3.0)
+    result = onceflow.run(s)
+    onceflow.check(result)
+    moved = []
+    for snap in result.snapshots:
+        state = snap.state["source"]
+        if any(owner != p % 2 and state[p].offset < state[p].end
+               for p, owner in state.owners.items()):
+            moved.append(snap)
+    assert moved, "no snapshot where a reader holds an unread split other than partition % 2"
+    snap = moved[0]
+    restored = onceflow.restore(result, snap)
+    owners = snap.state["source"].owners
+    first_reader: dict[int, str] = {}
+    for _t, kind, lane, detail in restored.trace.events:
+        if kind == "read":
+            for r in detail[0]:
+                first_reader.setdefault(r.split, lane)
+    unfinished = [p for p, sp in snap.state["source"].items() if sp.offset < sp.end]
+    assert unfinished
+    for p in unfinished:
+        assert first_reader[p] == f"source[{owners[p]}]", (p, first_reader, owners)
+    onceflow.check(restored)

@@ -301,8 +301,7 @@ class Job:
             merged = snapshot.state.get(uid) if snapshot is not None else None
             if (kind == "splits" and merged and self.mutant("split-lost-on-rescale")
                     and snapshot.parallelism.get(uid) != task.vertex.parallelism):
-                last = scenario.workload.splits - 1
-                merged = {p: split for p, split in merged.items() if p != last}
+                merged = merged.without(scenario.workload.splits - 1)
             restored = state_for_subtask(kind, merged, task.subtask, task.vertex.parallelism, maxp)
             task.start(restored, list_union(merged) if kind == "list" and merged is not None
                        else None)

@@ -2,10 +2,12 @@
 
 Checkpoints and savepoints are taken by one mechanism and differ only in
 `kind`.  State is kept per operator uid in a form that can be redistributed:
-keyed state by key group, source splits by partition, list state as one list per
-old subtask (Flink's operator list state: each subtask gets its own list back
-at unchanged parallelism; on a rescale the items are split round-robin, as
-`RoundRobinOperatorStateRepartitioner` does).  Channel state (unaligned
+keyed state by key group, source splits by partition (remembering which subtask
+held each), list state as one list per old subtask (Flink's operator list state:
+each subtask gets its own list back at unchanged parallelism; on a rescale the
+items are split round-robin, as `RoundRobinOperatorStateRepartitioner` does).
+A source reader's splits are operator list state in Flink (`SourceOperator`'s
+"SourceReaderState"), so they follow the same rule.  Channel state (unaligned
 checkpoints) is kept per channel.
 """
 
@@ -17,7 +19,7 @@ from attrs import field, frozen
 
 from onceflow.model.keygroups import key_group, key_group_range
 
-__all__ = ["CHECKPOINT", "SAVEPOINT", "Snapshot", "assemble_state", "list_union",
+__all__ = ["CHECKPOINT", "SAVEPOINT", "Snapshot", "SplitState", "assemble_state", "list_union",
            "split_list_state", "state_for_subtask"]
 
 CHECKPOINT = "checkpoint"
@@ -63,6 +65,36 @@ class Snapshot:
                    for item in items if item.__class__ is list)
 
 
+class SplitState(dict):  # type: ignore[type-arg]
+    """A source operator's split state: partition -> split over all its subtasks, plus
+    `owners` (partition -> the subtask whose state held it) and `parallelism` (how
+    many subtasks the state was taken from), so that a restore at unchanged
+    parallelism gives each subtask its own splits back."""
+
+    def __init__(self, splits: Any = (), owners: dict[Any, int] | None = None,
+                 parallelism: int = 0) -> None:
+        super().__init__(splits)
+        self.owners: dict[Any, int] = dict(owners or {})
+        self.parallelism = parallelism
+
+    def __reduce__(self) -> Any:
+        return (SplitState, (dict(self), self.owners, self.parallelism))
+
+    def without(self, partition: Any) -> "SplitState":
+        """This state with `partition`'s split dropped."""
+        return SplitState({p: s for p, s in self.items() if p != partition},
+                          {p: o for p, o in self.owners.items() if p != partition},
+                          self.parallelism)
+
+    def per_subtask(self) -> list[list[Any]]:
+        """The partitions each old subtask held, in old subtask order (each in the order
+        its reader listed them)."""
+        out: list[list[Any]] = [[] for _ in range(self.parallelism)]
+        for p in self:
+            out[self.owners[p]].append(p)
+        return out
+
+
 def assemble_state(kind: str | None, parts: list[Any], max_parallelism: int) -> Any:
     """Merge the states of all subtasks of one operator (in subtask order)."""
     if kind is None:
@@ -74,9 +106,11 @@ def assemble_state(kind: str | None, parts: list[Any], max_parallelism: int) -> 
                 groups.setdefault(key_group(key, max_parallelism), {})[key] = value
         return groups
     if kind == "splits":
-        offsets: dict[int, int] = {}
-        for part in parts:
-            offsets.update(part)
+        offsets = SplitState(parallelism=len(parts))
+        for subtask, part in enumerate(parts):
+            for p, split in part.items():
+                offsets[p] = split
+                offsets.owners[p] = subtask
         return offsets
     if kind == "list":
         return tuple(list(part or ()) for part in parts)
@@ -120,7 +154,12 @@ def state_for_subtask(kind: str | None, merged: Any, subtask: int, parallelism: 
                 out.update(group)
         return out
     if kind == "splits":
-        return {s: off for s, off in merged.items() if s % parallelism == subtask}
+        if not isinstance(merged, SplitState):  # a plain dict: nothing says who held what
+            return {s: off for s, off in merged.items() if s % parallelism == subtask}
+        # Flink's list-state rule: own splits back at unchanged parallelism, else the
+        # splits in old subtask order cut into consecutive runs (SPLIT_DISTRIBUTE)
+        mine = split_list_state(merged.per_subtask(), subtask, parallelism)
+        return {p: merged[p] for p in mine}
     if kind == "list":
         return split_list_state(merged, subtask, parallelism)
     raise ValueError(f"unknown state kind {kind!r}")
