@@ -133,6 +133,34 @@ MUTANTS: dict[str, Mutant] = {m.name: m for m in (
            "virtual channels' record filter: every new subtask whose key-group range overlaps "
            "an old one replays all of its in-flight records",
            "duplicate", "model/rescaling.py: redistribute_channel_state"),
+    # -- mut16 (issue 16): bugs of the enumerator's failover path and the aligned timeout --
+    Mutant("enumerator-restores-latest-snapshot", "FLINK-18071, FLINK-21996",
+           "on a global failover (a recovered job manager) the split enumerator restarts from "
+           "the newest state it snapshotted, of a checkpoint that never completed, while the "
+           "readers restore the latest completed one: splits assigned in between are in "
+           "neither",
+           "lost", "model/source_coordinator.py: SourceCoordinator.reset_to_checkpoint"),
+    Mutant("enumerator-not-reset-without-checkpoint", "FLINK-20222",
+           "a global failover before the first completed checkpoint gives the coordinator no "
+           "reset signal: the enumerator goes on with the splits it has not assigned yet, "
+           "and those it had assigned to the failed readers are read by nobody",
+           "lost", "model/source_coordinator.py: SourceCoordinator.reset_to_checkpoint"),
+    Mutant("splits-back-only-failed-reader", "FLINK-20290",
+           "a failover restarts every reader, but only the readers that failed are reset on "
+           "the coordinator: splits assigned after the checkpoint to a reader restarted with "
+           "them never go back to the enumerator",
+           "lost", "model/source_coordinator.py: SourceCoordinator.reset_subtasks"),
+    Mutant("stale-events-to-new-reader", "FLINK-18071",
+           "split assignments are addressed to a subtask index, not to its execution "
+           "attempt: an assignment in flight (or held by the valve) when the reader fails "
+           "reaches the reader that replaces it, while the tracker gives the same split "
+           "back to the enumerator, which assigns it again",
+           "duplicate", "model/source_coordinator.py: SourceCoordinator._arrive"),
+    Mutant("timeout-misses-inflight", "FLINK-27251, FLINK-19681",
+           "when the aligned-checkpoint timeout switches a task to unaligned, the data still "
+           "ahead of the barriers that have not arrived is not persisted as channel state: "
+           "a restore of that checkpoint never sees it",
+           "lost", "model/barriers.py: UnalignedHandler._go_unaligned"),
     Mutant("unstable-key-hash", "Flink docs (keyBy: a key type needs a deterministic "
            "hashCode; enums and POJOs without hashCode break after a restore)",
            "the key's hash differs in the restored job (an identity hashCode), so records are "

@@ -234,9 +234,12 @@ def generate(src: _Source, *, mode: str | None, sink: str | None, max_records: i
             src.integer(0, 3) == 0:
         topology = evolve(topology, max_parallelism=_choice(src, (128, 13, 8, 32768)))
         rescales = _rescale_chain(src, max_parallelism, bool(plan))
-    if checkpoints.mode == "unaligned" and src.integer(0, 2) == 0:
-        # start aligned, switch to unaligned after the timeout (0: unaligned at once)
-        checkpoints = evolve(checkpoints, aligned_timeout=0.5 * src.integer(0, 30))
+    if checkpoints.mode == "unaligned" and src.integer(0, 1) == 0:
+        # start aligned, switch to unaligned after the timeout, drawn around when the
+        # first barriers reach the tasks behind the sources (a trigger RPC, some hops),
+        # so that checkpoints do switch (measured in NOTES.md)
+        checkpoints = evolve(checkpoints, aligned_timeout=round(
+            timing.rpc_latency + 0.5 * timing.latency * src.integer(0, 8), 2))
     while True:
         try:
             scenario = Scenario(

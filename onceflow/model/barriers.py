@@ -188,6 +188,9 @@ class UnalignedHandler(AlignedHandler):
         self.aligning = False  # aligned phase of a checkpoint with an aligned timeout
         task = self.task
         timeout = task.job.scenario.checkpoints.aligned_timeout
+        #: a checkpoint that starts aligned and switches at its deadline (Flink's
+        #: timeoutable barrier; a timeout of 0 makes it unaligned from the start)
+        self.timeoutable = bool(timeout) and barrier.kind == "checkpoint"
         if timeout is not None and barrier.kind == "checkpoint":
             delay = barrier.timestamp + timeout - task.env.now
             if delay > 0:
@@ -245,7 +248,9 @@ class UnalignedHandler(AlignedHandler):
         arrived are recorded as channel state until it does."""
         task = self.task
         self.snapshotted = True
-        self.capturing = True
+        # FLINK-27251: a timed-out (timeoutable) checkpoint that persists none of the data
+        # still ahead of the barriers that have not arrived
+        self.capturing = not (self.timeoutable and task.job.mutant("timeout-misses-inflight"))
         for i, ch in enumerate(task.inputs):
             if not self.arrived[i]:
                 self.channel_state[f"in:{ch.name}"] = []

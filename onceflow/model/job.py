@@ -125,6 +125,8 @@ class Job:
         self.held: dict[str, list[tuple[float, Callable[[], None]]]] = {}
         self.faults_fired: list[dict[str, Any]] = []
         self.global_failover = False
+        #: source subtasks that crashed in the latest failover (mutant splits-back-only-failed-reader)
+        self.failed_readers: set[int] = set()
         self.sources = SourceCoordinator(self, self.topology.vertices[0], initial)
 
     # -- helpers -----------------------------------------------------------------
@@ -348,8 +350,11 @@ class Job:
             return
         attempt.alive = False
         now = self.env.now
+        self.failed_readers = set()
         for t in crashed or ((task,) if task is not None else ()):
             self.trace.add(now, "crash", t.name, attempt.number, reason)
+            if isinstance(t, SourceTask):
+                self.failed_readers.add(t.subtask)
         self.trace.add(now, "failed", task.name if task else "job", reason)
         for ch in attempt.channels:
             ch.close()

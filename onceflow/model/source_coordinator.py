@@ -86,6 +86,9 @@ class SourceCoordinator:
         self.to_reader: dict[int, float] = {}  # ordered channels: last delivery time
         self.to_coordinator: dict[int, float] = {}
         self.enumerator: Any = None
+        self.latest_state: list[Split] | None = None  # the enumerator's newest snapshot
+        #: events a failed attempt's readers never took (mutant stale-events-to-new-reader)
+        self.stale: dict[int, list[Callable[["Task"], None]]] = {}
         restored = None
         if initial is not None:
             restored = list(initial.coordinator_state.get(self.uid) or [])
@@ -166,6 +169,11 @@ class SourceCoordinator:
     def register_reader(self, task: "Task") -> None:
         self.readers[task.subtask] = task
         self.job.trace.add(self.env.now, "reader_registered", task.name)
+        for action in self.stale.pop(task.subtask, ()):
+            # FLINK-18071: an event addressed to the subtask, not to its attempt, reaches
+            # the attempt that replaced the failed one
+            self._ordered(self.to_reader, task.subtask,
+                          lambda action=action: task.mail(lambda: action(task)))
         self.enumerator.add_reader(task.subtask)
 
     def split_request(self, task: "Task") -> None:
@@ -203,7 +211,13 @@ class SourceCoordinator:
             # without the valve an event takes its own RPC and may pass the trigger
             self.job.later(self.job.rpc_delay() * 0.5, task.mail, lambda: action(task))
             return
-        self._ordered(self.to_reader, subtask, lambda: task.mail(lambda: action(task)))
+        self._ordered(self.to_reader, subtask, lambda: self._arrive(task, action))
+
+    def _arrive(self, task: "Task", action: Callable[["Task"], None]) -> None:
+        if not task.attempt.alive and self.job.mutant("stale-events-to-new-reader"):
+            self.stale.setdefault(task.subtask, []).append(action)
+            return
+        task.mail(lambda: action(task))
 
     def to_source(self, task: "Task", action: Callable[[], None]) -> None:
         """Send a mail (a checkpoint trigger) to source `task` on its ordered channel."""
@@ -226,6 +240,7 @@ class SourceCoordinator:
         self.by_checkpoint[checkpoint_id] = self.uncheckpointed
         self.uncheckpointed = []
         self.closing.add(checkpoint_id)
+        self.latest_state = list(state)
         attempt = self.job.attempt
         self.job.later(self.job.scenario.timing.rpc_latency, self._inject, checkpoint_id,
                        attempt, inject)
@@ -257,6 +272,9 @@ class SourceCoordinator:
 
     def on_failover(self) -> None:
         """The attempt failed: its readers are gone, events in flight are lost."""
+        if self.job.mutant("stale-events-to-new-reader"):
+            for _tag, subtask, action in self.held:
+                self.stale.setdefault(subtask, []).append(action)
         self.readers.clear()
         self.closing.clear()
         self.held = []
@@ -279,6 +297,10 @@ class SourceCoordinator:
         self.uncheckpointed = []
         if self.job.mutant("no-splits-back"):
             return
+        if self.job.mutant("splits-back-only-failed-reader"):
+            # FLINK-20290: only the subtask that failed is reset, not the others the
+            # failover restarted with it: their splits assigned after the checkpoint vanish
+            back = {s: v for s, v in back.items() if s in self.job.failed_readers}
         for subtask in sorted(back):
             self.job.trace.add(self.env.now, "splits_back", f"{self.uid}[{subtask}]",
                                tuple(s.partition for s in back[subtask]))
@@ -286,8 +308,20 @@ class SourceCoordinator:
 
     def reset_to_checkpoint(self, snapshot: "Snapshot | None") -> None:
         """A global failover: the enumerator restarts from the snapshot's state."""
+        if snapshot is None and self.job.mutant("enumerator-not-reset-without-checkpoint"):
+            # FLINK-20222: with no completed checkpoint the coordinator gets no reset; the
+            # enumerator goes on as it was, and the splits it had assigned are gone
+            self.by_checkpoint = {}
+            self.uncheckpointed = []
+            return
         self.close()
         self.by_checkpoint = {}
         self.uncheckpointed = []
+        if self.job.mutant("enumerator-restores-latest-snapshot") and \
+                self.latest_state is not None:
+            # FLINK-18071, FLINK-21996: the coordinator goes back to the newest state it
+            # took (of a checkpoint that may never complete), the tasks to `snapshot`
+            self._create(list(self.latest_state))
+            return
         self._create(None if snapshot is None else
                      list(snapshot.coordinator_state.get(self.uid) or []))
