@@ -151,11 +151,11 @@ MUTANTS: dict[str, Mutant] = {m.name: m for m in (
            "them never go back to the enumerator",
            "lost", "model/source_coordinator.py: SourceCoordinator.reset_subtasks"),
     Mutant("stale-events-to-new-reader", "FLINK-18071",
-           "split assignments are addressed to a subtask index, not to its execution "
-           "attempt: an assignment in flight (or held by the valve) when the reader fails "
-           "reaches the reader that replaces it, while the tracker gives the same split "
-           "back to the enumerator, which assigns it again",
-           "duplicate", "model/source_coordinator.py: SourceCoordinator._arrive"),
+           "enumerator events are addressed to a subtask index, not to its execution "
+           "attempt: one in flight (or held by the valve) when the reader fails reaches "
+           "the reader that replaces it: a split the tracker also gives back is read twice, "
+           "a stale no-more-splits ends the new reader before it gets its splits",
+           "lost / duplicate", "model/source_coordinator.py: SourceCoordinator._arrive"),
     Mutant("timeout-misses-inflight", "FLINK-27251, FLINK-19681",
            "when the aligned-checkpoint timeout switches a task to unaligned, the data still "
            "ahead of the barriers that have not arrived is not persisted as channel state: "
