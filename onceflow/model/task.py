@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generator
 
 from onceflow.model.barriers import make_handler
 from onceflow.model.keygroups import subtask_for_key
-from onceflow.model.usercode import check_output, check_state, is_user_code
+from onceflow.errors import ProtocolError
+from onceflow.model.usercode import accepts, check_output, check_state, is_user_code
 from onceflow.stores.protocol import StoreError, TransactionLostError
 from onceflow.model.log import LogClient
 from onceflow.model.records import END_OF_INPUT as END_MARKER
@@ -108,6 +109,7 @@ class Task:
         self.deferred: Barrier | None = None
         self.forwarded_id = 0  # the newest snapshot whose barrier or cancel marker went out
         self.last_snapshot = 0  # the newest snapshot this task took its state for
+        self.notify_emits: bool | None = None  # notify_checkpoint_complete(id, out)?
         self.checked = is_user_code(operator)  # user code: its output and state are checked
         # crashes timed by progress (a fault plan's ProgressCrash): records seen so far
         self.progress = job.progress_hook if self.name in job.progress_targets else None
@@ -436,7 +438,25 @@ class Task:
     def notify_complete(self, checkpoint_id: int, stop: bool) -> None:
         self.phase("notify_complete", checkpoint_id)
         self.job.trace.add(self.env.now, "notified", self.name, checkpoint_id)
-        self.operator.notify_checkpoint_complete(checkpoint_id)
+        if self.notify_emits is None:
+            self.notify_emits = accepts(self.operator.notify_checkpoint_complete, 2)
+        if self.notify_emits:
+            # Flink's operators may emit from notifyCheckpointComplete: the records go
+            # downstream in the next checkpoint's epoch
+            out: list[Record] = []
+            self.operator.notify_checkpoint_complete(checkpoint_id, out)
+            if out:
+                if self.checked:
+                    check_output(out, "notify_checkpoint_complete")
+                if self.ended:
+                    raise ProtocolError(
+                        f"notify_checkpoint_complete({checkpoint_id}) emitted {len(out)} "
+                        "record(s) after the end of input, when no output may follow (Flink: "
+                        "none after finish()); emit what is still held in finish(out)")
+                self.route(out)
+                self.flush()
+        else:
+            self.operator.notify_checkpoint_complete(checkpoint_id)
         if stop:
             # the stop-with-savepoint's side effects are committed here; the job is
             # not finished yet

@@ -15,7 +15,7 @@ from typing import Any
 from onceflow.errors import ProtocolError
 from onceflow.model.records import Record
 
-__all__ = ["check_output", "check_state", "component", "fold_traceback", "is_user_code",
+__all__ = ["accepts", "check_output", "check_state", "component", "fold_traceback", "is_user_code",
            "short", "text"]
 
 _SHORT = reprlib.Repr()
@@ -40,6 +40,19 @@ def text(value: str, limit: int = 160) -> str:
     out = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
                   for c in str(value)[:limit * 4])
     return out if len(out) <= limit else out[:limit - 3] + "..."
+
+
+def accepts(fn: Any, count: int) -> bool:
+    """Can `fn` be called with `count` positional arguments?  (No signature: assume so.)"""
+    import inspect  # noqa: PLC0415
+
+    try:
+        inspect.signature(fn).bind(*range(count))
+    except TypeError:
+        return False
+    except ValueError:
+        return True
+    return True
 
 
 def is_user_code(obj: Any) -> bool:
