@@ -164,7 +164,7 @@ def order_fixed(topology: Topology) -> bool:
 
 
 def canonical(records: list[Record], topology: Topology, *,
-              windows_closed: bool = True) -> dict[int, Any]:
+              windows_closed: bool = True, ordered: bool | None = None) -> dict[int, Any]:
     """The comparable form of an output: exact where the topology fixes order.
 
     - Order fixed (only forward and hash edges): per key, the sequence of
@@ -176,11 +176,14 @@ def canonical(records: list[Record], topology: Topology, *,
       value, a reduce's running sum; "sum", or nothing declared: the total of its
       outputs once every window fired, `windows_closed=False` for a job stopped
       before its end of input).
+
+    `ordered=False` compares as if order were not fixed (an operator's list state moved
+    between subtasks by a rescale, see `checks.list_state_moved`).
     """
     per_key: dict[int, list[Record]] = {}
     for r in records:
         per_key.setdefault(r.key, []).append(r)
-    if order_fixed(topology):
+    if order_fixed(topology) if ordered is None else ordered:
         return {k: [(r.id, r.value) for r in rs] for k, rs in per_key.items()}
     last_keyed = _order_dependent_keyed(topology)
     if last_keyed is None:
