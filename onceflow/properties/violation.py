@@ -8,6 +8,7 @@ whose two runs differ.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
@@ -120,10 +121,14 @@ def record_events(result: "RunResult", record_id: str, limit: int = 6) -> tuple[
         return n
 
     fork = result.restored_from.completed if result.restored_from is not None else None
+    inherited = _writes_before_fork(result, record_id)
     for entry in store.entries(result.end_time, committed_only=False):
         if entry.record.id != record_id:
             continue
-        if fork is not None and entry.written <= fork:
+        if fork is not None and (entry.written < fork or (
+                entry.written == fork and inherited[entry.written] > 0)):
+            if entry.written == fork:
+                inherited[entry.written] -= 1
             origin = ", before the fork, on the original timeline"
         else:
             origin = _origin(result)
@@ -134,7 +139,12 @@ def record_events(result: "RunResult", record_id: str, limit: int = 6) -> tuple[
             events.append(f"committed in txn {entry.txn} at t={entry.committed:g} (written "
                           f"t={entry.written:g}, attempt {attempt_at(entry.written)}{origin})")
         else:
-            events.append(f"written in txn {entry.txn} at t={entry.written:g}, never committed")
+            failed = [t for op, t, *rest in _ops_of(store)
+                      if op == "fail_commit" and rest and rest[0] == entry.txn]
+            retry = (f"; its commit failed transiently at t={failed[-1]:g} (store fault) and "
+                     "was never retried" if failed else "")
+            events.append(f"written in txn {entry.txn} at t={entry.written:g}, never "
+                          f"committed{retry}")
         if len(events) >= limit:
             break
     if len(events) < limit:
@@ -151,6 +161,32 @@ def record_events(result: "RunResult", record_id: str, limit: int = 6) -> tuple[
     if not events:
         events.append("never reached the store on this timeline")
     return tuple(events)
+
+
+def _ops_of(store: Any) -> list[tuple[Any, ...]]:
+    ops = getattr(store, "ops", None)
+    return ops if isinstance(ops, list) else []
+
+
+def _writes_before_fork(result: "RunResult", record_id: str) -> Counter[float]:
+    """Per write time, how many writes of `record_id` the restored store inherited from
+    the original timeline (a write at the very moment of the fork may be on either side:
+    the store's operation log, not the clock, says which)."""
+    snapshot = result.restored_from
+    version = getattr(snapshot, "store_version", None)
+    counts: Counter[float] = Counter()
+    if snapshot is None or not isinstance(version, int):
+        return counts
+    for op in _ops_of(result.store)[:version]:
+        if op[0] in ("append", "upsert"):
+            records = op[2]
+        elif op[0] == "write":
+            records = op[3]
+        else:
+            continue
+        if op[1] == snapshot.completed:
+            counts[op[1]] += sum(1 for r in records if getattr(r, "id", None) == record_id)
+    return counts
 
 
 def _origin(result: "RunResult") -> str:
