@@ -835,14 +835,28 @@ def _error(message: str) -> None:
 def _report_component_error(exc: Any, *, as_json: bool) -> None:
     """User code failed: its folded traceback on stdout, one line on stderr."""
     frames = list(getattr(exc, "traceback", ()))
+    scenario = getattr(exc, "scenario", None)
+    replay = None
+    if scenario is not None:  # found by a search: the command that makes it crash again
+        from onceflow.plugins import plugins_for, reproduce_command  # noqa: PLC0415
+        from onceflow.token import encode  # noqa: PLC0415
+
+        replay = reproduce_command(encode(scenario), plugins_for(scenario))
     if as_json:
-        print(json.dumps({"status": "error", "error": _one_line(str(exc), 2000),
-                          "component": getattr(exc, "component", ""), "traceback": frames},
-                         sort_keys=True))
-    elif frames:
-        print("user code traceback (innermost last):")
-        for frame in frames:
-            print("  " + _one_line(frame, 200))
+        data = {"status": "error", "error": _one_line(str(exc), 2000),
+                "component": getattr(exc, "component", ""), "traceback": frames}
+        if replay is not None:
+            data.update(replay=replay, scenario=describe(scenario))
+        print(json.dumps(data, sort_keys=True))
+    else:
+        if frames:
+            print("user code traceback (innermost last):")
+            for frame in frames:
+                print("  " + _one_line(frame, 200))
+        if replay is not None:
+            print(f"scenario: {describe(scenario)}")
+            print(_one_line(str(exc), 2000))
+            print(f"replay: {replay}")
     _error(str(exc))
 
 

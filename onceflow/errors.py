@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "OnceflowError",
     "OperatorError",
@@ -62,6 +64,9 @@ class OperatorError(OnceflowError, RuntimeError):
         super().__init__(message)
         self.component = component
         self.traceback = traceback
+        #: the Scenario that made it crash, when a search found it (fuzz): the report
+        #: prints the command that replays it
+        self.scenario: Any = None
 
 
 class ProtocolError(OnceflowError, TypeError):

@@ -20,13 +20,14 @@ from hypothesis import strategies as st
 from hypothesis.database import ExampleDatabase
 
 from onceflow.stores import StoreError
-from onceflow.errors import OnceflowError
+from onceflow.errors import OnceflowError, OperatorError
 from onceflow.model.simulation import RunResult, run
 from onceflow.properties.checks import check
 from onceflow.properties.violation import Finding, Violation
 from onceflow.scenario import Scenario
 from onceflow.search.corpus import open_corpus as _open_corpus
 from onceflow.shrinking import shrink as greedy_shrink
+from onceflow.shrinking import shrink_crash as greedy_shrink_crash
 from onceflow.strategies import scenario_from_seed, scenarios
 
 __all__ = ["FuzzOutcome", "FuzzStats", "baseline", "fuzz", "open_corpus"]
@@ -157,10 +158,11 @@ def fuzz(*, budget: float, mode: str | None = None, sink: str | None = None,
                                                                     fallback=fallback)
     stats = FuzzStats()
     deadline = stats.started + budget
-    state: dict[str, Any] = {"first": None, "last": None, "tick": 0.0, "store_error": None}
+    state: dict[str, Any] = {"first": None, "last": None, "tick": 0.0, "store_error": None,
+                             "crashed": False}
 
     def body(scenario: Scenario) -> None:
-        failing = state["first"] is not None
+        failing = state["first"] is not None or state["crashed"]
         if state["store_error"] is not None or (
                 not failing and (time.monotonic() > deadline or (should_stop and should_stop()))):
             return
@@ -182,6 +184,12 @@ def fuzz(*, budget: float, mode: str | None = None, sink: str | None = None,
         except StoreError as exc:
             state["store_error"] = exc
             return
+        except OperatorError as exc:
+            # a user component crashed: Hypothesis shrinks the scenario that makes it
+            # crash as it shrinks a violation; the report replays the one it keeps
+            state["crashed"] = True
+            exc.scenario = scenario
+            raise
         except Violation as violation:
             if state["first"] is None:
                 state["first"] = (scenario.size, stats.elapsed, stats.scenarios, time.monotonic())
@@ -215,6 +223,11 @@ def fuzz(*, budget: float, mode: str | None = None, sink: str | None = None,
             test()
     except KeyboardInterrupt:
         return FuzzOutcome("interrupted", stats, stats.elapsed)
+    except OperatorError as exc:
+        # Hypothesis keeps the crash with the fewest draws; simplify the scenario itself
+        if shrink and exc.scenario is not None:
+            raise greedy_shrink_crash(exc, max_seconds=POLISH_SECONDS) from None
+        raise
     except Violation as violation:
         return _violation_outcome(stats, state, violation, polish=shrink)
     except BaseExceptionGroup as group:  # several distinct failures: report the first

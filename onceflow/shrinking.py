@@ -12,13 +12,14 @@ from typing import Any, Callable, Iterator
 
 from attrs import evolve
 
-from onceflow.errors import ScenarioError
+from onceflow.errors import OperatorError, ScenarioError
 from onceflow.model.simulation import run
 from onceflow.properties.checks import check, determinism
 from onceflow.properties.violation import Finding, Violation
+from onceflow.stores.protocol import StoreError
 from onceflow.scenario import Scenario, Topology
 
-__all__ = ["ShrinkResult", "shrink", "violation_of"]
+__all__ = ["ShrinkResult", "crash_of", "shrink", "shrink_crash", "violation_of"]
 
 
 def violation_of(scenario: Scenario, *, deterministic: bool = False) -> Finding | None:
@@ -88,6 +89,40 @@ def shrink(scenario: Scenario, *, max_tries: int = 2000, max_seconds: float | No
                 finding = violation.finding
                 break
     return ShrinkResult(scenario, current, finding, steps, tried)
+
+
+def crash_of(scenario: Scenario) -> OperatorError | None:
+    """The OperatorError `scenario` makes a user component raise (None: it does not)."""
+    try:
+        check(run(scenario), deterministic=False)
+    except OperatorError as exc:
+        return exc
+    except (Violation, StoreError):
+        return None
+    return None
+
+
+def shrink_crash(error: OperatorError, *, max_tries: int = 2000,
+                 max_seconds: float | None = None) -> OperatorError:
+    """`error` (raised by `error.scenario`) again, from a smaller scenario that makes the
+    same component raise; the scenario kept is the returned error's `scenario`."""
+    scenario = error.scenario
+    if scenario is None:
+        return error
+    deadline = None if max_seconds is None else time.monotonic() + max_seconds
+    current, tried, improved = scenario, 0, True
+    while improved and tried < max_tries and not _past(deadline):
+        improved = False
+        for candidate in _candidates(current):
+            tried += 1
+            found = crash_of(candidate)
+            if found is not None and found.component == error.component:
+                current, error, improved = candidate, found, True
+                break
+            if tried >= max_tries or _past(deadline):
+                break
+    error.scenario = current
+    return error
 
 
 def _past(deadline: float | None) -> bool:
