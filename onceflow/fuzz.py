@@ -226,15 +226,18 @@ def fuzz(*, budget: float, mode: str | None = None, sink: str | None = None,
     except OperatorError as exc:
         # Hypothesis keeps the crash with the fewest draws; simplify the scenario itself
         if shrink and exc.scenario is not None:
-            raise greedy_shrink_crash(exc, max_seconds=POLISH_SECONDS) from None
+            raise greedy_shrink_crash(exc, max_seconds=POLISH_SECONDS,
+                                      keep=tuple(operators or ())) from None
         raise
     except Violation as violation:
-        return _violation_outcome(stats, state, violation, polish=shrink)
+        return _violation_outcome(stats, state, violation, polish=shrink,
+                                  keep=tuple(operators or ()))
     except BaseExceptionGroup as group:  # several distinct failures: report the first
         found = next((e for e in _leaves(group) if isinstance(e, Violation)), None)
         if found is None:
             raise
-        return _violation_outcome(stats, state, found, polish=shrink)
+        return _violation_outcome(stats, state, found, polish=shrink,
+                                  keep=tuple(operators or ()))
     if state["last"] is not None:  # found, and the store failed while shrinking it
         return _violation_outcome(stats, state, state["last"][1], polish=False)
     if state["store_error"] is not None:
@@ -253,7 +256,7 @@ def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
 
 
 def _violation_outcome(stats: FuzzStats, state: dict[str, Any], violation: Violation, *,
-                       polish: bool) -> FuzzOutcome:
+                       polish: bool, keep: tuple[str, ...] = ()) -> FuzzOutcome:
     size, first_s, first_n, first_t = state["first"] or (None, None, None, time.monotonic())
     scenario = state["last"][0] if state["last"] else None
     finding = violation.finding
@@ -261,7 +264,8 @@ def _violation_outcome(stats: FuzzStats, state: dict[str, Any], violation: Viola
         # Hypothesis shrinks the draws; the greedy pass then simplifies the scenario
         # itself (it can trade time for records, which no single draw does)
         try:
-            polished = greedy_shrink(scenario, finding=finding, max_seconds=POLISH_SECONDS)
+            polished = greedy_shrink(scenario, finding=finding, max_seconds=POLISH_SECONDS,
+                                     keep=keep)
         except StoreError:
             polished = None  # the store failed while polishing: keep what Hypothesis shrank
         if polished is not None:
@@ -273,14 +277,14 @@ def _violation_outcome(stats: FuzzStats, state: dict[str, Any], violation: Viola
 
 def baseline(*, budget: float, mutants: tuple[str, ...] = (), mode: str | None = None,
              sink: str | None = None, operators: tuple[str, ...] | None = None,
-             start: int = 0) -> FuzzOutcome:
+             start: int = 0, source: str | None = None) -> FuzzOutcome:
     """The same generator driven by plain random seeds: no database, no shrinking."""
     stats = FuzzStats()
     deadline = stats.started + budget
     n = start
     while time.monotonic() < deadline:
         scenario = scenario_from_seed(n, mode=mode, sink=sink, operators=operators,
-                                      mutants=mutants)
+                                      mutants=mutants, source=source)
         n += 1
         result = run(scenario)
         stats.add(result)

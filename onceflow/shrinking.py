@@ -49,11 +49,14 @@ class ShrinkResult:
 
 def shrink(scenario: Scenario, *, max_tries: int = 2000, max_seconds: float | None = None,
            finding: Finding | None = None,
-           on_step: Callable[[Scenario], None] | None = None) -> ShrinkResult | None:
+           on_step: Callable[[Scenario], None] | None = None,
+           keep: tuple[str, ...] = ()) -> ShrinkResult | None:
     """A smaller scenario violating the same property as `scenario` (None if it passes).
 
     `finding`, when given, is the violation `scenario` is already known to have;
     `max_seconds` bounds the wall time spent (the best scenario so far is kept).
+    Operators named in `keep` (the pins of a search) and every operator a user
+    registered stay in the pipeline: a counterexample is about them.
     """
     finding = finding or violation_of(scenario, deterministic=True)
     if finding is None:
@@ -67,7 +70,7 @@ def shrink(scenario: Scenario, *, max_tries: int = 2000, max_seconds: float | No
     improved = True
     while improved and tried < max_tries and not _past(deadline):
         improved = False
-        for candidate in _candidates(current):
+        for candidate in _candidates(current, keep):
             tried += 1
             found, result = _judge(candidate)
             if found is not None and found.property == finding.property:
@@ -103,7 +106,7 @@ def crash_of(scenario: Scenario) -> OperatorError | None:
 
 
 def shrink_crash(error: OperatorError, *, max_tries: int = 2000,
-                 max_seconds: float | None = None) -> OperatorError:
+                 max_seconds: float | None = None, keep: tuple[str, ...] = ()) -> OperatorError:
     """`error` (raised by `error.scenario`) again, from a smaller scenario that makes the
     same component raise; the scenario kept is the returned error's `scenario`."""
     scenario = error.scenario
@@ -113,7 +116,7 @@ def shrink_crash(error: OperatorError, *, max_tries: int = 2000,
     current, tried, improved = scenario, 0, True
     while improved and tried < max_tries and not _past(deadline):
         improved = False
-        for candidate in _candidates(current):
+        for candidate in _candidates(current, keep):
             tried += 1
             found = crash_of(candidate)
             if found is not None and found.component == error.component:
@@ -136,8 +139,18 @@ def _valid(build: Callable[[], Scenario]) -> Scenario | None:
         return None
 
 
-def _candidates(s: Scenario) -> Iterator[Scenario]:
+def _pinned(s: Scenario, keep: tuple[str, ...]) -> frozenset[str]:
+    """The operator kinds no candidate may drop: `keep`, and those a user registered."""
+    from onceflow.registry import OPERATORS  # noqa: PLC0415
+
+    user = {v.kind for v in s.topology.vertices[1:-1]
+            if v.kind in OPERATORS and not OPERATORS[v.kind].builtin}
+    return frozenset(keep) | user
+
+
+def _candidates(s: Scenario, keep: tuple[str, ...] = ()) -> Iterator[Scenario]:
     options: list[Callable[[], Scenario]] = []
+    pinned = _pinned(s, keep)
     for i in range(len(s.faults)):
         options.append(lambda i=i: evolve(s, faults=s.faults[:i] + s.faults[i + 1:]))
     for i in range(len(s.savepoints)):
@@ -174,6 +187,8 @@ def _candidates(s: Scenario) -> Iterator[Scenario]:
                 options.append(lambda i=i, v=v: evolve(s, topology=_with_vertex(
                     top, i, evolve(v, parallelism=v.parallelism - 1))))
     for i in range(1, len(top.vertices) - 1):
+        if top.vertices[i].kind in pinned:
+            continue
         options.append(lambda i=i: evolve(s, topology=Topology(
             top.vertices[:i] + top.vertices[i + 1:], top.max_parallelism)))
     trades = _timing_trades(s)
