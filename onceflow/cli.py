@@ -409,7 +409,13 @@ def cmd_shrink(args: argparse.Namespace) -> int:
     from onceflow.token import encode  # noqa: PLC0415
 
     scenario = _with_store(load_scenario(args.source), args)
-    outcome = shrink(scenario)
+    keep = tuple(args.operator or ())
+    kinds = {v.kind for v in scenario.topology.vertices[1:-1]}
+    for name in keep:
+        if name not in kinds:
+            raise UsageError(f"--operator {name!r}: the scenario has no such operator (it "
+                             f"has: {', '.join(sorted(kinds)) or 'none'}); drop the pin")
+    outcome = shrink(scenario, keep=keep)
     if outcome is None:
         if args.json:
             print(json.dumps({"status": "clean", "token": encode(scenario)}))
@@ -462,7 +468,9 @@ def cmd_mutants(args: argparse.Namespace) -> int:
                 raise UsageError(f"unknown mutant {name!r}; known: {', '.join(sorted(MUTANTS))}")
     return run_mutants(budget=parse_budget(args.budget), only=tuple(args.only or ()),
                        as_json=args.json, baseline=not args.no_baseline, seed=args.seed,
-                       store=args.store or "memory", db=args.db, corpus_name=args.corpus_name)
+                       store=args.store or "memory", db=args.db, corpus_name=args.corpus_name,
+                       mode=args.mode, sink=args.sink, operators=_operators(args),
+                       source=args.source)
 
 
 def cmd_store(args: argparse.Namespace) -> int:
@@ -647,7 +655,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="namespace of the corpus in a shared Redis (default: the "
                             "[project] name in the nearest pyproject.toml)")
 
-    def pins(p: argparse.ArgumentParser) -> None:
+    def pins(p: argparse.ArgumentParser, *, mutant: bool = True) -> None:
         p.add_argument("--mode", choices=BARRIER_MODES, help="pin the barrier mode")
         p.add_argument("--sink", metavar="NAME",
                        help="pin the sink: a built-in (two_phase, idempotent, append) or a "
@@ -656,8 +664,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="pin the source: the built-in log or a registered one")
         p.add_argument("--operator", action="append", metavar="NAME",
                        help="place this registered operator (repeatable, in pipeline order)")
-        p.add_argument("--mutant", action="append", choices=sorted(MUTANTS), metavar="NAME",
-                       help="switch on a mutant (repeatable): " + ", ".join(sorted(MUTANTS)))
+        if mutant:
+            p.add_argument("--mutant", action="append", choices=sorted(MUTANTS),
+                           metavar="NAME", help="switch on a mutant (repeatable): "
+                           + ", ".join(sorted(MUTANTS)))
 
     def plugin(p: argparse.ArgumentParser) -> None:
         # loaded before parsing (see _plugin_args); accepted after the command too
@@ -686,6 +696,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("shrink", help="shrink a failing token or file to a minimal scenario")
     p.add_argument("source", metavar="TOKEN|FILE")
+    p.add_argument("--operator", action="append", metavar="NAME",
+                   help="keep this operator in the counterexample (repeatable; operators "
+                        "you registered are always kept)")
     p.add_argument("--json", action="store_true")
     stores(p)
     plugin(p)
@@ -717,6 +730,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", default="60s", help="per mutant (default 60s)")
     p.add_argument("--only", action="append", metavar="NAME", help="only this mutant (repeatable)")
     p.add_argument("--no-baseline", action="store_true", help="skip the random-seed baseline")
+    pins(p, mutant=False)
     p.add_argument("--seed", type=_non_negative, default=None)
     p.add_argument("--db", default=None,
                    help="a corpus to share (directory or redis://HOST:PORT/N); default none, "
@@ -734,6 +748,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--watch", type=_watch_every, default=None, metavar="SECONDS",
                    help="print the status again every SECONDS (1-3600) until Ctrl-C")
     p.add_argument("--json", action="store_true", help="one JSON object (a line per --watch)")
+    plugin(p)
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("store", help="what a database kept by --keep-store holds (read only)")
@@ -742,11 +757,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_store)
 
     p = sub.add_parser("report", help="combine reports")
+    plugin(p)
     reports = p.add_subparsers(dest="report_command", metavar="ACTION", parser_class=_Parser)
     reports.required = True
     q = reports.add_parser("merge", help="one report from many `onceflow fuzz --json` reports")
     q.add_argument("reports", nargs="+", metavar="REPORT.json")
     q.add_argument("--json", action="store_true")
+    plugin(q)
     q.set_defaults(func=cmd_report_merge)
 
     p = sub.add_parser("flink", help="run one scenario on real Apache Flink too and compare "
@@ -758,6 +775,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run without the faults and mutants Flink cannot reproduce (each "
                         "dropped one is named on stderr) instead of refusing the scenario")
     _flink_options(p)
+    plugin(p)
     p.set_defaults(func=cmd_flink, store=None, keep_store=None)
 
     p = sub.add_parser("conformance", help="a fixed suite of scenarios on the model and on real "
@@ -765,6 +783,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=_positive, default=None,
                    help="run only the first N scenarios of the suite")
     _flink_options(p)
+    plugin(p)
     p.set_defaults(func=cmd_conformance)
 
     p = sub.add_parser("bench", help="simulated events per second against a bare event loop")

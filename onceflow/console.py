@@ -372,7 +372,13 @@ def _row(name: str, outcome: FuzzOutcome, base: FuzzOutcome | None) -> dict[str,
 
 def run_mutants(*, budget: float, only: tuple[str, ...], as_json: bool, baseline: bool,
                 seed: int | None, store: str = "memory", db: str | None = None,
-                corpus_name: str | None = None) -> int:
+                corpus_name: str | None = None, mode: str | None = None,
+                sink: str | None = None, operators: tuple[str, ...] | None = None,
+                source: str | None = None) -> int:
+    """Fuzz each mutant (pinned to `mode`, `sink`, `operators`, `source` when given: do
+    the re-created bugs still die with your components in the pipeline?)."""
+    pins: dict[str, Any] = {"mode": mode, "sink": sink, "operators": operators,
+                            "source": source}
     names = only or tuple(MUTANTS)
     corpus = open_corpus(db, name=corpus_name)  # none by default: each search starts from scratch
     err = Console(stderr=True)
@@ -381,10 +387,10 @@ def run_mutants(*, budget: float, only: tuple[str, ...], as_json: bool, baseline
         if not as_json:
             err.print(f"[{i + 1}/{len(names)}] {name} ...", highlight=False)
         outcome = fuzz(budget=budget, mutants=(name,), db=corpus,
-                       seed=None if seed is None else seed + i, store=store)
+                       seed=None if seed is None else seed + i, store=store, **pins)
         base = None
         if baseline:
-            base = _baseline(budget, name, seed, i)
+            base = _baseline(budget, name, seed, i, pins)
         row = _row(name, outcome, base)
         row["control"] = _control(outcome)
         if row["control"] is False:
@@ -418,9 +424,10 @@ def _control(outcome: FuzzOutcome) -> bool | None:
     return True
 
 
-def _baseline(budget: float, name: str, seed: int | None, i: int) -> FuzzOutcome:
+def _baseline(budget: float, name: str, seed: int | None, i: int,
+              pins: dict[str, Any] | None = None) -> FuzzOutcome:
     start = (seed or 0) * 1_000_003 + i * 10_007
-    return baseline(budget=budget, mutants=(name,), start=start)
+    return baseline(budget=budget, mutants=(name,), start=start, **(pins or {}))
 
 
 def _print_mutants(rows: list[dict[str, Any]]) -> None:
