@@ -135,3 +135,82 @@ def test_a_write_at_the_moment_of_the_fork_is_placed_by_the_store_log() -> None:
     events = [e for r in info.value.finding.records for e in r.events]
     assert any("before the fork, on the original timeline" in e for e in events), events
     assert any("after restore from savepoint" in e for e in events), events
+
+
+# -- issue 10 leftovers: pins kept by the shrinker, --plugin after every command -----------
+
+def _failing_with(operator: str) -> Scenario:
+    """A scenario whose bug is in the sink (writer-side document ids), with `operator`
+    in the pipeline: dropping the operator would keep the failure."""
+    for seed in range(60):
+        scenario = scenario_from_seed(seed, max_faults=4, sink="es_autogen_id",
+                                      operators=[operator])
+        try:
+            onceflow.check(onceflow.run(scenario), deterministic=False)
+        except onceflow.Violation:
+            return scenario
+    raise AssertionError("no failing scenario in 60 seeds")
+
+
+def test_the_shrinker_keeps_the_operators_a_user_registered() -> None:
+    from onceflow.shrinking import shrink
+
+    scenario = _failing_with("release_on_commit_fixed")
+    shrunk = shrink(scenario, max_seconds=60)
+    assert shrunk is not None
+    kinds = [v.kind for v in shrunk.scenario.topology.vertices]
+    assert "release_on_commit_fixed" in kinds, kinds
+
+
+def test_the_shrinker_keeps_a_pinned_builtin_operator_and_drops_it_unpinned() -> None:
+    from onceflow.shrinking import shrink
+
+    scenario = _failing_with("map")
+    kept = shrink(scenario, max_seconds=60, keep=("map",))
+    assert kept is not None and "map" in [v.kind for v in kept.scenario.topology.vertices]
+    free = shrink(scenario, max_seconds=60)
+    assert free is not None and "map" not in [v.kind for v in free.scenario.topology.vertices]
+
+
+def test_shrink_command_refuses_a_pin_the_scenario_lacks(capsys: Any) -> None:
+    from onceflow.token import encode
+
+    token = encode(_failing_with("map"))
+    assert main(["shrink", token, "--operator", "window"]) == 2
+    assert "the scenario has no such operator" in capsys.readouterr().err
+
+
+def test_mutants_pass_their_pins_to_the_search(monkeypatch: Any) -> None:
+    import onceflow.console as console
+
+    seen: list[dict[str, Any]] = []
+
+    def fake_fuzz(**kwargs: Any) -> Any:
+        seen.append(kwargs)
+        return console.FuzzOutcome("clean", console.FuzzStats(), 0.0)
+
+    monkeypatch.setattr(console, "fuzz", fake_fuzz)
+    monkeypatch.setattr(console, "baseline", lambda **kw: seen.append(kw) or fake_fuzz())
+    main(["mutants", "--only", "committer-not-idempotent", "--budget", "1s", "--sink",
+          "jdbc_commit_on_snapshot_fixed", "--operator", "release_on_commit_fixed",
+          "--source", "kafka_offset_off_by_one_fixed", "--plugin", "user_connectors"])
+    assert seen and all(kw["sink"] == "jdbc_commit_on_snapshot_fixed"
+                        and kw["operators"] == ("release_on_commit_fixed",)
+                        and kw["source"] == "kafka_offset_off_by_one_fixed"
+                        for kw in seen if "sink" in kw)
+
+
+@pytest.mark.parametrize("argv", [
+    ["status", "--plugin", "user_connectors"],
+    ["report", "--plugin", "user_connectors", "merge", "a.json"],
+    ["report", "merge", "a.json", "--plugin", "user_connectors"],
+    ["flink", "--plugin", "user_connectors"],
+    ["conformance", "--plugin", "user_connectors"],
+    ["bench", "--plugin", "user_connectors"],
+    ["mutants", "--plugin", "user_connectors"],
+])
+def test_plugin_is_accepted_after_every_command(argv: list[str]) -> None:
+    from onceflow.cli import _plugin_args, build_parser
+
+    build_parser().parse_args(argv)  # accepted (no usage error), and loaded first:
+    assert _plugin_args(argv) == ["user_connectors"]
