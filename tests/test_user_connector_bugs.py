@@ -214,3 +214,27 @@ def test_plugin_is_accepted_after_every_command(argv: list[str]) -> None:
 
     build_parser().parse_args(argv)  # accepted (no usage error), and loaded first:
     assert _plugin_args(argv) == ["user_connectors"]
+
+
+def test_the_report_of_an_upsert_with_sink_chosen_keys_renders(tmp_path: Path,
+                                                               capsys: Any) -> None:
+    """An upsert's operation carries (records, keys): the timeline and the diagram read
+    the records, not the keys (it was an internal error on replay)."""
+    from onceflow.token import encode
+
+    token = next(encode(s) for s in (scenario_from_seed(seed, max_faults=4,
+                                                        sink="es_autogen_id")
+                                     for seed in range(40))
+                 if _fails(s))
+    assert main(["replay", token, "--html", str(tmp_path / "d.html")]) == 1
+    out, err = capsys.readouterr()
+    assert "exactly_once violated: duplicate" in out and "internal error" not in err
+    assert (tmp_path / "d.html").stat().st_size > 1000
+
+
+def _fails(scenario: Scenario) -> bool:
+    try:
+        onceflow.check(onceflow.run(scenario), deterministic=False)
+    except onceflow.Violation:
+        return True
+    return False

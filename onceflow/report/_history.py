@@ -55,6 +55,13 @@ def _completion(events: list[Event], snapshot: Snapshot) -> int:
     return sum(1 for e in events if e[0] <= snapshot.completed)
 
 
+def op_records(op: tuple[Any, ...]) -> list[Any]:
+    """The records a store write operation carries: ("write", now, txn, records),
+    ("append", now, records), ("upsert", now, records, keys)."""
+    records = op[3] if op[0] == "write" else op[2]
+    return list(records or ())
+
+
 @frozen
 class Offenders:
     """The offending record ids of a finding, and where they show on a timeline."""
@@ -72,7 +79,7 @@ class Offenders:
         for op in result.store.ops if wanted else ():
             if op[0] not in ("write", "append", "upsert"):
                 continue
-            hit = tuple(r.id for r in op[-1] if r.id in wanted)
+            hit = tuple(r.id for r in op_records(op) if r.id in wanted)
             if hit:
                 txn = op[2] if op[0] == "write" else ""
                 writes.append((op[1], txn, hit))

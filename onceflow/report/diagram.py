@@ -21,7 +21,7 @@ from attrs import define, field
 from onceflow.errors import OnceflowError
 from onceflow.model.simulation import RunResult
 from onceflow.properties.violation import Finding
-from onceflow.report._history import RESTORED, Event, Offenders, events_of
+from onceflow.report._history import RESTORED, Event, Offenders, events_of, op_records
 from onceflow.report.timeline import described
 
 __all__ = ["write_html"]
@@ -282,8 +282,10 @@ def _add_barriers(out: dict[str, Series],
 
 def _add_store_writes(out: dict[str, Series], result: RunResult, offenders: Offenders) -> None:
     for op in result.store.ops:
-        records = op[-1]
-        if op[0] not in ("write", "append", "upsert") or not records:
+        if op[0] not in ("write", "append", "upsert"):
+            continue
+        records = op_records(op)
+        if not records:
             continue
         txn = f" in txn {op[2]}" if op[0] == "write" else ""
         span = records[0].id if len(records) == 1 else f"{records[0].id}..{records[-1].id}"
