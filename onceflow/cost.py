@@ -64,11 +64,8 @@ def _flows(scenario: "Scenario") -> list[int]:
             flow *= v.parallelism
         out.append(flow)
         spec = OPERATORS.get(v.kind)
-        if spec is not None and spec.ids == "multiply":
-            flow *= max(v.param, 1)
-        elif v.kind == "window" and v.param > 1:
-            # a window of n records emits one per n of a key, and one per key at the end
-            flow = min(flow, flow // v.param + scenario.workload.keys * v.parallelism)
+        if spec is not None:  # what the operator declares it emits (one per record in)
+            flow = spec.most_output(flow, v.param, scenario.workload.keys)
     return out
 
 

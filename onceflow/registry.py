@@ -97,6 +97,30 @@ class OperatorSpec:
     #: keyed only: maps a key's value in snapshot_state() to the fold's state[key], or to
     #: None where the key holds nothing yet (None: compared as it is)
     state_view: Callable[[Any], Any] | None = None
+    #: the values a scenario may give its `param` (Vertex validation), and what the
+    #: param means (named in the message when a value is out of range)
+    param_bounds: tuple[int, int] = (0, 1_000_000)
+    param_name: str = "param"
+    #: the most records it emits for `records` records in, given its param and the
+    #: number of keys: `output_bound(records, param, keys)` (None: one out per record
+    #: in); the cost estimate and the record-visit bound follow it
+    output_bound: Callable[[int, int, int], int] | None = None
+
+    def most_output(self, records: int, param: int, keys: int) -> int:
+        """The most records it emits for `records` in (see `output_bound`)."""
+        if self.output_bound is None:
+            return records
+        try:
+            out = self.output_bound(records, param, keys)
+        except Exception as exc:  # user code: named as the operator's error
+            raise RegistrationError(f"operator {self.name!r}: output_bound({records}, {param}, "
+                                    f"{keys}) raised {type(exc).__name__}: {exc}; make it "
+                                    "return the most records out as an int") from exc
+        if isinstance(out, bool) or not isinstance(out, int) or out < 0:
+            raise RegistrationError(f"operator {self.name!r}: output_bound({records}, {param}, "
+                                    f"{keys}) returned {str(out)[:40]!r}; it must return a "
+                                    "non-negative int (the most records out)")
+        return out
 
     @property
     def changes_ids(self) -> bool:
@@ -186,6 +210,8 @@ def register_operator(name: str, *, factory: Callable[[int], Any],
                       params: tuple[int, int] = (0, 0), ids: str | None = None,
                       aggregate: str | None = None, order_dependent_state: bool = False,
                       state_view: Callable[[Any], Any] | None = None,
+                      param_bounds: tuple[int, int] = (0, 1_000_000), param_name: str = "param",
+                      output_bound: Callable[[int, int, int], int] | None = None,
                       _builtin: bool = False) -> OperatorSpec:
     """Make `Vertex(uid, name, ...)` run `factory(param)`; `fold` (and `flush`) is its oracle.
 
@@ -196,6 +222,10 @@ def register_operator(name: str, *, factory: Callable[[int], Any],
     OPERATOR_AGGREGATES), `order_dependent_state=True` (consistent cuts compare its
     state only where the topology fixes order and no end of input is in flight) and
     `state_view` (maps a key's snapshot value to the fold's state[key], None: idle).
+    `param_bounds=(lo, hi)` is what a scenario may set its `param` to (`param_name`
+    says what it means, for messages); `output_bound(records, param, keys)` is the most
+    records it emits for `records` in (None: one per record), which the cost budget
+    counts: an operator that emits more than one record per input must declare it.
     """
     if not _builtin:
         _check_name(name, OPERATORS, "operator")
@@ -234,6 +264,19 @@ def register_operator(name: str, *, factory: Callable[[int], Any],
         if order_dependent_state:
             raise RegistrationError(f"operator {name!r} declares order_dependent_state but is "
                                     "not keyed: register it with keyed=True, or drop it")
+    if (not isinstance(param_bounds, tuple) or len(param_bounds) != 2
+            or not all(isinstance(p, int) and not isinstance(p, bool) for p in param_bounds)
+            or not 0 <= param_bounds[0] <= param_bounds[1] <= 1_000_000
+            or not param_bounds[0] <= params[0] <= params[1] <= param_bounds[1]):
+        raise RegistrationError(f"operator {name!r}: param_bounds must be a (lo, hi) pair of "
+                                f"integers with 0 <= lo <= hi <= 1000000 that holds params "
+                                f"{params!r}, got {param_bounds!r}")
+    if not isinstance(param_name, str) or not param_name or len(param_name) > 40:
+        raise RegistrationError(f"operator {name!r}: param_name must be a short description "
+                                "of what param means (at most 40 characters)")
+    if output_bound is not None and not callable(output_bound):
+        raise RegistrationError(f"operator {name!r}: output_bound must be a callable "
+                                "output_bound(records, param, keys) -> most records out, or None")
     declared = _declared_state_kind(factory)
     if declared is not ... and declared not in _STATE_KINDS:
         raise RegistrationError(f"operator {name!r}: {factory.__name__}.state_kind is "
@@ -245,7 +288,8 @@ def register_operator(name: str, *, factory: Callable[[int], Any],
                                 "it), or keep operator state as state_kind = 'list'")
     spec = OperatorSpec(name, factory, fold, keyed, flush, params,
                         "" if _builtin else _caller_module(), _builtin, ids, aggregate,
-                        order_dependent_state, state_view)
+                        order_dependent_state, state_view, param_bounds, param_name,
+                        output_bound)
     OPERATORS[name] = spec
     return spec
 
@@ -434,21 +478,35 @@ def _window_view(value: Any) -> Any:
     return None if view == (0, 0, 0) else view
 
 
+def _fan_out(records: int, param: int, keys: int) -> int:
+    """A flat_map emits `param` records per record."""
+    return records * max(param, 1)
+
+
+def _window_output(records: int, param: int, keys: int) -> int:
+    """A count window of `param` records emits one per `param` records of a key, and at
+    most one per key at the end of input (never more than it read)."""
+    return min(records, records // max(param, 1) + keys)
+
+
 def _register_builtins() -> None:
     ops = lambda: _model("operators")  # noqa: E731
     sinks = lambda: _model("sinks")  # noqa: E731
     register_operator("map", factory=lambda p: ops().MapOperator(p), fold=_map,
                       params=(0, 3), ids="keep", _builtin=True)
     register_operator("filter", factory=lambda p: ops().FilterOperator(p), fold=_filter,
-                      params=(1, 3), ids="drop", _builtin=True)
+                      params=(1, 3), ids="drop", param_bounds=(1, 1_000_000),
+                      param_name="modulus", _builtin=True)
     register_operator("flat_map", factory=lambda p: ops().FlatMapOperator(p), fold=_flat_map,
-                      params=(1, 3), ids="multiply", _builtin=True)
+                      params=(1, 3), ids="multiply", param_bounds=(1, 8), param_name="fan-out",
+                      output_bound=_fan_out, _builtin=True)
     register_operator("reduce", factory=lambda p: ops().ReduceOperator(), fold=_reduce,
                       keyed=True, ids="keep", aggregate="max", _builtin=True)
     register_operator("window", factory=lambda p: ops().WindowOperator(p), fold=_window,
                       flush=_window_flush, keyed=True, params=(1, 4), ids="replace",
                       aggregate="sum", order_dependent_state=True, state_view=_window_view,
-                      _builtin=True)
+                      param_bounds=(1, 1_000_000), param_name="size in records",
+                      output_bound=_window_output, _builtin=True)
     register_sink("append", factory=lambda: sinks().AppendSink(), kind="append", _builtin=True)
     register_sink("idempotent", factory=lambda: sinks().IdempotentSink(), kind="idempotent",
                   _builtin=True)

@@ -138,12 +138,12 @@ class Vertex:
         _check_int("parallelism", self.parallelism, 1, MAX_PARALLELISM_LIMIT)
         _check_choice("edge", self.edge, EDGE_KINDS)
         _check_int("param", self.param, 0, 1_000_000)
-        if self.kind == "filter" and self.param < 1:
-            _fail("param", "a filter needs a modulus of at least 1")
-        if self.kind == "flat_map" and not 1 <= self.param <= 8:
-            _fail("param", "a flat_map's fan-out must be between 1 and 8")
-        if self.kind == "window" and self.param < 1:
-            _fail("param", "a window needs a size of at least 1 record")
+        spec = OPERATORS.get(self.kind)
+        if spec is not None:  # what the operator declares its param may be
+            lo, hi = spec.param_bounds
+            if not lo <= self.param <= hi:
+                _fail("param", f"operator {self.kind!r} takes a {spec.param_name} between "
+                               f"{lo} and {hi}, got {self.param}")
 
     @property
     def keyed(self) -> bool:
@@ -512,8 +512,9 @@ class Scenario:
         """Bound what a valid scenario can cost: a short token must not exhaust memory."""
         visits = record_visits(self.topology, self.workload.records)
         if visits > MAX_RECORD_VISITS:
-            amplifiers = [f"{v.uid} (flat_map) x{v.param}" for v in self.topology.vertices
-                          if v.kind == "flat_map" and v.param > 1]
+            amplifiers = [f"{v.uid} ({v.kind}) x{v.param}" for v in self.topology.vertices
+                          if v.kind in OPERATORS and OPERATORS[v.kind].most_output(
+                              1, v.param, 1) > 1]
             amplifiers += [f"{v.uid} (broadcast edge) x{v.parallelism}"
                            for v in self.topology.vertices[1:]
                            if v.edge == "broadcast" and v.parallelism > 1]
@@ -605,16 +606,18 @@ def record_visits(topology: Topology, records: int) -> int:
     """How many times records enter a vertex in one uninterrupted run, at most.
 
     Every record enters the source; a broadcast edge copies what crosses it to each
-    subtask; a flat_map multiplies what leaves it by its fan-out.  Filters and
-    windows only reduce, and user operators are counted as one record out per in.
+    subtask; an operator emits what its `output_bound` declares (a flat_map
+    multiplies by its fan-out), one record out per in if it declares none; the
+    number of keys is taken as the number of records (the most).
     """
     flow, total = records, 0
     for i, v in enumerate(topology.vertices):
         if i and v.edge == "broadcast":
             flow *= v.parallelism
         total += flow
-        if v.kind == "flat_map":
-            flow *= max(v.param, 1)
+        spec = OPERATORS.get(v.kind)
+        if spec is not None:
+            flow = max(flow, spec.most_output(flow, v.param, flow))
     return total
 
 

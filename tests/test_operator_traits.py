@@ -19,13 +19,17 @@ BUILTINS = ("map", "filter", "flat_map", "reduce", "window")
 #: what each built-in declares, spelled out as a user would
 TRAITS: dict[str, dict[str, Any]] = {
     "map": {"ids": "keep"},
-    "filter": {"ids": "drop"},
-    "flat_map": {"ids": "multiply"},
+    "filter": {"ids": "drop", "param_bounds": (1, 1_000_000), "param_name": "modulus"},
+    "flat_map": {"ids": "multiply", "param_bounds": (1, 8), "param_name": "fan-out",
+                 "output_bound": lambda records, param, keys: records * max(param, 1)},
     "reduce": {"keyed": True, "ids": "keep", "aggregate": "max"},
     "window": {"keyed": True, "ids": "replace", "aggregate": "sum",
                "order_dependent_state": True,
                "state_view": lambda value: None if tuple(value[:3]) == (0, 0, 0)
-               else tuple(value[:3])},
+               else tuple(value[:3]),
+               "param_bounds": (1, 1_000_000), "param_name": "size in records",
+               "output_bound": lambda records, param, keys: min(records,
+                                                                records // max(param, 1) + keys)},
 }
 
 
@@ -63,9 +67,10 @@ def test_the_builtins_declare_their_traits() -> None:
     for name, traits in TRAITS.items():
         spec = OPERATORS[name]
         for trait, value in traits.items():
-            if trait != "state_view":
+            if trait not in ("state_view", "output_bound"):
                 assert getattr(spec, trait) == value, (name, trait)
         assert (spec.state_view is not None) == ("state_view" in traits)
+        assert (spec.output_bound is not None) == ("output_bound" in traits)
 
 
 @pytest.mark.parametrize("mode", [None, "at_least_once"])
@@ -121,3 +126,74 @@ def test_a_bad_trait_is_refused_with_the_fix(traits: dict[str, Any], fix: str) -
     with pytest.raises(RegistrationError, match=fix):
         register_operator("bad_traits", factory=spec.factory, fold=spec.fold, **traits)
     assert "bad_traits" not in OPERATORS
+
+
+def test_a_user_operator_declaring_a_builtins_traits_is_costed_like_it() -> None:
+    from onceflow.cost import estimate  # noqa: PLC0415
+    from onceflow.scenario import record_visits  # noqa: PLC0415
+
+    for seed in range(40):
+        scenario = scenario_from_seed(seed)
+        mine = _as_user(scenario)
+        assert estimate(mine) == estimate(scenario), seed
+        assert (record_visits(mine.topology, 1000)
+                == record_visits(scenario.topology, 1000)), seed
+    for chain in (["flat_map", "window"], ["window", "flat_map"]):
+        scenario = scenario_from_seed(3, operators=chain)
+        assert estimate(_as_user(scenario)) == estimate(scenario)
+
+
+@pytest.mark.parametrize("kind, param", [("filter", 0), ("flat_map", 0), ("flat_map", 9),
+                                         ("window", 0)])
+def test_a_user_operator_declaring_a_builtins_params_is_validated_like_it(kind: str,
+                                                                           param: int) -> None:
+    with pytest.raises(onceflow.ScenarioError) as builtin:
+        onceflow.Vertex("op", kind, 1, "hash", param)
+    with pytest.raises(onceflow.ScenarioError) as mine:
+        onceflow.Vertex("op", f"my_{kind}", 1, "hash", param)
+    assert str(mine.value).replace(f"my_{kind}", kind) == str(builtin.value)
+    assert OPERATORS[kind].param_name in str(builtin.value)
+
+
+def test_an_operator_that_emits_more_than_it_reads_is_costed_by_its_declaration() -> None:
+    spec = OPERATORS["map"]
+    register_operator("my_tenfold", factory=spec.factory, fold=spec.fold, ids="multiply",
+                      output_bound=lambda records, param, keys: 10 * records)
+    try:
+        base = Scenario()
+        vertices = base.topology.vertices
+        tenfold = attrs.evolve(vertices[1], kind="my_tenfold")
+        plain = Scenario(topology=Topology((vertices[0], attrs.evolve(vertices[1], kind="map"))
+                                           + vertices[2:]))
+        loud = Scenario(topology=Topology((vertices[0], tenfold) + vertices[2:]))
+        from onceflow.cost import estimate  # noqa: PLC0415
+
+        assert estimate(loud).record_visits > 5 * estimate(plain).record_visits
+    finally:
+        OPERATORS.pop("my_tenfold", None)
+
+
+@pytest.mark.parametrize("traits, fix", [
+    ({"param_bounds": (5, 2)}, "param_bounds must be"),
+    ({"params": (0, 3), "param_bounds": (1, 8)}, "param_bounds must be"),
+    ({"param_name": ""}, "param_name must be"),
+    ({"output_bound": 3}, "output_bound must be a callable"),
+])
+def test_a_bad_param_declaration_is_refused_with_the_fix(traits: dict[str, Any], fix: str) -> None:
+    spec = OPERATORS["map"]
+    with pytest.raises(RegistrationError, match=fix):
+        register_operator("bad_params", factory=spec.factory, fold=spec.fold, **traits)
+    assert "bad_params" not in OPERATORS
+
+
+def test_an_output_bound_that_raises_is_named() -> None:
+    spec = OPERATORS["map"]
+    register_operator("my_raising", factory=spec.factory, fold=spec.fold,
+                      output_bound=lambda records, param, keys: 1 // 0)
+    try:
+        vertices = Scenario().topology.vertices
+        with pytest.raises(RegistrationError, match="my_raising.*output_bound.*ZeroDivision"):
+            Scenario(topology=Topology((vertices[0], attrs.evolve(vertices[1], kind="my_raising"))
+                                       + vertices[2:]))
+    finally:
+        OPERATORS.pop("my_raising", None)
