@@ -6,7 +6,10 @@ to run and judge it (issue 14).  A benchmark, not a test: run it on a quiet mach
 For each shape the records are raised (binary search) to the most the scenario's
 validation admits, with keys = records (the oracle's worst case), a 0.5 ms checkpoint
 interval and zero latencies (the most checkpoints, so the most restores); each
-scenario is run and judged in a fresh process (peak RSS is that process's).
+scenario is run and judged in a fresh process (peak RSS is that process's).  Prints
+CPU time (the child's user + system time: what a busy machine does not inflate much),
+wall time and peak RSS per shape, and PASS or FAIL against the target: judged in at
+most 60 s and 2 GiB (CPU time stands in for the time on a quiet machine).
 """
 
 from __future__ import annotations
@@ -85,8 +88,10 @@ def judge(scenario_json: str) -> dict[str, Any]:
 
     scenario = Scenario.from_json(scenario_json)
     started = time.perf_counter()
+    cpu_started = time.process_time()
     result = run(scenario)
     ran = time.perf_counter() - started
+    ran_cpu = time.process_time() - cpu_started
     restores = [0]
     verdict = "clean"
     try:
@@ -94,10 +99,17 @@ def judge(scenario_json: str) -> dict[str, Any]:
     except (Violation, OperatorError) as exc:
         verdict = type(exc).__name__
     total = time.perf_counter() - started
+    total_cpu = time.process_time() - cpu_started
     return {"run_seconds": round(ran, 2), "judge_seconds": round(total, 2),
+            "run_cpu_seconds": round(ran_cpu, 2), "judge_cpu_seconds": round(total_cpu, 2),
             "status": result.status, "events": len(result.trace),
             "snapshots": len(result.snapshots), "restores": restores[0], "verdict": verdict,
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}
+
+
+#: the target (issue 14): any admitted scenario runs and is judged within these
+LIMIT_SECONDS = 60.0
+LIMIT_MIB = 2048
 
 
 def main() -> None:
@@ -118,14 +130,24 @@ def main() -> None:
         row = {"shape": shape, "records": scenario.workload.records,
                "estimated_run_units": int(cost.run_units),
                "estimated_judge_units": int(cost.judge_units), **json.loads(out.stdout)}
+        row["pass"] = (row["judge_cpu_seconds"] <= LIMIT_SECONDS
+                       and row["peak_rss_mib"] <= LIMIT_MIB)
         rows.append(row)
         if not args.json:
-            print(f"{shape:7} records {row['records']:>7}  run {row['run_seconds']:>6} s  "
-                  f"run+judge {row['judge_seconds']:>6} s  peak {row['peak_rss_mib']:>5} MiB  "
-                  f"events {row['events']:>8}  snapshots {row['snapshots']:>5}  restores "
-                  f"{row['restores']:>3}  {row['status']}, {row['verdict']}", flush=True)
+            print(f"{shape:7} records {row['records']:>7}  run+judge CPU "
+                  f"{row['judge_cpu_seconds']:>6} s (run {row['run_cpu_seconds']:>5} s)  wall "
+                  f"{row['judge_seconds']:>6} s  peak {row['peak_rss_mib']:>5} MiB  events "
+                  f"{row['events']:>8}  snapshots {row['snapshots']:>5}  restores "
+                  f"{row['restores']:>3}  {row['status']}, {row['verdict']}  "
+                  f"{'PASS' if row['pass'] else 'FAIL'}", flush=True)
     if args.json:
         print(json.dumps(rows, indent=2))
+    else:
+        worst = max(rows, key=lambda r: r["judge_cpu_seconds"])
+        print(f"{'PASS' if all(r['pass'] for r in rows) else 'FAIL'}: the slowest shape "
+              f"({worst['shape']}) took {worst['judge_cpu_seconds']} s CPU against "
+              f"{LIMIT_SECONDS:g} s; the largest peak was "
+              f"{max(r['peak_rss_mib'] for r in rows)} MiB against {LIMIT_MIB} MiB")
 
 
 if __name__ == "__main__":
