@@ -188,8 +188,7 @@ def restore(result: RunResult, snapshot: Snapshot, parallelism: int | None = Non
             isinstance(s, SavepointRequest) for s in savepoints):
         raise RestoreError("savepoints must be a tuple of onceflow.SavepointRequest")
     _check_compatible(snapshot, topology)
-    restored_scenario = evolve(scenario, topology=topology, savepoints=savepoints, faults=(),
-                               **_no_rescales(scenario))
+    restored_scenario = _restored_scenario(scenario, topology, savepoints)
     label = _fork_label(result, snapshot, parallelism) + ("-rollback" if into == "rollback" else "")
     if into == "rollback":
         if at is None or at >= result.end_time:
@@ -212,6 +211,26 @@ def restore(result: RunResult, snapshot: Snapshot, parallelism: int | None = Non
     job.restored_into = into
     job.run()
     return _finish(job, restored_scenario, parent=result, restored_from=snapshot)
+
+
+#: restored scenarios of the last few runs: every restore of a run has the same one
+#: (validating a scenario costs as much as a small restored timeline)
+_RESTORED: dict[tuple[Scenario, Topology, tuple[SavepointRequest, ...]], Scenario] = {}
+
+
+def _restored_scenario(scenario: Scenario, topology: Topology,
+                       savepoints: tuple[SavepointRequest, ...]) -> Scenario:
+    """The scenario a restored timeline runs: the job's (rescaled or upgraded) graph, its
+    own savepoints, no faults and no rescale chain (a frozen value: shared safely)."""
+    key = (scenario, topology, savepoints)
+    hit = _RESTORED.get(key)
+    if hit is None:
+        hit = evolve(scenario, topology=topology, savepoints=savepoints, faults=(),
+                     **_no_rescales(scenario))
+        if len(_RESTORED) >= 32:
+            _RESTORED.clear()
+        _RESTORED[key] = hit
+    return hit
 
 
 def _no_rescales(scenario: Scenario) -> dict[str, object]:

@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol
 
 from onceflow.components.sinkv2 import COMMIT_RETRIES, SinkV2
 from onceflow.model.records import Record
@@ -156,8 +156,41 @@ class TwoPhaseCommitSink(SinkV2):
     """
 
 
+#: what `_accepts` and `_takes_argument` found, per function (inspect.signature costs
+#: more than building a sink; a restored timeline builds one per subtask)
+_SIGNATURES: dict[Any, bool] = {}
+
+
+def _signature_key(fn: Any, what: Any) -> Any:
+    """A cache key for a signature question about `fn`: its function (a bound method's
+    signature is the same for every instance of its class), or None (not cacheable)."""
+    func = getattr(fn, "__func__", None)
+    key = (func, True, what) if func is not None else (fn, False, what)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _cached(fn: Any, what: Any, ask: Callable[[Any], bool]) -> bool:
+    key = _signature_key(fn, what)
+    if key is None:
+        return ask(fn)
+    hit = _SIGNATURES.get(key)
+    if hit is None:
+        if len(_SIGNATURES) >= 512:
+            _SIGNATURES.clear()
+        hit = _SIGNATURES[key] = ask(fn)
+    return hit
+
+
 def _accepts(fn: Any, count: int) -> bool:
     """Can `fn` be called with `count` positional arguments?"""
+    return _cached(fn, count, lambda f: _accepts_now(f, count))
+
+
+def _accepts_now(fn: Any, count: int) -> bool:
     import inspect  # noqa: PLC0415
 
     try:
@@ -180,6 +213,11 @@ def make_sink(kind: str, store: Any = None) -> Any:
 
 
 def _takes_argument(factory: Any) -> bool:
+    """Does `factory` take a positional argument (the store)?"""
+    return _cached(factory, "argument", _takes_argument_now)
+
+
+def _takes_argument_now(factory: Any) -> bool:
     import inspect  # noqa: PLC0415
 
     try:

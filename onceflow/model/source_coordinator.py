@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable
 
 from onceflow.model.log import LogClient, produced_log
-from onceflow.model.sources import DefaultEnumerator, Split, SplitEnumerator
+from onceflow.model.sources import DefaultEnumerator, Split, SplitEnumerator, conforms
 from onceflow.registry import SOURCES
 
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ class SourceCoordinator:
     def _create(self, restored: list[Split] | None) -> None:
         factory = self.spec.enumerator or DefaultEnumerator
         enumerator = factory(self, restored)
-        if not isinstance(enumerator, SplitEnumerator):
+        if not conforms(enumerator, SplitEnumerator):
             missing = [m for m in ("start", "add_reader", "handle_split_request",
                                    "add_splits_back", "snapshot_state", "close")
                        if not callable(getattr(enumerator, m, None))]

@@ -147,6 +147,24 @@ class SplitEnumerator(Protocol):
         """The job ended, or the enumerator is replaced by a restored one."""
 
 
+#: (class, protocol) pairs whose class itself has every member of the protocol
+_CONFORMING: set[tuple[type, type]] = set()
+
+
+def conforms(obj: Any, protocol: type) -> bool:
+    """`isinstance(obj, protocol)` for a runtime-checkable protocol, remembered per class
+    when the class itself has every member (a protocol check costs more than building a
+    reader, and a restored timeline builds one per subtask)."""
+    key = (type(obj), protocol)
+    if key in _CONFORMING:
+        return True
+    if not isinstance(obj, protocol):
+        return False
+    if isinstance(type(obj), protocol):  # the class has the members: so has every instance
+        _CONFORMING.add(key)
+    return True
+
+
 def initial_splits(client: "LogClient", start: "StartPosition",
                    ends: dict[int, int]) -> list[Split]:
     """Every partition as a split from the declared start position to `ends`, the

@@ -22,7 +22,7 @@ from onceflow.model.log import LogClient
 from onceflow.model.records import END_OF_INPUT as END_MARKER
 from onceflow.model.records import Barrier, CancelMarker, Record
 from onceflow.model.source_coordinator import SourceProtocolError, check_splits
-from onceflow.model.sources import END_OF_INPUT, INPUT_STATUSES, SourceReader, Split
+from onceflow.model.sources import END_OF_INPUT, INPUT_STATUSES, SourceReader, Split, conforms
 
 if TYPE_CHECKING:
     import simpy
@@ -595,7 +595,7 @@ class SourceTask(Task):
         self.client = LogClient(sources.log, self._now)
         spec = sources.spec
         reader = spec.factory()
-        if not isinstance(reader, SourceReader):
+        if not conforms(reader, SourceReader):
             missing = [m for m in ("open", "add_splits", "start", "poll_next",
                                    "notify_no_more_splits", "snapshot_state",
                                    "notify_checkpoint_complete", "close")
