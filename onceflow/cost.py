@@ -212,11 +212,12 @@ ORACLE_UNITS = 20.0
 STATE_UNITS = 3.0
 #: Budget of one run (events plus record visits): a run's trace and memory follow it.
 MAX_RUN_UNITS = 4_000_000
-#: Budget of judging (see `Cost.judge_units`): ~0.5 us of CPU a unit, so the most
-#: expensive admitted scenario of each shape is judged in about 20 s of CPU (the target
-#: is 60 s and 2 GiB on a 2-core machine; benchmarks/cost_bounds.py).  The generator's
-#: scenarios stay far below it (the largest of 2,000 draws: ~6M).
-MAX_JUDGE_UNITS = 40_000_000
+#: Budget of judging (see `Cost.judge_units`): 0.3-0.8 us of CPU a unit (the most for
+#: wide topologies: 96 tasks), so the most expensive admitted scenario of each shape is
+#: judged in about 20 s of CPU (the target is 60 s and 2 GiB on a 2-core machine;
+#: benchmarks/cost_bounds.py).  The generator's scenarios stay far below it (the
+#: largest of 2,000 draws: ~7.7M; its largest topology at 120 records: ~21M).
+MAX_JUDGE_UNITS = 28_000_000
 
 
 def estimate(scenario: "Scenario") -> Cost:
