@@ -43,7 +43,7 @@ MUTANTS: dict[str, Mutant] = {m.name: m for m in (
     Mutant("recovery-skips-latest-checkpoint", "FLINK-22502, FLINK-5940",
            "a recovered job manager cannot retrieve its latest checkpoint and recovers from "
            "an older one (or none): transactions the latest one committed are replayed",
-           "duplicate", "model/job.py: Job.restart"),
+           "duplicate", "model/job.py: Job.finished_flag_lost"),
     Mutant("final-notification-exact", "FLIP-147",
            "a finished task waits for the notification of exactly its final checkpoint; "
            "when that notification is lost, a later checkpoint's does not release it and "
@@ -186,6 +186,24 @@ MUTANTS: dict[str, Mutant] = {m.name: m for m in (
            "the task forwards the barrier and processes post-barrier records before it takes "
            "its snapshot",
            "duplicate", "model/task.py: Task.snapshot"),
+    # -- FLIP-147: checkpoints after tasks finished (branch flip147) --
+    Mutant("finish-before-consumed", "FLINK-21086, FLIP-147",
+           "a task finishes once its final checkpoint completed, without waiting for its "
+           "receivers to process its records; an unaligned barrier had overtaken them, the "
+           "next checkpoint is triggered at the receiver directly (its senders finished) "
+           "and misses them, and a restore does not run the finished sender again",
+           "lost", "model/task.py: Task.maybe_finish"),
+    Mutant("alignment-waits-finished-input", "FLINK-21086",
+           "alignment waits for a barrier on a channel whose sender finished (its end of "
+           "partition arrived): the checkpoint never completes, it expires and the job "
+           "fails over until its restarts run out",
+           "stuck", "model/barriers.py: BarrierHandler._start"),
+    Mutant("finished-on-restore-reruns", "FLINK-21088, FLINK-21089",
+           "a restore (failover or resume) of a checkpoint in which the sources had fully "
+           "finished does not pass the finished flag to the tasks: the sources run again, "
+           "and their enumerator, whose state a fully finished operator does not keep, "
+           "assigns every split from the start, so the input is read twice",
+           "duplicate", "model/job.py: Job.finished_flag_lost"),
 )}
 
 

@@ -19,6 +19,9 @@ itself is always `Task.snapshot` (checkpoints and savepoints alike).
 - at-least-once: nothing is blocked; the snapshot is taken when barrier n has
   arrived on every input, after records that followed it on early channels.
 
+FLIP-147: a channel whose sender finished (its `EndOfPartition` arrived) counts
+as arrived for the snapshot being aligned and for every later one, in every mode.
+
 Trace events (on the task's lane; `n` is the barrier's snapshot id):
 
 - `barrier_received (n, channel, sender)`: barrier n arrived on input `channel`
@@ -115,9 +118,25 @@ class BarrierHandler(ABC):
 
     def _start(self, barrier: Barrier) -> None:
         self.current = barrier
-        self.arrived = [False] * len(self.task.inputs)
-        self.count = 0
+        # a channel whose sender finished brings no barrier: it counts as arrived
+        # (FLINK-21086), unless the mutant makes alignment wait for it
+        finished = self.task.input_finished
+        if self.task.job.mutant("alignment-waits-finished-input"):
+            finished = [False] * len(finished)
+        self.arrived = list(finished)
+        self.count = sum(finished)
         self.started = self.task.env.now
+
+    def on_partition_end(self, channel: int) -> None:
+        """The sender of `channel` finished: no barrier comes on it any more; the
+        snapshot being aligned counts it as arrived (Flink's processEndOfPartition)."""
+        current = self.current
+        if (current is None or self.arrived[channel]
+                or self.task.job.mutant("alignment-waits-finished-input")):
+            return
+        self.arrived[channel] = True
+        self.count += 1
+        self._arrive(channel, current)
 
     def _event(self, kind: str, *detail: Any) -> None:
         task = self.task

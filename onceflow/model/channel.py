@@ -22,7 +22,7 @@ __all__ = ["Channel"]
 class Channel:
     __slots__ = ("env", "sender", "receiver", "index", "latency", "jitter", "rng",
                  "capacity", "items", "buffers", "wanted_by", "closed", "last_arrival",
-                 "pointwise", "name", "extra_delay", "recovered")
+                 "pointwise", "name", "extra_delay", "recovered", "sender_task")
 
     def __init__(self, env: "simpy.Environment", sender: str, receiver: "Task", index: int,
                  *, latency: float, jitter: float, rng: Any, capacity: int,
@@ -44,6 +44,7 @@ class Channel:
         self.name = f"{sender}->{receiver.name}"
         self.extra_delay = 0.0  # set by latency-spike faults
         self.recovered = 0  # restored channel state still at the head of the channel
+        self.sender_task: Any = None  # the task sending on it (set when the job wires it)
 
     # -- sender side ------------------------------------------------------
 

@@ -24,7 +24,8 @@ __all__ = ["CheckpointCoordinator", "PendingCheckpoint"]
 
 class PendingCheckpoint:
     __slots__ = ("id", "kind", "triggered", "attempt", "acks", "channel_state", "expected",
-                 "stop", "drain", "ended_sources", "fork_version", "coordinator_state")
+                 "stop", "drain", "ended_sources", "fork_version", "coordinator_state",
+                 "finished", "to_trigger")
 
     def __init__(self, checkpoint_id: int, kind: str, triggered: float, attempt: int,
                  expected: int, stop: bool, drain: bool) -> None:
@@ -40,6 +41,8 @@ class PendingCheckpoint:
         self.ended_sources = 0
         self.fork_version: int | None = None
         self.coordinator_state: dict[str, Any] = {}
+        self.finished: set[str] = set()  # tasks acknowledged as finished (FLIP-147)
+        self.to_trigger: set[str] = set()  # the tasks this snapshot was triggered at
 
 
 class CheckpointCoordinator:
@@ -96,14 +99,24 @@ class CheckpointCoordinator:
         pending = PendingCheckpoint(cid, kind, self.env.now, attempt.number,
                                     len(attempt.tasks), stop, drain)
         pending.acks.update(attempt.finished)
+        pending.finished.update(attempt.finished)
         self.pending[cid] = pending
         job.trace.add(self.env.now, "trigger", "coordinator", cid, kind)
         barrier = Barrier(cid, kind, self.env.now)
         sources = job.sources
+        # the checkpoint plan (Flink's DefaultCheckpointPlanCalculator): trigger the first
+        # still-running tasks, those none of whose upstream tasks is running
+        plan = [t for t in attempt.tasks if not t.done and (
+            t in attempt.sources or not any(not u.done for u in t.upstream))]
+        pending.to_trigger = {t.name for t in plan}
 
         def inject() -> None:
-            for source in attempt.sources:
-                sources.to_source(source, lambda s=source: s.trigger(barrier, stop, drain))
+            for task in plan:
+                if task.upstream or task not in attempt.sources:
+                    job.later(job.rpc_delay(), task.mail,
+                              lambda t=task: t.trigger_direct(barrier))
+                else:
+                    sources.to_source(task, lambda s=task: s.trigger(barrier, stop, drain))
 
         # the operator coordinator (split enumerator) takes its checkpoint first; the
         # barriers are injected once it is done
@@ -189,10 +202,19 @@ class CheckpointCoordinator:
         for pending in list(self.pending.values()):
             if pending.id <= task.last_snapshot:
                 continue  # it took part: its own acknowledgement is on its way
-            if pending.attempt == task.attempt.number and task.name not in pending.acks:
-                pending.acks[task.name] = ack
-                if len(pending.acks) == pending.expected:
-                    self.complete(pending)
+            if pending.attempt != task.attempt.number or task.name in pending.acks:
+                continue
+            if task.name in pending.to_trigger and pending.id in self.pending:
+                # it finished between the plan and its trigger: nothing downstream of it
+                # would start the snapshot (not counted as a failure, as in Flink)
+                self.job.trace.add(self.env.now, "declined", task.name, pending.id,
+                                   "task finished")
+                self.abort(pending.id, "task finished")
+                continue
+            pending.acks[task.name] = ack
+            pending.finished.add(task.name)
+            if len(pending.acks) == pending.expected:
+                self.complete(pending)
 
     # -- completion and abortion ------------------------------------------------------
 
@@ -218,8 +240,10 @@ class CheckpointCoordinator:
             store_version=(job.store.mark() if pending.fork_version is None
                            else pending.fork_version),
             run=job.run_id, stop=pending.stop, timeline=job.timeline,
-            input_ended=pending.ended_sources == len(attempt.sources),
-            coordinator_state=dict(pending.coordinator_state))
+            input_ended=pending.ended_sources + sum(
+                1 for s in attempt.sources if s.name in pending.finished) == len(attempt.sources),
+            coordinator_state=dict(pending.coordinator_state),
+            finished=frozenset(pending.finished))
         self.history.append(snapshot)
         self.failures.success(pending.id)
         if pending.kind == CHECKPOINT:

@@ -59,6 +59,7 @@ class Attempt:
         self.finished: dict[str, tuple[str, int, Any]] = {}
         self.sinks_ended = 0
         self.sinks_done = 0
+        self.tasks_done = 0
 
 
 def make_operator(vertex: "Vertex", sink_kind: str, store: Any = None) -> Any:
@@ -127,6 +128,8 @@ class Job:
         self.global_failover = False
         #: source subtasks that crashed in the latest failover (mutant splits-back-only-failed-reader)
         self.failed_readers: set[int] = set()
+        #: the restore under way does not honour fully finished operators (a mutant)
+        self.ignore_finished = False
         self.sources = SourceCoordinator(self, self.topology.vertices[0], initial)
 
     # -- helpers -----------------------------------------------------------------
@@ -160,6 +163,11 @@ class Job:
         """The extra time the calling task's store calls took; reset."""
         stall, self.stall = self.stall, 0.0
         return stall
+
+    def finished_flag_lost(self, snapshot: Snapshot | None) -> bool:
+        """Does restoring `snapshot` lose its fully finished sources (a mutant)?"""
+        return bool(snapshot is not None and self.mutant("finished-on-restore-reruns")
+                    and snapshot.fully_finished(self.topology.vertices[0].uid))
 
     def later(self, delay: float, fn: Callable[..., Any], *args: Any) -> None:
         """Call `fn(*args)` after `delay` simulated ms."""
@@ -236,6 +244,7 @@ class Job:
     def deploy(self, snapshot: Snapshot | None) -> None:
         """Start a new attempt, restoring `snapshot` (None: from the beginning)."""
         self.attempts += 1
+        self.ignore_finished = self.finished_flag_lost(snapshot)
         attempt = Attempt(self.attempts)
         self.attempt = attempt
         self.restoring = snapshot
@@ -280,12 +289,17 @@ class Job:
                     ch = Channel(self.env, sender.name, receiver, len(receiver.inputs),
                                  latency=timing.latency, jitter=timing.jitter, rng=self.rng,
                                  capacity=timing.channel_capacity, pointwise=pointwise)
+                    ch.sender_task = sender
                     sender.outputs.append(ch)
                     receiver.inputs.append(ch)
                     attempt.channels.append(ch)
         attempt.tasks = [t for layer in layers for t in layer]
         for task in attempt.tasks:
             task.connect()
+            # FLIP-147 (FLINK-21089): the tasks of an operator that had fully finished in
+            # the snapshot finish at once, without running it again
+            task.finished_on_restore = (snapshot is not None and not self.ignore_finished
+                                        and snapshot.fully_finished(task.vertex.uid))
         if snapshot is not None:
             try:
                 self._restore_channels(snapshot, layers)
@@ -447,7 +461,12 @@ class Job:
         self.trace.add(self.env.now, "restart", "job", self.restarts,
                        snapshot.id if snapshot else None)
         try:
-            if self.global_failover:
+            if self.finished_flag_lost(snapshot):
+                # FLINK-21088: the flag is lost; a fully finished source keeps no
+                # enumerator state, so its enumerator starts afresh
+                self.global_failover = False
+                self.sources.reset_to_checkpoint(None)
+            elif self.global_failover:
                 self.global_failover = False
                 self.sources.reset_to_checkpoint(snapshot)
             else:
@@ -468,10 +487,15 @@ class Job:
             else:
                 self.coordinator.request_final()
 
-    def sink_done(self, task: Task) -> None:
+    def task_done(self, task: Task) -> None:
+        """A task finished: the job finishes with its last task (FLIP-147), or, after a
+        stop-with-savepoint, once its sinks committed it."""
         attempt = task.attempt
-        attempt.sinks_done += 1
-        if attempt.sinks_done == len(attempt.sinks):
+        attempt.tasks_done += 1
+        if task.is_sink:
+            attempt.sinks_done += 1
+        if attempt.tasks_done == len(attempt.tasks) or (
+                self.stopping is not None and attempt.sinks_done == len(attempt.sinks)):
             self.finish()
 
     def finish(self) -> None:

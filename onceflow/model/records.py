@@ -11,7 +11,8 @@ from attrs import frozen
 
 from onceflow.scenario import Workload
 
-__all__ = ["Barrier", "CancelMarker", "EndOfInput", "Record", "END_OF_INPUT", "split_logs"]
+__all__ = ["Barrier", "CancelMarker", "EndOfInput", "EndOfPartition", "Record", "END_OF_INPUT",
+           "END_OF_PARTITION", "split_logs"]
 
 
 class Record(NamedTuple):
@@ -52,6 +53,16 @@ class EndOfInput:
 
 
 END_OF_INPUT = EndOfInput()
+
+
+@frozen
+class EndOfPartition:
+    """Sent on every channel when its sender finished (after its final checkpoint and
+    once every receiver processed its end of input): no barrier comes on this channel
+    any more, so alignment stops waiting for it (Flink's EndOfPartitionEvent, FLIP-147)."""
+
+
+END_OF_PARTITION = EndOfPartition()
 
 
 @lru_cache(maxsize=32)

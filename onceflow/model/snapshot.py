@@ -50,10 +50,19 @@ class Snapshot:
     input_ended: bool = False  # every source had sent end-of-input before its barrier
     #: operator coordinators' state per source uid: the splits its enumerator held
     coordinator_state: dict[str, Any] = field(factory=dict, repr=False)
+    #: the subtasks (`uid[i]`) that had finished before the snapshot (FLIP-147): they hold
+    #: no state (Flink's FinishedOperatorSubtaskState)
+    finished: frozenset[str] = field(factory=frozenset, repr=False)
 
     @property
     def label(self) -> str:
         return f"{self.kind} {self.id}"
+
+    def fully_finished(self, uid: str) -> bool:
+        """Had every subtask of operator `uid` finished (Flink's FullyFinishedOperatorState)?
+        Its tasks then finish at once on restore, at any parallelism, without running."""
+        n = self.parallelism.get(uid, 0)
+        return n > 0 and all(f"{uid}[{s}]" in self.finished for s in range(n))
 
     @property
     def has_channel_state(self) -> bool:

@@ -96,6 +96,8 @@ class SourceCoordinator:
                     initial.parallelism.get(self.uid) != vertex.parallelism:
                 last = job.scenario.workload.splits - 1
                 restored = [s for s in restored if s.partition != last]
+            if job.finished_flag_lost(initial):
+                restored = None  # FLINK-21088: a fully finished source keeps no state
         self.restored = restored
 
     def _now(self) -> float:

@@ -20,7 +20,7 @@ from onceflow.model.usercode import accepts, check_output, check_state, is_user_
 from onceflow.stores.protocol import StoreError, TransactionLostError
 from onceflow.model.log import LogClient
 from onceflow.model.records import END_OF_INPUT as END_MARKER
-from onceflow.model.records import Barrier, CancelMarker, Record
+from onceflow.model.records import END_OF_PARTITION, Barrier, CancelMarker, EndOfPartition, Record
 from onceflow.model.source_coordinator import SourceProtocolError, check_splits
 from onceflow.model.sources import END_OF_INPUT, INPUT_STATUSES, SourceReader, Split, conforms
 
@@ -97,6 +97,13 @@ class Task:
         self.ended_channels: set[int] = set()
         self.ended = False
         self.final_after: int | None = None
+        # FLIP-147: the task finishes once a checkpoint >= final_after completed
+        # (`final_done`) and every receiver processed its end of input (`unconsumed`)
+        self.final_done = False
+        self.unconsumed = 0
+        self.upstream: list["Task"] = []  # the tasks sending on its inputs
+        self.input_finished: list[bool] = []  # per input: its sender finished
+        self.finished_on_restore = False  # its operator was fully finished in the snapshot
         self.done = False
         self.finishing = False
         self.is_sink = out_edge is None
@@ -126,6 +133,12 @@ class Task:
     def connect(self) -> None:
         self.pending = [[] for _ in self.outputs]
         self.blocked = [False] * len(self.inputs)
+        self.input_finished = [False] * len(self.inputs)
+        self.unconsumed = len(self.outputs)
+        seen: dict[str, Task] = {}
+        for ch in self.inputs:
+            seen.setdefault(ch.sender, ch.sender_task)
+        self.upstream = list(seen.values())
 
     def start(self, restored: Any, restored_union: list[Any] | None) -> None:
         self.restored = restored
@@ -219,6 +232,8 @@ class Task:
         if snapshot is not None:
             self.job.trace.add(self.env.now, "restore", self.name, snapshot.id, snapshot.kind)
         self.phase("restore", snapshot.id if snapshot is not None else 0)
+        if self.finished_on_restore:
+            return  # FLIP-147: a fully finished operator is neither opened nor run again
         self.operator.open(OperatorContext(self, self.restored_union), self.restored)
         self.opened = True
 
@@ -255,6 +270,10 @@ class Task:
             self.handler.on_barrier(channel.index, item)
         elif item.__class__ is CancelMarker:
             self.handler.on_cancel(channel.index, item)
+        elif item.__class__ is EndOfPartition:
+            self.input_finished[channel.index] = True
+            self.job.trace.add(self.env.now, "partition_finished", self.name, channel.index)
+            self.handler.on_partition_end(channel.index)
         else:
             if self.handler.capturing:
                 self.handler.captured(channel.index, item)  # recorded for the oracle, never replayed
@@ -373,16 +392,29 @@ class Task:
         if index in self.ended_channels:
             return
         self.ended_channels.add(index)
+        # every record before it is processed: the sender may finish (FLINK-21086)
+        ch = self.inputs[index]
+        self.job.later(ch.latency, ch.sender_task.data_consumed, self.attempt)
         if len(self.ended_channels) == len(self.inputs):
             self.end_input()
 
+    def data_consumed(self, attempt: Any) -> None:
+        """A receiver processed this task's end of input (all its records)."""
+        if attempt is not self.attempt or not attempt.alive or self.done:
+            return
+        self.unconsumed -= 1
+        self.maybe_finish()
+
     def end_input(self) -> None:
+        if self.ended:
+            return
         self.phase("end_of_input", 0)
         out: list[Record] = []
-        self.operator.end_input(out)
-        finish = getattr(self.operator, "finish", None)
-        if finish is not None:  # Flink 2.x: finish() after the end of input; flushes here
-            finish(out)
+        if not self.finished_on_restore:
+            self.operator.end_input(out)
+            finish = getattr(self.operator, "finish", None)
+            if finish is not None:  # Flink 2.x: finish() after the end of input; flushes here
+                finish(out)
         if out:
             if self.checked:
                 check_output(out, "end_input")
@@ -406,13 +438,28 @@ class Task:
         state, channel_state = self.take_state(barrier, overtake=False)
         self.acknowledge(barrier, state, channel_state)
 
+    def trigger_direct(self, barrier: Barrier) -> None:
+        """Mail from the coordinator: every task upstream of this one finished, so no
+        barrier comes; it starts snapshot `barrier` itself (FLIP-147, FLINK-21085)."""
+        handler = self.handler
+        if barrier.id <= handler.done_id or barrier.id <= self.forwarded_id:
+            return
+        current = handler.current
+        if current is not None:
+            if current.id >= barrier.id:
+                return
+            self.job.trace.add(self.env.now, "alignment_cancelled", self.name, current.id,
+                               barrier.id)
+            handler.cancel()
+        handler.done_id = barrier.id
+        self.job.trace.add(self.env.now, "triggered", self.name, barrier.id, barrier.kind)
+        self.snapshot(barrier)
+
     def take_deferred(self) -> None:
         barrier = self.deferred
         self.deferred = None
         assert barrier is not None
-        state = self.operator.snapshot_state(barrier.id)
-        if self.checked:
-            check_state(self.operator.state_kind, state)
+        state = self._operator_state(barrier.id)
         if self.ended and self.final_after is None:
             self.final_after = barrier.id
         self.last_snapshot = max(self.last_snapshot, barrier.id)
@@ -422,9 +469,7 @@ class Task:
     def take_state(self, barrier: Barrier, *, overtake: bool) -> tuple[Any, dict[str, list[Any]]]:
         self.phase("before_snapshot", barrier.id)
         channel_state = self.emit_barrier(barrier, overtake)
-        state = self.operator.snapshot_state(barrier.id)
-        if self.checked:
-            check_state(self.operator.state_kind, state)
+        state = self._operator_state(barrier.id)
         if self.ended and self.final_after is None:
             self.final_after = barrier.id
         self.last_snapshot = max(self.last_snapshot, barrier.id)
@@ -432,46 +477,67 @@ class Task:
         self.phase("after_sync_snapshot", barrier.id)
         return state, channel_state
 
+    def _operator_state(self, checkpoint_id: int) -> Any:
+        if self.finished_on_restore:  # never opened: it holds nothing
+            return _empty_state(self.operator.state_kind)
+        state = self.operator.snapshot_state(checkpoint_id)
+        if self.checked:
+            check_state(self.operator.state_kind, state)
+        return state
+
     def acknowledge(self, barrier: Barrier, state: Any, channel_state: dict[str, list[Any]]) -> None:
         self.job.coordinator.acknowledge_later(self, barrier, state, channel_state)
 
     def notify_complete(self, checkpoint_id: int, stop: bool) -> None:
         self.phase("notify_complete", checkpoint_id)
         self.job.trace.add(self.env.now, "notified", self.name, checkpoint_id)
-        if self.notify_emits is None:
-            self.notify_emits = accepts(self.operator.notify_checkpoint_complete, 2)
-        if self.notify_emits:
-            # Flink's operators may emit from notifyCheckpointComplete: the records go
-            # downstream in the next checkpoint's epoch
-            out: list[Record] = []
-            self.operator.notify_checkpoint_complete(checkpoint_id, out)
-            if out:
-                if self.checked:
-                    check_output(out, "notify_checkpoint_complete")
-                if self.ended:
-                    raise ProtocolError(
-                        f"notify_checkpoint_complete({checkpoint_id}) emitted {len(out)} "
-                        "record(s) after the end of input, when no output may follow (Flink: "
-                        "none after finish()); emit what is still held in finish(out)")
-                self.route(out)
-                self.flush()
-        else:
-            self.operator.notify_checkpoint_complete(checkpoint_id)
+        if not self.finished_on_restore:  # deployed as finished: not run (FLINK-21089)
+            if self.notify_emits is None:
+                self.notify_emits = accepts(self.operator.notify_checkpoint_complete, 2)
+            if self.notify_emits:
+                # Flink's operators may emit from notifyCheckpointComplete: the records go
+                # downstream in the next checkpoint's epoch
+                out: list[Record] = []
+                self.operator.notify_checkpoint_complete(checkpoint_id, out)
+                if out:
+                    if self.checked:
+                        check_output(out, "notify_checkpoint_complete")
+                    if self.ended:
+                        raise ProtocolError(
+                            f"notify_checkpoint_complete({checkpoint_id}) emitted {len(out)} "
+                            "record(s) after the end of input, when no output may follow (Flink: "
+                            "none after finish()); emit what is still held in finish(out)")
+                    self.route(out)
+                    self.flush()
+            else:
+                self.operator.notify_checkpoint_complete(checkpoint_id)
         if stop:
             # the stop-with-savepoint's side effects are committed here; the job is
             # not finished yet
             self.phase("stop_savepoint", checkpoint_id)
+            if self.is_sink:
+                self.finish()
+                return
         final = self.final_after
-        if self.is_sink and (stop or (final is not None and (
+        if final is not None and (
                 checkpoint_id >= final if not self.job.mutant("final-notification-exact")
-                else checkpoint_id == final))):
+                else checkpoint_id == final):
+            self.final_done = True
+            self.maybe_finish()
+
+    def maybe_finish(self) -> None:
+        """FLIP-147: finish once the final checkpoint completed and every receiver
+        processed this task's records (FLINK-21086)."""
+        if (self.final_done and not self.done
+                and (self.unconsumed <= 0 or self.job.mutant("finish-before-consumed"))):
             self.finish()
 
     def finish(self) -> None:
-        """All this task's output is committed: close the operator and leave the job.
+        """Its final checkpoint completed (for a sink: all its output is committed):
+        close the operator, end its partitions and leave the job.
 
-        As with FLIP-147, later snapshots count a finished task as acknowledged
-        with its final state.
+        As with FLIP-147, later snapshots count a finished task as acknowledged,
+        finished, with no state.
         """
         if self.done or self.finishing:
             return
@@ -481,18 +547,26 @@ class Task:
             mailbox.popleft()()
         self.close_operator()
         self.done = True
+        self.flush()
+        for ch in self.outputs:
+            ch.send(END_OF_PARTITION)
         self.job.trace.add(self.env.now, "task_finished", self.name)
-        empty = {"list": [], "keyed": {}, "splits": {}}.get(self.operator.state_kind)
-        self.job.coordinator.task_finished(self, empty)
-        self.job.sink_done(self)
+        self.job.coordinator.task_finished(self, _empty_state(self.operator.state_kind))
+        self.job.task_done(self)
 
     def notify_aborted(self, checkpoint_id: int) -> None:
         self.job.trace.add(self.env.now, "notified_aborted", self.name, checkpoint_id)
         self.handler.cancel(checkpoint_id)
-        self.operator.notify_checkpoint_aborted(checkpoint_id)
+        if not self.finished_on_restore:
+            self.operator.notify_checkpoint_aborted(checkpoint_id)
 
     def phase(self, name: str, checkpoint_id: int) -> None:
         self.job.phase(self, name, checkpoint_id)
+
+
+def _empty_state(kind: str | None) -> Any:
+    """What a finished subtask holds (Flink's FinishedOperatorSubtaskState)."""
+    return {"list": [], "keyed": {}, "splits": {}}.get(kind) if kind else None
 
 
 #: simulated ms after which an idle source polls its reader again, when neither new
@@ -612,7 +686,8 @@ class SourceTask(Task):
         sources.from_reader(self, lambda: sources.register_reader(self))
         reader.start()
         # FLIP-147: a source that had finished before the snapshot stays finished
-        self.finished_before = snapshot is not None and snapshot.input_ended
+        self.finished_before = snapshot is not None and not job.ignore_finished and (
+            snapshot.input_ended or self.finished_on_restore)
 
     def _now(self) -> float:
         return self.env.now

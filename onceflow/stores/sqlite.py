@@ -507,7 +507,10 @@ class SQLiteStore:
         other.record_type = self.record_type
         if base is not None:
             other.ops = list(self.ops[:base])
-            other._positions = other._sql("SELECT COUNT(*) FROM data").fetchone()[0]
+            # the next position as `sql` counts it (a count falls short when rows left
+            # `data`, and the fork's first statement then reported old rows as new)
+            other._positions = other._sql(
+                "SELECT COALESCE(MAX(pos) + 1, 0) FROM data").fetchone()[0]
             other._marks[base] = other._copy()
         for op in self.ops[base or 0:version]:
             try:

@@ -1,0 +1,112 @@
+"""FLIP-147: checkpoints after tasks finished, for every task.
+
+Every task waits for its final checkpoint (and for its receivers to process its
+records) before it finishes; checkpoints go on with finished tasks (the first
+still-running tasks are triggered directly); snapshots record finished subtasks;
+a restore of a fully finished operator does not run it again.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter
+
+import pytest
+
+from onceflow.model.simulation import RunResult, restore, run
+from onceflow.model.snapshot import Snapshot
+from onceflow.properties import check
+from onceflow.strategies import scenario_from_seed
+
+
+@functools.lru_cache(maxsize=1)
+def _sources_finish_first() -> tuple[int, RunResult, Snapshot]:
+    """A drawn unaligned run with a checkpoint in which every source had finished while
+    tasks downstream still ran (an unaligned barrier overtakes the end of input, so the
+    tasks downstream take a later final checkpoint)."""
+    for seed in range(80):
+        scenario = scenario_from_seed(seed, mode="unaligned", max_faults=0)
+        result = run(scenario)
+        source = scenario.topology.vertices[0].uid
+        for snap in result.snapshots:
+            if snap.fully_finished(source) and not all(
+                    snap.fully_finished(v.uid) for v in scenario.topology.vertices):
+                return seed, result, snap
+    pytest.fail("no drawn unaligned run has a checkpoint with only the sources finished")
+
+
+def _events(result: RunResult, kind: str) -> list[tuple]:
+    return [e for e in result.trace.events if e[1] == kind]
+
+
+def test_every_task_finishes_after_its_final_checkpoint() -> None:
+    for seed in range(6):
+        result = run(scenario_from_seed(seed, max_faults=0))
+        if result.status != "finished" or result.stopped_with is not None:
+            continue  # (a stop-with-savepoint ends the job once its sinks committed)
+        tasks = {f"{v.uid}[{s}]" for v in result.scenario.topology.vertices
+                 for s in range(v.parallelism)}
+        finished = {e[2] for e in _events(result, "task_finished")}
+        # the last task to finish ends the job; every other one finished before it
+        assert finished == tasks, seed
+        notified = {e[2]: e[0] for e in _events(result, "notified")}
+        for e in _events(result, "task_finished"):
+            assert e[2] in notified  # it heard of a completed checkpoint first
+
+
+def test_first_running_tasks_are_triggered_and_finished_ones_count_as_acknowledged() -> None:
+    _, result, snap = _sources_finish_first()
+    source = result.scenario.topology.vertices[0]
+    assert snap.input_ended
+    assert {f"{source.uid}[{s}]" for s in range(source.parallelism)} <= snap.finished
+    triggered = _events(result, "triggered")
+    assert triggered, "tasks whose senders all finished are triggered directly"
+    assert all(not e[2].startswith(f"{source.uid}[") for e in triggered)
+    assert _events(result, "partition_finished")
+    check(result)
+
+
+def test_a_fully_finished_source_does_not_run_again_on_restore() -> None:
+    _, result, snap = _sources_finish_first()
+    restored = restore(result, snap)
+    assert restored.status == "finished"
+    assert not _events(restored, "read"), "a fully finished source reads nothing"
+    source = result.scenario.topology.vertices[0]
+    ended = {e[2] for e in _events(restored, "end_of_input")}
+    assert {f"{source.uid}[{s}]" for s in range(source.parallelism)} <= ended
+
+
+@pytest.mark.parametrize("parallelism", [1, 3])
+def test_a_rescaled_restore_honours_fully_finished_operators(parallelism: int) -> None:
+    _, result, snap = _sources_finish_first()
+    restored = restore(result, snap, parallelism)
+    assert restored.status == "finished"
+    assert not _events(restored, "read")
+    source = result.scenario.topology.vertices[0].uid
+    finished_sources = [e for e in _events(restored, "task_finished")
+                        if e[2].startswith(f"{source}[")]
+    assert len(finished_sources) == parallelism
+
+
+def test_alignment_skips_channels_of_finished_senders() -> None:
+    """Where a task aligns with some senders finished and others running, the correct
+    model finishes, and the mutant that waits for the finished ones does not."""
+    for seed in range(80):
+        result = run(scenario_from_seed(seed))
+        if result.status != "finished":
+            continue
+        stuck = run(scenario_from_seed(seed, mutants=("alignment-waits-finished-input",)))
+        if stuck.status != "finished":
+            check(result)
+            return
+    pytest.fail("no drawn run aligns with a finished sender")
+
+
+def test_fully_finished_needs_every_subtask() -> None:
+    snap = Snapshot(id=1, kind="checkpoint", triggered=0.0, completed=1.0, mode="aligned",
+                    parallelism={"a": 2, "b": 1}, max_parallelism=8, state={},
+                    channel_state={}, store_version=0, run="r",
+                    finished=frozenset({"a[0]", "b[0]"}))
+    assert not snap.fully_finished("a")
+    assert snap.fully_finished("b")
+    assert not snap.fully_finished("missing")
