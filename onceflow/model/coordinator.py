@@ -25,7 +25,7 @@ __all__ = ["CheckpointCoordinator", "PendingCheckpoint"]
 class PendingCheckpoint:
     __slots__ = ("id", "kind", "triggered", "attempt", "acks", "channel_state", "expected",
                  "stop", "drain", "ended_sources", "fork_version", "coordinator_state",
-                 "finished", "to_trigger")
+                 "finished", "to_trigger", "barrier")
 
     def __init__(self, checkpoint_id: int, kind: str, triggered: float, attempt: int,
                  expected: int, stop: bool, drain: bool) -> None:
@@ -43,6 +43,7 @@ class PendingCheckpoint:
         self.coordinator_state: dict[str, Any] = {}
         self.finished: set[str] = set()  # tasks acknowledged as finished (FLIP-147)
         self.to_trigger: set[str] = set()  # the tasks this snapshot was triggered at
+        self.barrier: Barrier | None = None
 
 
 class CheckpointCoordinator:
@@ -103,6 +104,7 @@ class CheckpointCoordinator:
         self.pending[cid] = pending
         job.trace.add(self.env.now, "trigger", "coordinator", cid, kind)
         barrier = Barrier(cid, kind, self.env.now)
+        pending.barrier = barrier
         sources = job.sources
         # the checkpoint plan (Flink's DefaultCheckpointPlanCalculator): trigger the first
         # still-running tasks, those none of whose upstream tasks is running
@@ -204,17 +206,29 @@ class CheckpointCoordinator:
                 continue  # it took part: its own acknowledgement is on its way
             if pending.attempt != task.attempt.number or task.name in pending.acks:
                 continue
-            if task.name in pending.to_trigger and pending.id in self.pending:
-                # it finished between the plan and its trigger: nothing downstream of it
-                # would start the snapshot (not counted as a failure, as in Flink)
-                self.job.trace.add(self.env.now, "declined", task.name, pending.id,
-                                   "task finished")
-                self.abort(pending.id, "task finished")
-                continue
+            if task.name in pending.to_trigger:
+                # it finished between the plan and its trigger: the tasks after it that
+                # now have no running sender start the snapshot instead
+                self._trigger_after(pending, task)
             pending.acks[task.name] = ack
             pending.finished.add(task.name)
             if len(pending.acks) == pending.expected:
                 self.complete(pending)
+
+    def _trigger_after(self, pending: PendingCheckpoint, task: "Task") -> None:
+        job = self.job
+        barrier = pending.barrier
+        assert barrier is not None
+        receivers: dict[str, Task] = {}
+        for ch in task.outputs:
+            receivers.setdefault(ch.receiver.name, ch.receiver)
+        for receiver in receivers.values():
+            if (receiver.done or receiver.name in pending.to_trigger
+                    or any(not u.done for u in receiver.upstream)):
+                continue
+            pending.to_trigger.add(receiver.name)
+            job.later(job.rpc_delay(), receiver.mail,
+                      lambda r=receiver: r.trigger_direct(barrier))
 
     # -- completion and abortion ------------------------------------------------------
 
