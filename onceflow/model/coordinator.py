@@ -186,6 +186,8 @@ class CheckpointCoordinator:
         if pending is None or pending.attempt != task.attempt.number or not task.attempt.alive:
             return
         pending.acks[task.name] = (task.vertex.uid, task.subtask, state)
+        if task.finished_on_restore:  # deployed as finished: it stays so (FLINK-21089)
+            pending.finished.add(task.name)
         pending.channel_state.update(channel_state)
         self.job.trace.add(self.env.now, "ack", task.name, checkpoint_id)
         if len(pending.acks) == pending.expected:

@@ -211,7 +211,11 @@ def _describe(kind: str, where: str, d: tuple[Any, ...], names: dict[int, str]) 
         RESTORED: lambda: f"RESTORED from {d[0]}: the original run's later events are not "
                           "on this timeline",
         "end_of_input": lambda: "end of input",
-        "task_finished": lambda: "task finished",
+        "task_finished": lambda: "task finished (its final checkpoint completed, its "
+                                 "records processed downstream)",
+        "triggered": lambda: f"{snap(d[0])} triggered here: every task upstream finished",
+        "partition_finished": lambda: f"input {d[0]} finished (its sender finished): "
+                                      "no barrier waited for on it",
         "finished": lambda: "job finished",
         "savepoint_failed": lambda: f"savepoint failed: {d[0]}",
         "fault": lambda: _fault(d),
