@@ -187,12 +187,6 @@ MUTANTS: dict[str, Mutant] = {m.name: m for m in (
            "its snapshot",
            "duplicate", "model/task.py: Task.snapshot"),
     # -- FLIP-147: checkpoints after tasks finished (branch flip147) --
-    Mutant("finish-before-consumed", "FLINK-21086, FLIP-147",
-           "a task finishes once its final checkpoint completed, without waiting for its "
-           "receivers to process its records; an unaligned barrier had overtaken them, the "
-           "next checkpoint is triggered at the receiver directly (its senders finished) "
-           "and misses them, and a restore does not run the finished sender again",
-           "lost", "model/task.py: Task.maybe_finish"),
     Mutant("alignment-waits-finished-input", "FLINK-21086",
            "alignment waits for a barrier on a channel whose sender finished (its end of "
            "partition arrived): the checkpoint never completes, it expires and the job "

@@ -110,3 +110,23 @@ def test_fully_finished_needs_every_subtask() -> None:
     assert not snap.fully_finished("a")
     assert snap.fully_finished("b")
     assert not snap.fully_finished("missing")
+
+
+def _judge(result: RunResult) -> bool:
+    try:
+        check(result)
+    except AssertionError:
+        return False
+    return True
+
+
+def test_finished_on_restore_reruns_is_caught_and_needed() -> None:
+    """The mutant reads the input again on a restore of a checkpoint with the sources
+    fully finished; the same scenario without it is exactly-once (the control)."""
+    for seed in range(80):
+        scenario = scenario_from_seed(seed, mode="unaligned", max_faults=0,
+                                      mutants=("finished-on-restore-reruns",))
+        if not _judge(run(scenario)):
+            assert _judge(run(scenario_from_seed(seed, mode="unaligned", max_faults=0)))
+            return
+    pytest.fail("no drawn unaligned run catches finished-on-restore-reruns")

@@ -528,8 +528,7 @@ class Task:
     def maybe_finish(self) -> None:
         """FLIP-147: finish once the final checkpoint completed and every receiver
         processed this task's records (FLINK-21086)."""
-        if (self.final_done and not self.done
-                and (self.unconsumed <= 0 or self.job.mutant("finish-before-consumed"))):
+        if self.final_done and not self.done and self.unconsumed <= 0:
             self.finish()
 
     def finish(self) -> None:
