@@ -130,3 +130,20 @@ def test_finished_on_restore_reruns_is_caught_and_needed() -> None:
             assert _judge(run(scenario_from_seed(seed, mode="unaligned", max_faults=0)))
             return
     pytest.fail("no drawn unaligned run catches finished-on-restore-reruns")
+
+
+#: fuzz finding on the correct model (fixed): a rescaled restore in which tasks finished
+#: before the barrier of the pending checkpoint reached them; nothing after them was
+#: triggered, the checkpoint expired and the job failed over until its restarts ran out
+_EXPIRED_AFTER_FINISH = (
+    "of1.eNqtU9FOwzAM_Bc_V6ibAKH9CkKVSd0tNE0iJ9mYpv47droNhkDigT4lju98PrsnMDsyYwzW5wSbE6CzW099l-1EoWTYtHdtA31hfHXUpRyYYDOgS9SAYIj36DTpoYEJ3zsTvCnM5AW5klDoJR2KP9NCA0wZrR71_VrloZbJwdFSaEDrRMWNuHZuYMDi9Pz8IuQlo79cmFJGzrWFnGmK-rAW5eTwWAUKOuGeLmwKSsLfF0fnG6kqkZGsH0V1PoQu7jARVKHWb5X9tQwDccdkAvepdmF26D25zmBEY_OxBt-syGCtfN-Aw0zeVB0r1apY8SrlSySa7janRBdwGUONzOpODC5sj6pCvY7I6Bw5myapuH5qYE-crSHt7gTUb9X7IfABWZ0frZf-IIXCRnu6xS_3qRpQ7JfEublyiRm7TyIW7_5EtCS2_8a0-p2pju4bz_qH1jRtflFT3_3nrj-2-ukmipPJBl9FHAKPOgz1faTjMvPr_NuvizPS4fzHpOisrtlqnj8Ae0UdVA")
+
+
+def test_tasks_finishing_before_a_barrier_hand_the_trigger_on() -> None:
+    from onceflow.token import decode
+
+    result = run(decode(_EXPIRED_AFTER_FINISH))
+    check(result)
+    (snap,) = [s for s in result.snapshots if s.id == 1]
+    restored = restore(result, snap, 4)
+    assert restored.status == "finished" and restored.restarts == 0

@@ -208,10 +208,10 @@ class CheckpointCoordinator:
                 continue  # it took part: its own acknowledgement is on its way
             if pending.attempt != task.attempt.number or task.name in pending.acks:
                 continue
-            if task.name in pending.to_trigger:
-                # it finished between the plan and its trigger: the tasks after it that
-                # now have no running sender start the snapshot instead
-                self._trigger_after(pending, task)
+            # it finished without taking part (before its trigger or its barriers came):
+            # it forwards no barrier, so the tasks after it that now have no running
+            # sender start the snapshot instead (as the next plan would trigger them)
+            self._trigger_after(pending, task)
             pending.acks[task.name] = ack
             pending.finished.add(task.name)
             if len(pending.acks) == pending.expected:
