@@ -147,3 +147,19 @@ def test_tasks_finishing_before_a_barrier_hand_the_trigger_on() -> None:
     (snap,) = [s for s in result.snapshots if s.id == 1]
     restored = restore(result, snap, 4)
     assert restored.status == "finished" and restored.restarts == 0
+
+
+#: fuzz finding on the correct model (fixed): unaligned tasks that finished after taking
+#: their snapshot but before its last barrier came never acknowledged it
+_FINISHED_MID_UNALIGNED = (
+    "of1.eNqVU9FqwzAM_Bc_h5EUVkZ_ZYygOUrrRbGNbLcrJf8-yenWlTHY8iTbutPppFyMPaCdYnA-J7O7GCC39zj02c0YSja79qFtzFAYXgn7lAOj2Y1ACRsjGOQjkCY9NmaG994GbwszekF2chUGSTfFX2lNYxgzOA31_atKt91onRwI10ojOBIZd-rapTEjFNL4-UXYSwb_eWBMGTjXHnLGOerDRqQjwbkqFHSCI36yKSgJ_1AIrydUWSIjOT-J7HwKfTxAQlOVOr9X9tcyjsg9ow08pNqGPYD3SL2FCNblc718cyKDJXzYNoYgo7dVR6daFStmpWqwqORo-_ucEinAOoc6hEXdiYHC_qwq1OwIDERILs1SZvPUmCNydha1u4vBYa_mj4FPwGr95Lz0Z1IobLWne_x6nqsBxX1LXJovLjHjcCNi8e4n0eYn0ZrY_pep-42p-52pju4PrWna8qKmvvvbsm9b_XQTxcnkgq_gU-BJh6G-T3heZ36bf_t9cyY8Xf-ZFMnpnnXL8gFgFR28")
+
+
+def test_a_task_finishing_mid_unaligned_snapshot_acknowledges_it() -> None:
+    from onceflow.token import decode
+
+    result = run(decode(_FINISHED_MID_UNALIGNED))
+    check(result)
+    (snap,) = [s for s in result.snapshots if s.id == 4]
+    restored = restore(result, snap, 4)
+    assert restored.status == "finished" and restored.restarts == 0

@@ -166,6 +166,10 @@ class BarrierHandler(ABC):
         """An item (a buffer, or end of input) taken from `channel` while this handler
         records channel state."""
 
+    def finishing(self) -> None:
+        """The task finishes (FLIP-147): every input has ended, so no more data comes;
+        a snapshot taken but not yet acknowledged is complete now."""
+
 
 class AlignedHandler(BarrierHandler):
     def _arrive(self, channel: int, barrier: Barrier) -> None:
@@ -289,6 +293,14 @@ class UnalignedHandler(AlignedHandler):
             return  # forced aligned: it snapshots once aligned, overtaking its outputs
         self._go_unaligned(current, -1)
         task.unblock_all()  # what follows a barrier that arrived is after the snapshot
+
+    def finishing(self) -> None:
+        current = self.current
+        if current is None or not getattr(self, "snapshotted", False):
+            return
+        self.capturing = False
+        self.task.acknowledge(current, self.state, self.channel_state)
+        self.current_done()
 
     def captured(self, channel: int, item: Any) -> None:
         if self.arrived[channel]:

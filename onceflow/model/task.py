@@ -544,6 +544,7 @@ class Task:
         mailbox = self.mailbox
         while mailbox:  # as Flink's StreamTask drains its mailbox before it closes
             mailbox.popleft()()
+        self.handler.finishing()
         self.close_operator()
         self.done = True
         self.flush()
