@@ -388,6 +388,8 @@ def test_aligned_snapshot_state_matches_the_sources_cut() -> None:
     result = run_slow(s)
     assert result.checkpoints
     for snap in result.checkpoints:
+        if snap.finished:
+            continue  # FLIP-147: a finished subtask holds no state
         assert reduce_state(snap) == expected_state(s, cut_offsets(s, snap))["reduce"]
 
 
