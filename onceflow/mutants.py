@@ -198,6 +198,17 @@ MUTANTS: dict[str, Mutant] = {m.name: m for m in (
            "and their enumerator, whose state a fully finished operator does not keep, "
            "assigns every split from the start, so the input is read twice",
            "duplicate", "model/job.py: Job.finished_flag_lost"),
+    # -- the Sink V2 global committer (components/globalcommitter.py) --
+    Mutant("global-commit-on-notify", "FLINK-24530",
+           "the global committer commits what it holds when notified that a checkpoint "
+           "completed, which reaches it before the committers sent that checkpoint's "
+           "committables; those arrive later and are taken as already committed",
+           "lost", "components/globalcommitter.py: GlobalCommitterOperator.receive"),
+    Mutant("global-skips-partly-committed", "apache/iceberg #14090",
+           "a restored global committer takes a checkpoint as committed when one of its "
+           "committables is, and skips the rest of it (a crash in the middle of a global "
+           "commit leaves the others uncommitted)",
+           "lost", "components/globalcommitter.py: StoreGlobalCommitter.commit"),
 )}
 
 

@@ -148,6 +148,8 @@ class SinkSpec:
     exactly_once: bool
     module: str = ""
     builtin: bool = False
+    #: it has a Sink V2 global committer (parallelism 1) behind its committers
+    global_committer: bool = False
 
     @property
     def upsert(self) -> bool:
@@ -302,7 +304,7 @@ def default_exactly_once(kind: str) -> bool:
 
 def register_sink(name: str, *, factory: Callable[[], Any], kind: str | None = None,
                   exactly_once: bool | None = None, upsert: bool | None = None,
-                  _builtin: bool = False) -> SinkSpec:
+                  global_committer: bool | None = None, _builtin: bool = False) -> SinkSpec:
     """Make `Scenario(sink=name)` use `factory()`, judged as what `kind` declares.
 
     `kind` is "append", "idempotent" (upserts by record id) or "two_phase"
@@ -310,13 +312,18 @@ def register_sink(name: str, *, factory: Callable[[], Any], kind: str | None = N
     whether the sink promises exactly-once effects (default: True for
     idempotent and two-phase sinks, False for append sinks).  Without `kind`,
     `upsert=True` means idempotent, `exactly_once=True` two-phase.
+    `global_committer=True` declares a Sink V2 global committer behind the committers
+    (a two-phase sink whose `global_committer` attribute is set, e.g.
+    `SinkV2(writer, committer, global_committer=...)`); it is read from the factory's
+    class when not given.
     """
     if not _builtin:
         _check_name(name, SINKS, "sink")
     if not callable(factory):
         raise RegistrationError(f"sink {name!r}: factory must be a callable returning the sink, "
                                 f"got {type(factory).__name__}")
-    for flag, value in (("exactly_once", exactly_once), ("upsert", upsert)):
+    for flag, value in (("exactly_once", exactly_once), ("upsert", upsert),
+                        ("global_committer", global_committer)):
         if value is not None and not isinstance(value, bool):
             raise RegistrationError(f"sink {name!r}: {flag} must be True or False, got {value!r}")
     if kind is None:
@@ -343,8 +350,15 @@ def register_sink(name: str, *, factory: Callable[[], Any], kind: str | None = N
                                 f"{factory.__name__}.state_kind is {declared!r}: a two-phase "
                                 "sink keeps its pending transactions as list state; set "
                                 "state_kind = 'list' (or subclass TwoPhaseCommitSink)")
+    if global_committer is None:
+        global_committer = getattr(factory, "global_committer", None) is not None \
+            if isinstance(factory, type) else False
+    if global_committer and kind != "two_phase":
+        raise RegistrationError(f"sink {name!r} declares global_committer=True and "
+                                f"kind={kind!r}: only a two-phase sink has committers; declare "
+                                "kind='two_phase' or drop global_committer=")
     spec = SinkSpec(name, factory, kind, exactly_once, "" if _builtin else _caller_module(),
-                    _builtin)
+                    _builtin, global_committer)
     SINKS[name] = spec
     return spec
 
@@ -512,6 +526,8 @@ def _register_builtins() -> None:
                   _builtin=True)
     register_sink("two_phase", factory=lambda: sinks().TwoPhaseCommitSink(), kind="two_phase",
                   _builtin=True)
+    register_sink("two_phase_global", factory=lambda: sinks().TwoPhaseGlobalCommitSink(),
+                  kind="two_phase", global_committer=True, _builtin=True)
 
 
 _register_builtins()

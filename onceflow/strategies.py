@@ -42,12 +42,14 @@ FAULT_GROUPS = ("crash", "phase", "notify", "storage", "store", "network", "coor
 _TIMED_GROUPS = ("crash", "store", "coordinator", "network")
 
 #: The sinks drawn when none is pinned (simplest first, for shrinking): the built-ins.
-_DRAWN_SINKS = ("two_phase", "idempotent", "append")
+_DRAWN_SINKS = ("two_phase", "idempotent", "append", "two_phase_global")
 #: The operators drawn when none are pinned: the built-ins.
 _DRAWN_OPERATORS = ("map", "reduce", "filter", "flat_map", "window")
 
 _SINK_PHASES = ("pre_commit", "commit_before", "commit_after", "recovery_commit",
                 "stop_savepoint")
+#: The phases only a sink's global committer passes (its subtask is the fault's target).
+_GLOBAL_PHASES = ("global_commit_before", "global_commit_after")
 
 
 class _Source(Protocol):
@@ -207,7 +209,8 @@ def generate(src: _Source, *, mode: str | None, sink: str | None, max_records: i
     faults: list[Any] = []
     for _ in range(n_faults):
         if src.integer(0, 3):
-            fault = _fault(src, groups, topology, horizon, transactional, plan, records)
+            fault = _fault(src, groups, topology, horizon, transactional, plan, records,
+                           global_committer=sink_spec(sink).global_committer)
             faults.append(fault)
             if (isinstance(fault, PhaseCrash) and fault.phase == "recovery_commit"
                     and len(faults) < max_faults):
@@ -357,7 +360,8 @@ def _target(src: _Source, topology: Topology, *, sink: bool = False) -> str:
 
 
 def _fault(src: _Source, groups: list[str], topology: Topology, horizon: float,
-           transactional: bool, plan: list[SavepointRequest], records: int) -> Any:
+           transactional: bool, plan: list[SavepointRequest], records: int, *,
+           global_committer: bool = False) -> Any:
     group = _choice(src, tuple(groups))
     if plan and group in _TIMED_GROUPS and _flag(src):
         # aim at the window right after a savepoint (between its completion and the
@@ -371,16 +375,21 @@ def _fault(src: _Source, groups: list[str], topology: Topology, horizon: float,
         # stop_savepoint needs a stop-with-savepoint
         phases = tuple(p for p in CRASH_PHASES
                        if (p not in _SINK_PHASES or transactional or p == "stop_savepoint")
-                       and (p != "stop_savepoint" or any(r.stop for r in plan)))
+                       and (p != "stop_savepoint" or any(r.stop for r in plan))
+                       and (p not in _GLOBAL_PHASES or global_committer))
         # a stop-with-savepoint in the plan is a window worth aiming at directly
         stop_planned = any(r.stop for r in plan)
         phase = "stop_savepoint" if stop_planned and _flag(src) else _choice(src, phases)
+        if global_committer and phase in _SINK_PHASES and _flag(src):
+            # a global committer's commit spans a checkpoint's transactions: worth aiming at
+            phase = _choice(src, _GLOBAL_PHASES)
         checkpoint = 0 if phase in ("stop_savepoint", "end_of_input") else src.integer(0, 4)
         # a crash can wait for a savepoint's phases rather than any snapshot's
         snapshot = ("savepoint" if plan and phase not in ("stop_savepoint", "end_of_input")
                     and _flag(src) else "any")
-        return PhaseCrash(phase, _target(src, topology, sink=phase in _SINK_PHASES), checkpoint,
-                          snapshot)
+        target = (f"{topology.vertices[-1].uid}.global[0]" if phase in _GLOBAL_PHASES
+                  else _target(src, topology, sink=phase in _SINK_PHASES))
+        return PhaseCrash(phase, target, checkpoint, snapshot)
     if group == "crash":
         how = src.integer(0, 2)
         if how == 1:

@@ -25,7 +25,8 @@ Event = tuple[float, str, str, tuple[Any, ...]]
 
 # -- the job and its helpers ---------------------------------------------------------------------
 
-def scenario(*faults: Any, savepoints: tuple[SavepointRequest, ...] = ()) -> Scenario:
+def scenario(*faults: Any, savepoints: tuple[SavepointRequest, ...] = (),
+             sink: str = "two_phase") -> Scenario:
     topology = Topology((
         Vertex("source", "source", 2),
         Vertex("map", "map", 2, "forward", 1),
@@ -35,7 +36,7 @@ def scenario(*faults: Any, savepoints: tuple[SavepointRequest, ...] = ()) -> Sce
     return Scenario(topology=topology, workload=Workload(records=200, keys=8, splits=2),
                     checkpoints=CheckpointConfig(mode="aligned", interval=8.0),
                     timing=Timing(latency=1.0, record_cost=0.2, buffer_records=4),
-                    sink="two_phase", savepoints=savepoints, faults=faults)
+                    sink=sink, savepoints=savepoints, faults=faults)
 
 
 def clean() -> RunResult:
@@ -313,6 +314,36 @@ def test_phase_end_of_input() -> None:
     final = [e for e in events(result, "completed") if evs.index(e) > max(eoi)]
     assert final
     assert_exactly_once(result)
+
+
+def _global_commit_crash(phase: str) -> None:
+    """The global committer crashes in the middle of checkpoint 2's global commit (after
+    or before the first of its transactions): the restored job commits all of it again."""
+    result = run(scenario(PhaseCrash(phase, "sink.global[0]", 2), sink="two_phase_global"))
+    hit = phase_fired(result, phase, "sink.global[0]", 2)
+    failed = failure_after(result, hit)
+    assert (failed[0], failed[2]) == (hit["time"], "sink.global[0]")
+    # checkpoint 2's transactions, one per sink subtask, as the recovered global commit names them
+    txns = list(next(e[3][0] for e in events(result, "global_commit", "sink.global[0]")
+                     if e[3][1] == 2))
+    assert len(txns) == 2
+    committed: dict[str, float] = {}
+    for v in result.store.visibility():
+        committed.setdefault(v.txn, v.time)
+    first = txns if phase == "global_commit_before" else txns[1:]
+    # the crash struck before these of checkpoint 2's transactions were committed
+    assert all(committed.get(t, float("inf")) > hit["time"] for t in first)
+    assert assert_restarted_from_latest(result, failed) is not None
+    assert all(t in committed for t in txns)
+    assert_exactly_once(result)
+
+
+def test_phase_global_commit_before() -> None:
+    _global_commit_crash("global_commit_before")
+
+
+def test_phase_global_commit_after() -> None:
+    _global_commit_crash("global_commit_after")
 
 
 def test_every_crash_phase_has_a_scenario_test() -> None:

@@ -69,7 +69,8 @@ register_sink("t_append", factory=lambda: onceflow.model.sinks.AppendSink(), kin
 def test_built_ins_are_registered_through_the_same_registry() -> None:
     assert {n: (s.kind, s.exactly_once, s.builtin) for n, s in SINKS.items() if s.builtin} == {
         "append": ("append", False, True), "idempotent": ("idempotent", True, True),
-        "two_phase": ("two_phase", True, True)}
+        "two_phase": ("two_phase", True, True),
+        "two_phase_global": ("two_phase", True, True)}
     assert {"map", "filter", "flat_map", "reduce", "window"} <= {
         n for n, s in OPERATORS.items() if s.builtin}
     assert OPERATORS["reduce"].keyed and not OPERATORS["map"].keyed

@@ -16,7 +16,9 @@ committer operator in each sink subtask.
 
 As in Flink, writer and committer run chained (equal parallelism, forward):
 the committables reach the committer before the barrier, so the committer's
-snapshot of n holds them.  No global committer is modelled.
+snapshot of n holds them.  A sink with a `global_committer` sends what its
+committer committed on to a `GlobalCommitterOperator` at parallelism 1
+(`onceflow.components.globalcommitter`), which makes it visible.
 """
 
 from __future__ import annotations
@@ -198,10 +200,12 @@ class CommitterOperator:
             got.committables.append(txn)
             got.expected = len(got.committables)
 
-    def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
-        """Commit every fully received checkpoint <= `checkpoint_id`, oldest first."""
+    def notify_checkpoint_complete(self, checkpoint_id: int) -> list[tuple[int, list[str]]]:
+        """Commit every fully received checkpoint <= `checkpoint_id`, oldest first; the
+        committed ones, (checkpoint id, committables)."""
         ctx = self.ctx
         exact = ctx.mutant("commit-only-exact-id")
+        done: list[tuple[int, list[str]]] = []
         for cid in sorted(self.collector):
             if cid == EOI:
                 continue
@@ -216,6 +220,8 @@ class CommitterOperator:
                     self._commit(txn, cid, "notify")
                     ctx.phase("commit_after", cid)
             del self.collector[cid]
+            done.append((cid, [txn for got in received.values() for txn in got.committables]))
+        return done
 
     def notify_checkpoint_aborted(self, checkpoint_id: int, writer: "SinkWriter") -> None:
         ctx = self.ctx
@@ -257,12 +263,19 @@ class SinkV2:
 
     state_kind: ClassVar[str | None] = "list"
 
+    #: Flink's `SupportsPostCommitTopology` with `addGlobalCommitter`: a `GlobalCommitter`
+    #: (commit(ctx, committables, checkpoint_id)) behind the committers, or None
+    global_committer: Any = None
+
     def __init__(self, writer: "SinkWriter | None" = None,
-                 committer: "Committer | None" = None) -> None:
+                 committer: "Committer | None" = None,
+                 global_committer: Any = None) -> None:
         from onceflow.model.sinks import StoreCommitter, StoreWriter  # noqa: PLC0415
 
         self.writer: "SinkWriter" = writer if writer is not None else StoreWriter()
         self.committer: "Committer" = committer if committer is not None else StoreCommitter()
+        if global_committer is not None:
+            self.global_committer = global_committer
         self.writer_op = SinkWriterOperator(self.writer)
         self.committer_op = CommitterOperator(self.committer)
 
@@ -271,7 +284,27 @@ class SinkV2:
         self.ctx = ctx
         self.committer_op.initialize_state(ctx, restored)
         keep = {txn for _, txn in ctx.restored_union or ()}
+        if self.global_committer is not None and ctx.restored_union:
+            # the restored committables go on to the global committer after their
+            # recovery commit, with a summary for every checkpoint the restored state holds
+            mine: dict[int, list[str]] = {}
+            for cid, txn in restored or ():
+                mine.setdefault(cid, []).append(txn)
+            for cid in sorted({cid for cid, _ in ctx.restored_union}):
+                self._send_on(cid, mine.get(cid, []))
         self.writer_op.open(ctx, keep)
+
+    def _send_on(self, checkpoint_id: int, committables: list[str]) -> None:
+        """Send committed `committables` of `checkpoint_id` to the global committer."""
+        ctx = self.ctx
+        target = ctx.task.attempt.global_task
+        if target is None:
+            return
+        target.send(ctx.subtask, "message", CommittableSummary(
+            ctx.subtask, ctx.parallelism, checkpoint_id, len(committables)))
+        for txn in committables:
+            target.send(ctx.subtask, "message",
+                        CommittableWithLineage(txn, checkpoint_id, ctx.subtask))
 
     @property
     def txn(self) -> str | None:
@@ -298,13 +331,21 @@ class SinkV2:
         self.committer_op.receive(self.writer_op.prepare_snapshot_pre_barrier(checkpoint_id))
         state = self.committer_op.snapshot_state(checkpoint_id)
         ctx = self.ctx
+        if self.global_committer is not None:
+            # the barrier goes on to the global committer behind what was sent before it
+            target = ctx.task.attempt.global_task
+            if target is not None:
+                target.send(ctx.subtask, "barrier", checkpoint_id)
         if ctx.mutant("unaligned-committables") and ctx.task.job.scenario.checkpoints.mode == "unaligned":
             # FLINK-36287: the barrier overtook the committable on its way to the committer
             return [item for item in state if item[0] != checkpoint_id]
         return state
 
     def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
-        self.committer_op.notify_checkpoint_complete(checkpoint_id)
+        done = self.committer_op.notify_checkpoint_complete(checkpoint_id)
+        if self.global_committer is not None:
+            for cid, committables in done:
+                self._send_on(cid, committables)
 
     def notify_checkpoint_aborted(self, checkpoint_id: int) -> None:
         self.committer_op.notify_checkpoint_aborted(checkpoint_id, self.writer)

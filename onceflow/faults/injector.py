@@ -95,7 +95,8 @@ class Injector:
         for task in attempt.tasks:
             if task.name == name:
                 return task
-        return None
+        g = attempt.global_task
+        return g if g is not None and g.name == name else None
 
     # -- timed faults ----------------------------------------------------------------
 

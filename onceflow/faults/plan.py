@@ -48,6 +48,8 @@ CRASH_PHASES = (
     "commit_after",         # committing, after the external effect
     "restore",              # a task is restoring its state
     "recovery_commit",      # a 2PC sink re-commits restored transactions
+    "global_commit_before",  # a global committer, before committing a transaction
+    "global_commit_after",   # a global committer, after committing a transaction
     "stop_savepoint",       # stop-with-savepoint committed here, before the job finished
     "end_of_input",         # end of input reached, before the final checkpoint
 )
@@ -84,6 +86,13 @@ def _num(value: Any) -> Any:
     return value
 
 
+def _has_global_committer(scenario: "Scenario") -> bool:
+    from onceflow.registry import SINKS  # noqa: PLC0415
+
+    spec = SINKS.get(scenario.sink)
+    return spec is not None and spec.global_committer
+
+
 def check_target(scenario: "Scenario", target: str, path: str, *, wildcard: bool = False) -> None:
     if wildcard and target == "*":
         return
@@ -93,6 +102,12 @@ def check_target(scenario: "Scenario", target: str, path: str, *, wildcard: bool
                               f"got {target!r}")
         return
     uid, subtask = m["uid"], int(m["subtask"])
+    sink_uid = scenario.topology.vertices[-1].uid
+    if uid == sink_uid + ".global" and _has_global_committer(scenario):
+        if subtask != 0:
+            _fail(path, "target", f"{uid} (the global committer) has parallelism 1, so no "
+                                  f"subtask {subtask}")
+        return
     try:
         vertex = scenario.topology.vertex(uid)
     except ScenarioError:

@@ -4,8 +4,8 @@ from onceflow.model.operators import (FilterOperator, FlatMapOperator, MapOperat
                                       ReduceOperator, WindowOperator)
 from onceflow.model.records import Barrier, Record, split_logs
 from onceflow.model.simulation import RunResult, restore, run
-from onceflow.model.sinks import (AppendSink, Committer, IdempotentSink, SinkWriter,
-                                  TwoPhaseCommitSink)
+from onceflow.model.sinks import (AppendSink, Committer, GlobalCommitter, IdempotentSink,
+                                  SinkWriter, TwoPhaseCommitSink, TwoPhaseGlobalCommitSink)
 from onceflow.model.snapshot import Snapshot
 from onceflow.model.log import LogClient
 from onceflow.model.sources import (END_OF_INPUT, MORE_AVAILABLE, NOTHING_AVAILABLE,
@@ -18,9 +18,9 @@ from onceflow.stores import Entry, Store
 __all__ = [
     "END_OF_INPUT", "MORE_AVAILABLE", "NOTHING_AVAILABLE",
     "AppendSink", "Barrier", "Committer", "DefaultEnumerator", "Entry", "FilterOperator",
-    "FlatMapOperator", "IdempotentSink", "LogClient", "LogReader", "MapOperator", "Operator",
+    "FlatMapOperator", "GlobalCommitter", "IdempotentSink", "LogClient", "LogReader", "MapOperator", "Operator",
     "OperatorContext", "Record", "ReduceOperator", "RunResult", "SinkWriter", "Snapshot",
     "SourceReader", "Split", "SplitEnumerator", "Store", "TaskCrash",
-    "Trace", "TwoPhaseCommitSink", "WindowOperator",
+    "Trace", "TwoPhaseCommitSink", "TwoPhaseGlobalCommitSink", "WindowOperator",
     "restore", "run", "split_logs",
 ]

@@ -98,7 +98,8 @@ class CheckpointCoordinator:
         if kind == CHECKPOINT:
             self.final_wanted = False
         pending = PendingCheckpoint(cid, kind, self.env.now, attempt.number,
-                                    len(attempt.tasks), stop, drain)
+                                    len(attempt.tasks) + (attempt.global_task is not None),
+                                    stop, drain)
         pending.acks.update(attempt.finished)
         pending.finished.update(attempt.finished)
         self.pending[cid] = pending
@@ -284,6 +285,9 @@ class CheckpointCoordinator:
             for task in attempt.tasks:
                 job.notify(task, pending.id,
                            lambda t=task, c=pending.id, s=pending.stop: t.notify_complete(c, s))
+            if attempt.global_task is not None and job.mutant("global-commit-on-notify"):
+                g = attempt.global_task  # it commits on input: only the mutant listens
+                job.later(job.rpc_delay(), g.notify_complete, pending.id)
         if pending.stop:
             self.env.process(self._resend_stop(pending.id))
         self._maybe_final()
@@ -321,6 +325,8 @@ class CheckpointCoordinator:
         if attempt is not None and attempt.alive:
             for task in attempt.tasks:
                 job.notify(task, checkpoint_id, lambda t=task: t.notify_aborted(checkpoint_id))
+            if attempt.global_task is not None:
+                attempt.global_task.abort(checkpoint_id)
         self._maybe_final()
 
     def shutdown(self, reason: str) -> None:

@@ -60,6 +60,8 @@ class Attempt:
         self.sinks_ended = 0
         self.sinks_done = 0
         self.tasks_done = 0
+        #: the sink's global committer (`components/globalcommitter.py`), if it has one
+        self.global_task: Any = None
 
 
 def make_operator(vertex: "Vertex", sink_kind: str, store: Any = None) -> Any:
@@ -279,6 +281,8 @@ class Job:
             attempt.state_kinds[vertex.uid] = layer[0].operator.state_kind
             layers.append(layer)
         attempt.sinks = list(layers[-1])
+        if not self._deploy_global_committer(attempt, layers[-1]):
+            return
         for i in range(1, len(vertices)):
             edge = vertices[i].edge
             pointwise = ((edge == "forward" and not self.mutant("unaligned-pointwise-rescale"))
@@ -321,8 +325,35 @@ class Job:
             restored = state_for_subtask(kind, merged, task.subtask, task.vertex.parallelism, maxp)
             task.start(restored, list_union(merged) if kind == "list" and merged is not None
                        else None)
+        if attempt.global_task is not None:
+            g = attempt.global_task
+            merged = snapshot.state.get(g.vertex.uid) if snapshot is not None else None
+            g.start(state_for_subtask("list", merged, 0, 1, maxp))
         label = f"{snapshot.kind} {snapshot.id}" if snapshot else "start"
         self.trace.add(self.env.now, "deploy", "job", attempt.number, label)
+
+    def _deploy_global_committer(self, attempt: Attempt, sinks: list[Task]) -> bool:
+        """Create the sink's global committer (parallelism 1), if the sink has one;
+        False when the sink contradicts its registration (the run stops with the error)."""
+        from onceflow.components.globalcommitter import GlobalCommitterTask  # noqa: PLC0415
+        from onceflow.errors import ProtocolError  # noqa: PLC0415
+        from onceflow.registry import sink_spec  # noqa: PLC0415
+
+        sink = sinks[0]
+        committer = getattr(sink.operator, "global_committer", None)
+        declared = sink_spec(self.scenario.sink).global_committer
+        if declared != (committer is not None):
+            self.operator_error(sink, ProtocolError(
+                f"was registered with global_committer={declared} but its "
+                f"global_committer attribute is {'set' if committer is not None else 'None'}; "
+                "pass global_committer= to register_sink to match the sink"))
+            attempt.alive = False
+            return False
+        if committer is not None:
+            attempt.global_task = GlobalCommitterTask(self, attempt, sink.vertex.uid,
+                                                      sink.vertex.parallelism, committer)
+            attempt.state_kinds[attempt.global_task.vertex.uid] = "list"
+        return True
 
     def _restore_channels(self, snapshot: Snapshot, layers: list[list[Task]]) -> None:
         """Replay unaligned channel state ahead of any new data, redistributed to the new
@@ -494,6 +525,15 @@ class Job:
         attempt.tasks_done += 1
         if task.is_sink:
             attempt.sinks_done += 1
+            if attempt.global_task is not None:
+                attempt.global_task.send(task.subtask, "end", None)
+        self.maybe_finish(attempt)
+
+    def maybe_finish(self, attempt: Attempt) -> None:
+        """Finish the job once its tasks (and the sink's global committer, which finishes
+        when it committed everything) are done."""
+        if attempt.global_task is not None and not attempt.global_task.done:
+            return
         if attempt.tasks_done == len(attempt.tasks) or (
                 self.stopping is not None and attempt.sinks_done == len(attempt.sinks)):
             self.finish()

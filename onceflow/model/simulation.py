@@ -246,7 +246,10 @@ def _check_compatible(snapshot: Snapshot, topology: object) -> None:
         raise RestoreError(
             f"{snapshot.label} was taken with max_parallelism {snapshot.max_parallelism}, "
             f"the job has {topology.max_parallelism}; max parallelism never changes")
+    from onceflow.components.globalcommitter import global_uid  # noqa: PLC0415
+
     uids = {v.uid for v in topology.vertices}
+    uids.add(global_uid(topology.vertices[-1].uid))  # a sink's global committer
     missing = sorted(set(snapshot.state) - uids)
     if missing:
         raise RestoreError(f"{snapshot.label} holds state of operator uid {missing[0]!r}, "

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol
 
+from onceflow.components.globalcommitter import (GlobalCommitter, PassThroughCommitter,
+                                                 StoreGlobalCommitter)
 from onceflow.components.sinkv2 import COMMIT_RETRIES, SinkV2
 from onceflow.model.records import Record
 from onceflow.stores.protocol import TransactionLostError
@@ -20,8 +22,9 @@ from onceflow.stores.protocol import TransactionLostError
 if TYPE_CHECKING:
     from onceflow.model.task import OperatorContext
 
-__all__ = ["COMMIT_RETRIES", "AppendSink", "Committer", "IdempotentSink", "SinkWriter", "StoreCommitter", "StoreWriter",
-           "TwoPhaseCommitSink", "make_sink"]
+__all__ = ["COMMIT_RETRIES", "AppendSink", "Committer", "GlobalCommitter", "IdempotentSink",
+           "PassThroughCommitter", "SinkWriter", "StoreCommitter", "StoreGlobalCommitter",
+           "StoreWriter", "TwoPhaseCommitSink", "TwoPhaseGlobalCommitSink", "make_sink"]
 
 
 class _Sink:
@@ -154,6 +157,16 @@ class TwoPhaseCommitSink(SinkV2):
     (idempotent) and the writer aborts every other transaction this subtask left
     open.  Plug in another external system with your own `writer` and `committer`.
     """
+
+
+class TwoPhaseGlobalCommitSink(SinkV2):
+    """The built-in two-phase sink with a global committer: the writers pre-commit a
+    transaction per checkpoint, the committers pass them on, and the global committer
+    (`onceflow.components.globalcommitter`, parallelism 1) commits all transactions of
+    a checkpoint once it received them from every committer subtask."""
+
+    def __init__(self) -> None:
+        super().__init__(committer=PassThroughCommitter(), global_committer=StoreGlobalCommitter())
 
 
 #: what `_accepts` and `_takes_argument` found, per function (inspect.signature costs

@@ -187,6 +187,12 @@ def _describe(kind: str, where: str, d: tuple[Any, ...], names: dict[int, str]) 
                                f"({snap(d[1])}, {d[2]})",
         "commit_retry": lambda: f"commit of txn {d[0]} failed transiently, retrying",
         "abort": lambda: f"ABORT txn {d[0]}",
+        "global_commit": lambda: f"GLOBAL COMMIT of {snap(d[1])}: txn {', '.join(d[0]) or '-'} "
+                                 f"({d[2]})",
+        "global_commit_lost": lambda: f"global commit of {snap(d[1])} FAILED: txn "
+                                      f"{', '.join(d[0])} aborted or expired ({d[2]})",
+        "global_commit_retry": lambda: f"global commit of {snap(d[1])} failed transiently, "
+                                       "retrying",
         "crash": lambda: ("coordinator " if where == "coordinator" else "") + f"CRASH: {d[1]}",
         "failed": lambda: ("coordinator lost, no durable checkpoint store: the job fails"
                            if where == "coordinator" else "attempt failed: every task stops"),

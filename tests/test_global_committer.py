@@ -1,0 +1,223 @@
+"""Sink V2's global committer (`onceflow.components.globalcommitter`): committers send what
+they committed on to one global committer (parallelism 1), which commits a checkpoint's
+committables once all arrived; its state is checkpointed, restored, rescaled; faults aim
+at its commit; its real bugs are mutants the properties find, each with a control."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from attrs import evolve
+
+import onceflow
+from onceflow import (CheckpointConfig, SavepointRequest, Scenario, ScenarioError, Timing,
+                      Topology, Vertex, Violation, Workload, run)
+from onceflow.components import SinkV2
+from onceflow.components.globalcommitter import PassThroughCommitter, StoreGlobalCommitter
+from onceflow.errors import RegistrationError
+from onceflow.faults.plan import Crash, PhaseCrash
+from onceflow.registry import SINKS, register_sink, sink_spec
+from onceflow.strategies import scenario_from_seed
+
+
+def scenario(*faults: Any, mutants: tuple[str, ...] = (), sink: str = "two_phase_global",
+             p: int = 2, records: int = 200, **checkpoints: Any) -> Scenario:
+    return Scenario(
+        topology=Topology((Vertex("source", "source", 2), Vertex("map", "map", 2, "forward", 1),
+                           Vertex("reduce", "reduce", 2, "hash"),
+                           Vertex("sink", "sink", p, "hash")), max_parallelism=8),
+        workload=Workload(records=records, keys=8, splits=2),
+        checkpoints=CheckpointConfig(interval=8.0, **checkpoints),
+        timing=Timing(latency=1.0, record_cost=0.2, buffer_records=4),
+        sink=sink, faults=faults, mutants=mutants)
+
+
+def events(result: onceflow.RunResult, kind: str, where: str | None = None) -> list[Any]:
+    return [e for e in result.trace.events if e[1] == kind and (where is None or e[2] == where)]
+
+
+GLOBAL = "sink.global[0]"
+
+
+def test_the_built_in_sink_declares_a_global_committer() -> None:
+    assert sink_spec("two_phase_global").global_committer
+    assert sink_spec("two_phase_global").transactional
+    assert not sink_spec("two_phase").global_committer
+
+
+@pytest.mark.parametrize("p", [1, 2, 3])
+def test_the_global_committer_makes_the_output_visible_exactly_once(p: int) -> None:
+    result = run(scenario(p=p))
+    onceflow.check(result)
+    assert result.status == "finished"
+    commits = events(result, "global_commit", GLOBAL)
+    assert commits
+    # one global commit per checkpoint, holding every committer subtask's transaction
+    assert all(len(e[3][0]) >= 1 for e in commits)
+    assert max(len(e[3][0]) for e in commits) == p
+    # the data became visible when the global committer committed, not before
+    times = {e[0] for e in commits}
+    visible = [v for v in result.store.visibility() if v.ids]
+    assert visible and all(v.time in times for v in visible)
+    # its state is part of every snapshot, by the same mechanism
+    assert all("sink.global" in s.state for s in result.snapshots)
+
+
+def test_a_global_commit_waits_for_every_committer_subtask() -> None:
+    result = run(scenario(p=3))
+    committed_at = {e[3][1]: e[0] for e in events(result, "global_commit", GLOBAL)}
+    completed = {e[3][0]: e[0] for e in events(result, "completed", "coordinator")}
+    for cid, at in committed_at.items():
+        assert at > completed[cid]  # only after the checkpoint completed
+
+
+@pytest.mark.parametrize("fault", [
+    PhaseCrash("global_commit_before", GLOBAL, 2),
+    PhaseCrash("global_commit_after", GLOBAL, 2),
+    PhaseCrash("global_commit_after", GLOBAL, 0),
+    PhaseCrash("after_sync_snapshot", GLOBAL, 2),
+    PhaseCrash("notify_complete", "sink[1]", 2),
+    PhaseCrash("commit_after", "sink[0]", 2),
+    Crash(21.0, "sink[1]"),
+    Crash(17.0, "reduce[0]"),
+], ids=str)
+def test_the_correct_model_stays_exactly_once_through_crashes(fault: Any) -> None:
+    result = run(scenario(fault))
+    onceflow.check(result)
+    assert result.status == "finished"
+    assert result.restarts == 1, "the fault fired"
+
+
+def test_a_crash_in_the_middle_of_a_global_commit_is_recovered() -> None:
+    result = run(scenario(PhaseCrash("global_commit_after", GLOBAL, 0)))
+    onceflow.check(result)
+    assert events(result, "restore", GLOBAL)
+    # the restored job commits again: the interrupted checkpoint's transactions included
+    first = events(result, "fault")[0][0]
+    assert any(e[0] > first for e in events(result, "global_commit", GLOBAL))
+
+
+@pytest.mark.parametrize("mode", ["aligned", "unaligned"])
+def test_restores_and_rescaled_restores_of_every_snapshot_are_exactly_once(mode: str) -> None:
+    result = run(scenario(PhaseCrash("notify_complete", "sink[0]", 2), mode=mode))
+    onceflow.check(result)
+    for snapshot in result.snapshots:
+        for parallelism in (None, 1, 3):
+            restored = onceflow.restore(result, snapshot, parallelism)
+            assert restored.status == "finished", (snapshot.label, parallelism)
+            onceflow.check(restored, restores=False)
+
+
+def test_savepoints_and_stop_with_savepoint() -> None:
+    sc = evolve(scenario(), savepoints=(SavepointRequest(12.0), SavepointRequest(30.0, stop=True)))
+    result = run(sc)
+    onceflow.check(result)
+    assert result.status == "finished"
+
+
+class FlakyGlobal(StoreGlobalCommitter):
+    """Fails the first attempt of every global commit transiently (then commits)."""
+
+    def __init__(self) -> None:
+        self.tried: set[int] = set()
+
+    def commit(self, ctx: Any, committables: list[str], checkpoint_id: int) -> bool | None:
+        if checkpoint_id not in self.tried:
+            self.tried.add(checkpoint_id)
+            return None
+        return super().commit(ctx, committables, checkpoint_id)
+
+
+class BrokenGlobal:
+    """A global committer whose commits always fail transiently."""
+
+    def commit(self, ctx: Any, committables: list[str], checkpoint_id: int) -> bool | None:
+        return None
+
+
+@pytest.fixture
+def user_sinks() -> Any:
+    register_sink("t_flaky_global", factory=lambda: SinkV2(
+        committer=PassThroughCommitter(), global_committer=FlakyGlobal()),
+        kind="two_phase", global_committer=True)
+    register_sink("t_broken_global", factory=lambda: SinkV2(
+        committer=PassThroughCommitter(), global_committer=BrokenGlobal()),
+        kind="two_phase", global_committer=True)
+    register_sink("t_undeclared_global", factory=lambda: SinkV2(
+        committer=PassThroughCommitter(), global_committer=FlakyGlobal()), kind="two_phase")
+    yield
+    for name in ("t_flaky_global", "t_broken_global", "t_undeclared_global"):
+        SINKS.pop(name, None)
+
+
+def test_a_user_global_committer_is_retried(user_sinks: Any) -> None:
+    result = run(scenario(sink="t_flaky_global"))
+    onceflow.check(result)
+    assert events(result, "global_commit_retry", GLOBAL)
+
+
+def test_a_global_commit_that_keeps_failing_fails_the_job_over(user_sinks: Any) -> None:
+    result = run(scenario(sink="t_broken_global"))
+    crashes = events(result, "crash", GLOBAL)
+    assert crashes and "global commit of checkpoint" in crashes[0][3][1]
+    assert result.status == "failed"  # every restart fails the same way
+
+
+def test_a_sink_that_contradicts_its_registration_is_named(user_sinks: Any) -> None:
+    result = run(scenario(sink="t_undeclared_global"))
+    assert result.status == "error"
+    assert "global_committer=" in (result.error or "")
+
+
+def test_registration_checks_the_declaration() -> None:
+    with pytest.raises(RegistrationError, match="kind='two_phase'"):
+        register_sink("t_global_append", factory=lambda: None, kind="append",
+                      global_committer=True)
+    with pytest.raises(RegistrationError, match="True or False"):
+        register_sink("t_global_bad", factory=lambda: None, kind="two_phase",
+                      global_committer="yes")  # type: ignore[arg-type]
+
+    class Declared(SinkV2):
+        global_committer = StoreGlobalCommitter()
+
+    try:
+        assert register_sink("t_global_class", factory=Declared, kind="two_phase").global_committer
+    finally:
+        SINKS.pop("t_global_class", None)
+
+
+def test_fault_targets_name_the_global_committer_only_where_there_is_one() -> None:
+    scenario(PhaseCrash("global_commit_after", GLOBAL, 1))
+    with pytest.raises(ScenarioError, match="no vertex with uid 'sink.global'"):
+        scenario(PhaseCrash("global_commit_after", GLOBAL, 1), sink="two_phase")
+    with pytest.raises(ScenarioError, match="parallelism 1"):
+        scenario(PhaseCrash("global_commit_after", "sink.global[1]", 1))
+
+
+def test_the_generator_draws_the_global_committer_and_aims_at_its_commit() -> None:
+    drawn = [scenario_from_seed(seed) for seed in range(300)]
+    globals_ = [s for s in drawn if s.sink == "two_phase_global"]
+    assert globals_
+    aimed = [f for s in globals_ for f in s.faults
+             if isinstance(f, PhaseCrash) and f.phase.startswith("global_commit")]
+    assert aimed and all(f.target.endswith(".global[0]") for f in aimed)
+    assert not any(isinstance(f, PhaseCrash) and f.phase.startswith("global_commit")
+                   for s in drawn if s.sink != "two_phase_global" for f in s.faults)
+
+
+# -- the mutants: each found on a hand-built scenario the correct model passes -------------
+
+@pytest.mark.parametrize("name, fault", [
+    ("global-commit-on-notify", None),
+    ("global-skips-partly-committed", PhaseCrash("global_commit_after", GLOBAL, 0)),
+])
+def test_each_global_committer_mutant_is_found_and_needs_what_it_needs(name: str,
+                                                                        fault: Any) -> None:
+    faults = (fault,) if fault is not None else ()
+    onceflow.check(run(scenario(*faults)))
+    with pytest.raises(Violation) as info:
+        onceflow.check(run(scenario(*faults, mutants=(name,))))
+    assert info.value.finding.anomaly == "lost"
+    if fault is not None:  # it needs the crash: without it the mutant changes nothing
+        onceflow.check(run(scenario(mutants=(name,))))
