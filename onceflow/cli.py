@@ -658,8 +658,8 @@ def build_parser() -> argparse.ArgumentParser:
     def pins(p: argparse.ArgumentParser, *, mutant: bool = True) -> None:
         p.add_argument("--mode", choices=BARRIER_MODES, help="pin the barrier mode")
         p.add_argument("--sink", metavar="NAME",
-                       help="pin the sink: a built-in (two_phase, idempotent, append) or a "
-                            "registered one")
+                       help="pin the sink: a built-in (two_phase, two_phase_global, idempotent, "
+                            "append) or a registered one")
         p.add_argument("--source", metavar="NAME",
                        help="pin the source: the built-in log or a registered one")
         p.add_argument("--operator", action="append", metavar="NAME",
