@@ -205,9 +205,9 @@ MUTANTS: dict[str, Mutant] = {m.name: m for m in (
            "committables; those arrive later and are taken as already committed",
            "lost", "components/globalcommitter.py: GlobalCommitterOperator.receive"),
     Mutant("global-skips-partly-committed", "apache/iceberg #14090",
-           "a restored global committer takes a checkpoint as committed when one of its "
-           "committables is, and skips the rest of it (a crash in the middle of a global "
-           "commit leaves the others uncommitted)",
+           "a retried or restored global committer takes a checkpoint as committed when one "
+           "of its committables is, and skips the rest of it (a failed commit or a crash in "
+           "the middle of a global commit leaves the others uncommitted)",
            "lost", "components/globalcommitter.py: StoreGlobalCommitter.commit"),
 )}
 

@@ -380,7 +380,7 @@ def _fault(src: _Source, groups: list[str], topology: Topology, horizon: float,
         # a stop-with-savepoint in the plan is a window worth aiming at directly
         stop_planned = any(r.stop for r in plan)
         phase = "stop_savepoint" if stop_planned and _flag(src) else _choice(src, phases)
-        if global_committer and phase in _SINK_PHASES and _flag(src):
+        if global_committer and _flag(src):
             # a global committer's commit spans a checkpoint's transactions: worth aiming at
             phase = _choice(src, _GLOBAL_PHASES)
         checkpoint = 0 if phase in ("stop_savepoint", "end_of_input") else src.integer(0, 4)

@@ -76,16 +76,19 @@ class StoreGlobalCommitter:
                 (t := store.txns.get(txn)) is not None and t.state == "committed"
                 for txn in committables):
             # apache/iceberg #14090: the checkpoint looks committed as soon as one of its
-            # committables is, so a restored job skips the rest of it
+            # committables is, so a retry or a restored job skips the rest of it
             return True
+        # one request per committable, as Flink's CommitRequest: a transient failure of one
+        # does not stop the others; the whole checkpoint is retried (commits are idempotent)
         ok: bool | None = True
         for txn in committables:
             ctx.phase("global_commit_before", checkpoint_id)
             got = store.commit(ctx.now, txn)
             ctx.phase("global_commit_after", checkpoint_id)
             if got is None:
-                return None
-            ok = ok and got
+                ok = None
+            elif not got and ok is not None:
+                ok = False
         return ok
 
 
