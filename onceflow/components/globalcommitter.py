@@ -221,6 +221,8 @@ class GlobalCommitterTask:
         self.last_snapshot = 0
         self.done = False
         self.restored_union = None
+        self.finished_on_restore = False  # FLIP-147: never deployed as finished (it has state)
+        self.outputs: list[Any] = []  # nothing downstream
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -231,6 +233,7 @@ class GlobalCommitterTask:
             self.job.trace.add(self.env.now, "restore", self.name, snapshot.id, snapshot.kind)
         self._guarded(self.phase, "restore", snapshot.id if snapshot is not None else 0)
         self._guarded(self.operator.initialize_state, self.ctx, restored)
+        self._guarded(self._drain)  # every committer subtask deployed as finished: done
 
     def phase(self, name: str, checkpoint_id: int) -> None:
         self.job.phase(self, name, checkpoint_id)  # type: ignore[arg-type]

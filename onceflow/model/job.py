@@ -328,6 +328,8 @@ class Job:
         if attempt.global_task is not None:
             g = attempt.global_task
             merged = snapshot.state.get(g.vertex.uid) if snapshot is not None else None
+            # FLIP-147: a committer subtask deployed as finished sends nothing, ever
+            g.operator.ended.update(t.subtask for t in attempt.sinks if t.finished_on_restore)
             g.start(state_for_subtask("list", merged, 0, 1, maxp))
         label = f"{snapshot.kind} {snapshot.id}" if snapshot else "start"
         self.trace.add(self.env.now, "deploy", "job", attempt.number, label)
