@@ -213,3 +213,39 @@ def test_keep_store_follows_the_store_declaration(tmp_path: Path,
         del STORES["test-nofiles"]
     with pytest.raises(Exception, match="keeps_files"):
         register_store("test-bad-keep", factory=MemoryStore, keeps_files="yes")  # type: ignore[arg-type]
+
+
+def test_a_sink_whose_final_commit_is_slow_finishes_after_it() -> None:
+    plain = onceflow.run(scenario())
+    last = max(e[0] for e in events(plain, "commit"))
+    slow = onceflow.run(scenario(StoreFault("slow_commit", last - 0.01, 4, "*", 25.0)))
+    onceflow.check(slow)
+    landed = max(v.time for v in slow.store.visibility())
+    finished = max(e[0] for e in events(slow, "task_finished"))
+    assert finished >= landed > last
+
+
+def test_the_readme_example_is_clean_with_both_faults_fired() -> None:
+    s = Scenario.from_json((Path(__file__).parent.parent / "examples" / "lost-and-slow.json")
+                           .read_text())
+    result = onceflow.run(s)
+    assert {f["effect"] for f in result.faults_fired} == {"lost_transaction", "slow_commit"}
+    assert result.restarts == 1
+    onceflow.check(result)
+    with pytest.raises(Violation):
+        onceflow.check(onceflow.run(evolve(s, mutants=("writer-swallows-lost-transaction",))))
+
+
+class _BrokenOpen(MemoryStore):
+    def open_transactions(self, sink_uid: str) -> list[Any]:
+        return [object()]
+
+
+def test_a_store_whose_open_transactions_break_under_a_fault_is_named() -> None:
+    register_store("test-broken-open",
+                   factory=lambda *, txn_timeout, label="": _BrokenOpen(txn_timeout))
+    try:
+        with pytest.raises(StoreError, match="broke the store protocol.*lost_transaction"):
+            onceflow.run(evolve(scenario(LOST), store="test-broken-open"))
+    finally:
+        del STORES["test-broken-open"]

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from onceflow.stores.protocol import OPEN, TransactionLostError
+from onceflow.stores.protocol import OPEN, StoreError, TransactionLostError
 
 if TYPE_CHECKING:
     from onceflow.model.job import Job
@@ -84,13 +84,23 @@ class FaultyStore:
         uids = sorted({uid for uid, _ in owners} if owners is not None else
                       {v.uid for v in self._job.topology.vertices})
         lost = []
-        for uid in uids:
-            for txn in store.open_transactions(uid):
-                if txn.state != OPEN or txn.id in self.lost:
-                    continue
-                if owners is not None and (txn.owner[0], txn.owner[1]) not in owners:
-                    continue
-                store.abort(now, txn.id)
-                self.lost.add(txn.id)
-                lost.append(txn.id)
+        try:
+            for uid in uids:
+                for txn in store.open_transactions(uid):
+                    if txn.state != OPEN or txn.id in self.lost:
+                        continue
+                    if owners is not None and (txn.owner[0], txn.owner[1]) not in owners:
+                        continue
+                    store.abort(now, txn.id)
+                    self.lost.add(txn.id)
+                    lost.append(txn.id)
+        except StoreError:
+            raise
+        except Exception as exc:  # the store broke its protocol: named, never judged
+            raise StoreError(
+                f"the store ({type(store).__name__}) broke the store protocol while a "
+                f"lost_transaction fault aborted its open transactions: "
+                f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}; open_transactions() "
+                "must return onceflow.stores.Transaction values and abort() must accept "
+                "their ids") from None
         return lost

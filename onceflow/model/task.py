@@ -529,7 +529,11 @@ class Task:
         """FLIP-147: finish once the final checkpoint completed and every receiver
         processed this task's records (FLINK-21086)."""
         if self.final_done and not self.done and self.unconsumed <= 0:
-            self.finish()
+            if self.job.stall:
+                # a slow commit is still in flight: the task finishes once it returns
+                self.mail(self.finish)
+            else:
+                self.finish()
 
     def finish(self) -> None:
         """Its final checkpoint completed (for a sink: all its output is committed):
