@@ -249,3 +249,17 @@ def test_a_store_whose_open_transactions_break_under_a_fault_is_named() -> None:
             onceflow.run(evolve(scenario(LOST), store="test-broken-open"))
     finally:
         del STORES["test-broken-open"]
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_a_lost_transaction_with_nothing_open_waits_for_the_next_write(store: str) -> None:
+    from onceflow.faults.plan import Crash
+
+    # sink[0] is down (restarting) at t=12: nothing of it is open; the fault strikes the
+    # first transaction the restarted subtask writes into
+    s = evolve(scenario(Crash(11.0, "sink[0]"), LOST), store=store)
+    result = onceflow.run(s)
+    (lost,) = events(result, "txn_lost")
+    assert lost[0] > 12.0 and ".a2." in lost[3][0]  # a transaction of the second attempt
+    assert result.restarts == 2
+    onceflow.check(result)

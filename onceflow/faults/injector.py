@@ -142,10 +142,18 @@ class Injector:
             uid, _, rest = fault.target.rpartition("[")
             owners = {(uid, int(rest[:-1]))}
         lost = view.lose_open_transactions(job.env.now, owners)
-        if lost:  # nothing open there: the fault changed nothing (it did not fire)
+        if lost:
             self._record(index, fault, effect=fault.effect, target=fault.target)
             for txn in lost:
                 job.trace.add(job.env.now, "txn_lost", fault.target, txn, index)
+            return
+
+        def fire(now: float, txn: str) -> None:
+            self._record(index, fault, effect=fault.effect, target=fault.target)
+            job.trace.add(now, "txn_lost", fault.target, txn, index)
+        # nothing open there now: the next transaction the target writes into is lost
+        # (a fault that never strikes did not fire)
+        view.armed.append((owners, fire))
 
     def _latency_spike(self, index: int, fault: LatencySpike) -> None:
         task = self._task(fault.target)

@@ -290,8 +290,9 @@ class StoreFault:
     - `commit_failure`: the first `times` commits fail transiently (the sink retries);
     - `lost_transaction`: the open transactions of sink subtask `target` ("*": of
       every subtask) are dropped by the external system (a fenced producer, a
-      coordinator failover); the writer's next write or pre-commit into one fails,
-      and with it the task;
+      coordinator failover); when none is open at `at`, the next one the target
+      writes into is; the writer's next write or pre-commit into one fails, and
+      with it the task;
     - `slow_commit`: the first `times` commits take `delay` ms longer (the committing
       task is busy meanwhile; the data becomes visible at the end).
     """

@@ -4,7 +4,8 @@
   them down itself: `transient_failures`).
 - `lost_transaction`: the external system drops a sink subtask's open
   transaction (Kafka: producer fenced, coordinator failover, transaction
-  timeout).  The transaction is aborted through the protocol (`abort`); the
+  timeout): those open at `at`, or, when none is, the next one the subtask
+  writes into (the fault waits for the sink's progress).  The transaction is aborted through the protocol (`abort`); the
   writer's next write or pre-commit into it raises `TransactionLostError`,
   which fails the task (a failover that replays the records).  Only open
   transactions are lost: one lost after its pre-commit is data loss in Kafka
@@ -20,7 +21,7 @@ call to the store itself; the properties read the store directly.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from onceflow.stores.protocol import OPEN, StoreError, TransactionLostError
 
@@ -41,27 +42,53 @@ class FaultyStore:
         self.lost: set[str] = set()
         #: extra ms for each of the next commits
         self.slow: list[float] = []
+        #: transaction id -> owner, for the transactions begun through this view
+        self.owners: dict[str, tuple[str, int]] = {}
+        #: lost-transaction faults that found nothing open: (owners or None for any,
+        #: what to call with the transaction they drop), struck by the next write
+        self.armed: list[tuple[set[tuple[str, int]] | None, Callable[[float, str], None]]] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in ("_store", "_job", "lost", "slow"):
+        if name in ("_store", "_job", "lost", "slow", "owners", "armed"):
             object.__setattr__(self, name, value)
         else:
             setattr(self._store, name, value)
 
     # -- what the faults change ---------------------------------------------------------
 
+    def begin(self, now: float, txn_id: str, owner: tuple[str, int]) -> None:
+        self._store.begin(now, txn_id, owner)
+        self.owners[txn_id] = (owner[0], owner[1])
+
     def write(self, now: float, txn_id: str, records: list[Any]) -> None:
+        if self.armed:
+            self._strike(now, txn_id)
         self._store.write(now, txn_id, records)
         if txn_id in self.lost:  # a store that drops such writes silently: fail them here
             raise TransactionLostError(txn_id, "aborted", now)
 
     def precommit(self, now: float, txn_id: str) -> None:
+        if self.armed:
+            self._strike(now, txn_id)
         self._store.precommit(now, txn_id)
         if txn_id in self.lost:
             raise TransactionLostError(txn_id, "aborted", now)
+
+    def _strike(self, now: float, txn_id: str) -> None:
+        """An armed lost-transaction fault drops the transaction its target writes into."""
+        owner = self.owners.get(txn_id)
+        if owner is None or txn_id in self.lost:
+            return
+        for i, (owners, fire) in enumerate(self.armed):
+            if owners is None or owner in owners:
+                del self.armed[i]
+                self._store.abort(now, txn_id)
+                self.lost.add(txn_id)
+                fire(now, txn_id)
+                return
 
     def commit(self, now: float, txn_id: str) -> bool | None:
         if not self.slow:
