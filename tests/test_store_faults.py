@@ -263,3 +263,26 @@ def test_a_lost_transaction_with_nothing_open_waits_for_the_next_write(store: st
     assert lost[0] > 12.0 and ".a2." in lost[3][0]  # a transaction of the second attempt
     assert result.restarts == 2
     onceflow.check(result)
+
+
+def test_a_sink_that_rethrows_the_lost_transaction_as_its_own_error_fails_over() -> None:
+    """KafkaWriter rethrows the producer's error as an IOException: still a failover,
+    not a bug in the sink."""
+    from onceflow.model.sinks import StoreWriter, TwoPhaseCommitSink
+    from onceflow.registry import SINKS, register_sink
+
+    class Rethrowing(StoreWriter):
+        def write(self, ctx: Any, txn: str, records: list[Any]) -> None:
+            try:
+                super().write(ctx, txn, records)
+            except TransactionLostError as exc:
+                raise OSError("One or more send requests have encountered exception") from exc
+
+    register_sink("test-rethrowing", factory=lambda: TwoPhaseCommitSink(writer=Rethrowing()),
+                  kind="two_phase")
+    try:
+        result = onceflow.run(evolve(scenario(LOST), sink="test-rethrowing"))
+        assert result.status == "finished" and result.restarts == 1
+        onceflow.check(result)
+    finally:
+        del SINKS["test-rethrowing"]

@@ -39,6 +39,18 @@ class TaskCrash(Exception):
     """Raised inside a task to make it fail (an injected crash)."""
 
 
+def _lost_transaction(exc: BaseException) -> TransactionLostError | None:
+    """The `TransactionLostError` `exc` was raised from (its cause or context), if any."""
+    seen = 0
+    cur: BaseException | None = exc
+    while cur is not None and seen < 20:
+        if isinstance(cur, TransactionLostError):
+            return cur
+        cur = cur.__cause__ or cur.__context__
+        seen += 1
+    return None
+
+
 class OperatorContext:
     """What an operator may see of its runtime: identity, time, the store, hooks."""
 
@@ -193,7 +205,12 @@ class Task:
         except StoreError:
             raise  # the external system failed, not the job: no verdict on this run
         except Exception as exc:  # user code raised: report it as such
-            self.job.operator_error(self, exc)
+            lost = _lost_transaction(exc)
+            if lost is not None:  # ... unless it wraps a lost transaction (KafkaWriter
+                job.stall = 0.0   # rethrows the producer's error as an IOException)
+                self.job.fail(self, str(lost))
+            else:
+                self.job.operator_error(self, exc)
         self.close_operator()
 
     def close_operator(self) -> None:
