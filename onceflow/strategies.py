@@ -428,7 +428,10 @@ def _fault(src: _Source, groups: list[str], topology: Topology, horizon: float,
             return StoreFault("lost_transaction", round(at / 2, 2), 1,
                               "*" if _flag(src) else _target(src, topology, sink=True))
         if how == 3:
-            return StoreFault("slow_commit", at, src.integer(1, 3), "*", 0.5 * src.integer(1, 40))
+            # up to 10 commits from a moment aimed early, so that slow commits reach the
+            # end of the run (a final commit in flight when the job finishes)
+            return StoreFault("slow_commit", round(at / 2, 2), src.integer(1, 10), "*",
+                              0.5 * src.integer(1, 40))
         return StoreFault("commit_failure", at, src.integer(1, 3))
     if group == "coordinator":
         return CoordinatorCrash(at)
