@@ -38,7 +38,7 @@ class PendingCheckpoint:
         self.expected = expected
         self.stop = stop
         self.drain = drain
-        self.ended_sources = 0
+        self.ended_sources: set[str] = set()  # sources past end of input at their barrier
         self.fork_version: int | None = None
         self.coordinator_state: dict[str, Any] = {}
         self.finished: set[str] = set()  # tasks acknowledged as finished (FLIP-147)
@@ -194,11 +194,11 @@ class CheckpointCoordinator:
         if len(pending.acks) == pending.expected:
             self.complete(pending)
 
-    def source_ended(self, checkpoint_id: int) -> None:
-        """A source took its part of `checkpoint_id` after its end of input."""
+    def source_ended(self, checkpoint_id: int, source: str) -> None:
+        """Source task `source` took its part of `checkpoint_id` after its end of input."""
         pending = self.pending.get(checkpoint_id)
         if pending is not None:
-            pending.ended_sources += 1
+            pending.ended_sources.add(source)
 
     def task_finished(self, task: "Task", final_state: Any) -> None:
         """A finished task counts as acknowledged, with its final state, from now on."""
@@ -209,9 +209,20 @@ class CheckpointCoordinator:
                 continue  # it took part: its own acknowledgement is on its way
             if pending.attempt != task.attempt.number or task.name in pending.acks:
                 continue
-            # it finished without taking part (before its trigger or its barriers came):
-            # it forwards no barrier, so the tasks after it that now have no running
-            # sender start the snapshot instead (as the next plan would trigger them)
+            if task.name in pending.to_trigger:
+                # it finished between the plan and its trigger: the trigger finds no
+                # running task and Flink declines the snapshot (not counted as a
+                # failure); the next plan triggers the tasks after it.  (Handing the
+                # trigger on instead completed snapshots whose restore read a finished
+                # reader's split again: a false duplicate, regression token.)
+                if pending.id in self.pending:
+                    self.job.trace.add(self.env.now, "declined", task.name, pending.id,
+                                       "task finished")
+                    self.abort(pending.id, "task finished")
+                continue
+            # it finished after its trigger went out but before its barriers came: it
+            # forwards no barrier, so the tasks after it that now have no running sender
+            # start the snapshot instead (as the next plan would trigger them)
             self._trigger_after(pending, task)
             pending.acks[task.name] = ack
             pending.finished.add(task.name)
@@ -257,8 +268,10 @@ class CheckpointCoordinator:
             store_version=(job.store.mark() if pending.fork_version is None
                            else pending.fork_version),
             run=job.run_id, stop=pending.stop, timeline=job.timeline,
-            input_ended=pending.ended_sources + sum(
-                1 for s in attempt.sources if s.name in pending.finished) == len(attempt.sources),
+            # every source had ended before its barrier or had finished (a source deployed
+            # as finished is both: counted once)
+            input_ended=all(s.name in pending.ended_sources or s.name in pending.finished
+                            for s in attempt.sources),
             coordinator_state=dict(pending.coordinator_state),
             finished=frozenset(pending.finished))
         self.history.append(snapshot)

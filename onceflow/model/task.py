@@ -805,7 +805,7 @@ class SourceTask(Task):
         if drained:
             self.end_input()
         if self.ended:
-            self.job.coordinator.source_ended(barrier.id)
+            self.job.coordinator.source_ended(barrier.id, self.name)
         self.snapshot(barrier)
         if drained:
             self.job.note_drain({p: s.offset for p, s in self.last_state.items()})
