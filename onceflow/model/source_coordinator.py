@@ -17,6 +17,7 @@ As Flink's `SourceCoordinator` (an operator coordinator):
 
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
 
 from onceflow.model.log import LogClient, produced_log
@@ -85,6 +86,8 @@ class SourceCoordinator:
         self.held: list[tuple[int, int, Callable[["Task"], None]]] = []
         self.to_reader: dict[int, float] = {}  # ordered channels: last delivery time
         self.to_coordinator: dict[int, float] = {}
+        #: what is in flight on each ordered channel, oldest first
+        self._in_flight: dict[tuple[bool, int], deque[Callable[[], None]]] = {}
         self.enumerator: Any = None
         self.latest_state: list[Split] | None = None  # the enumerator's newest snapshot
         #: events a failed attempt's readers never took (mutant stale-events-to-new-reader)
@@ -226,10 +229,15 @@ class SourceCoordinator:
         self._ordered(self.to_reader, task.subtask, lambda: task.mail(action))
 
     def _ordered(self, lanes: dict[int, float], subtask: int, fn: Callable[[], None]) -> None:
+        """Send `fn` on an ordered channel (an RPC connection): it arrives after what was
+        sent on it before.  Each arrival takes the oldest message in flight, so two
+        messages due at the same moment (up to float rounding) keep their order."""
         now = self.env.now
         at = max(now + self.job.rpc_delay(), lanes.get(subtask, 0.0))
         lanes[subtask] = at
-        self.job.later(at - now, fn)
+        queue = self._in_flight.setdefault((lanes is self.to_reader, subtask), deque())
+        queue.append(fn)
+        self.job.later(at - now, lambda: queue.popleft()())
 
     # -- checkpoints ---------------------------------------------------------------------------
 
