@@ -291,7 +291,7 @@ def test_a_fault_that_never_fires_is_listed_by_unfired() -> None:
     `unfired`, absent from `faults_fired`."""
     faults = (PhaseCrash("pre_commit", "sink[0]", 200),  # the job ends long before
               Crash(1e6, "map[0]"),  # after the job finished
-              NotifyFault("lose", 0, "*", 0.0, "aborted"),  # no checkpoint aborts
+              NotifyFault("lose", 1, "*", 0.0, "aborted"),  # checkpoint 1 completes
               NotifyFault("lose", 1, "sink[1]", 0.0, "complete"))  # this one fires
     s = Scenario(topology=TOPOLOGY, workload=Workload(records=60, keys=4, splits=2),
                  checkpoints=CheckpointConfig(interval=8.0),

@@ -447,7 +447,7 @@ def test_wildcard_notify_aborted_fault_binds_to_the_first_aborted_checkpoint() -
     assert sorted(f["target"] for f in hits) == sorted(tasks)
     assert {(f["phase"], f["effect"], f["checkpoint"]) for f in hits} == {
         ("notify_aborted", "lose", 1)}
-    assert not events(result, "notified_aborted")
+    assert not [e for e in events(result, "notified_aborted") if e[3][0] == 1]
     assert notified(result, "sink[0]", 2) and notified(result, "sink[1]", 2)
     assert_exactly_once(result)
 
@@ -507,7 +507,13 @@ def test_failed_storage_write_declines_and_aborts_the_checkpoint() -> None:
     assert 1 not in [s.id for s in result.snapshots]
     # no failover: the job goes on to the next checkpoint
     assert result.restarts == 0 and not events(result, "failed")
-    assert [e[3][0] for e in events(result, "notified_aborted", "sink[0]")] == [1]
+    # (a later checkpoint may be declined by a task that finished before its trigger
+    # came, FLIP-147: not a failure)
+    later = {e[3][0] for e in events(result, "aborted") if e[3][0] != 1}
+    assert all(e[3][1] == "task finished" for e in events(result, "aborted")
+               if e[3][0] in later)
+    assert [e[3][0] for e in events(result, "notified_aborted", "sink[0]")
+            if e[3][0] not in later] == [1]
     # an aborted checkpoint's transaction is not discarded: checkpoint 2 commits it
     txn = precommitted(result, "sink[0]", 1)
     (commit,) = commits_of(result, txn)
