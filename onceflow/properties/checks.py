@@ -493,8 +493,10 @@ def consistent_cut(result: RunResult) -> None:
                 have = {k: val for k, val in ((k, view(val)) for k, val in have.items())
                         if val is not None}
             expected_v = want[v.uid]
-            if snapshot.finished:
-                expected_v = _less_finished(expected_v, snapshot, v.uid)
+            gone = _finished_before(result, snapshot, v.uid)
+            if gone:
+                expected_v = {k: val for k, val in expected_v.items() if not gone(k)}
+                have = {k: val for k, val in have.items() if not gone(k)}
             if have != expected_v:
                 key = next(k for k in sorted(set(have) | set(expected_v))
                            if have.get(k) != expected_v.get(k))
@@ -511,13 +513,25 @@ def consistent_cut(result: RunResult) -> None:
                        if snapshot.has_channel_state and flight is not None else ()))
 
 
-def _less_finished(expected: dict[Any, Any], snapshot: Snapshot, uid: str) -> dict[Any, Any]:
-    """`expected` without the keys of subtasks that had finished before the snapshot:
-    a finished subtask holds no state (FLIP-147's FinishedOperatorSubtaskState)."""
-    p = snapshot.parallelism[uid]
-    maxp = snapshot.max_parallelism
-    return {k: val for k, val in expected.items()
-            if f"{uid}[{subtask_for_key(k, p, maxp)}]" not in snapshot.finished}
+def _finished_before(result: RunResult, snapshot: Snapshot,
+                     uid: str) -> Callable[[Any], bool] | None:
+    """Which keys of `uid` may have no state in `snapshot`: those of subtasks that had
+    finished before it, or before a snapshot this timeline was restored from (a finished
+    subtask holds no state, FLIP-147's FinishedOperatorSubtaskState, and a restore of a
+    partially finished operator starts its keys with none)."""
+    cuts = [snapshot]
+    timeline: RunResult | None = result
+    while timeline is not None and timeline.restored_from is not None:
+        cuts.append(timeline.restored_from)
+        timeline = timeline.parent
+    cuts = [c for c in cuts if c.finished and uid in c.parallelism]
+    if not cuts:
+        return None
+
+    def gone(key: Any) -> bool:
+        return any(f"{uid}[{subtask_for_key(key, c.parallelism[uid], c.max_parallelism)}]"
+                   in c.finished for c in cuts)
+    return gone
 
 
 def _in_flight_before(snapshot: Snapshot, topology: Any,
