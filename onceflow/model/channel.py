@@ -67,11 +67,19 @@ class Channel:
         return self.buffers >= self.capacity
 
     def overtake(self, barrier: Any) -> list[Any]:
-        """Put `barrier` ahead of everything in flight; return the overtaken items."""
+        """Put `barrier` ahead of everything in flight; return the overtaken items.
+
+        Restored channel state still at the head stays ahead: in Flink it sits in the
+        receiver's recovered input channel, which the receiver consumes before it requests
+        the sender's partition, so the barrier reaches it only after that state
+        (`RecoveredInputChannel`, `StreamTask.restoreGates`)."""
         now = self.env.now
-        overtaken = [item for _, item in self.items]
+        items = list(self.items)
+        kept, rest = items[:self.recovered], items[self.recovered:]
+        overtaken = [item for _, item in rest]
         arrival = now + self.latency
-        self.items = deque([(arrival, barrier)] + [(max(t, arrival), item) for t, item in self.items])
+        self.items = deque(kept + [(arrival, barrier)]
+                           + [(max(t, arrival), item) for t, item in rest])
         self.last_arrival = max(self.last_arrival, arrival)
         self.env.timeout(self.latency).callbacks.append(self._arrived)
         return overtaken
