@@ -209,6 +209,13 @@ MUTANTS: dict[str, Mutant] = {m.name: m for m in (
            "of its committables is, and skips the rest of it (a failed commit or a crash in "
            "the middle of a global commit leaves the others uncommitted)",
            "lost", "components/globalcommitter.py: StoreGlobalCommitter.commit"),
+    # -- zoo15: the global committer after a rescaled restore --
+    Mutant("global-summary-new-parallelism", "FLINK-37747",
+           "after a rescaled restore the committers send their restored committables on "
+           "with summaries naming the new subtask count, while only the subtasks that "
+           "restored committables send any: the global committer waits for summaries that "
+           "never come and commits nothing from then on",
+           "stuck", "components/sinkv2.py: SinkV2._restored_senders"),
 )}
 
 

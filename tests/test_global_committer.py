@@ -16,7 +16,8 @@ from onceflow import (CheckpointConfig, SavepointRequest, Scenario, ScenarioErro
 from onceflow.components import SinkV2
 from onceflow.components.globalcommitter import PassThroughCommitter, StoreGlobalCommitter
 from onceflow.errors import RegistrationError
-from onceflow.faults.plan import Crash, PhaseCrash
+from onceflow.faults.plan import Crash, NotifyFault, PhaseCrash
+from onceflow.model.snapshot import list_union
 from onceflow.registry import SINKS, register_sink, sink_spec
 from onceflow.strategies import scenario_from_seed
 
@@ -221,3 +222,58 @@ def test_each_global_committer_mutant_is_found_and_needs_what_it_needs(name: str
     assert info.value.finding.anomaly == "lost"
     if fault is not None:  # it needs the crash: without it the mutant changes nothing
         onceflow.check(run(scenario(mutants=(name,))))
+
+
+# -- zoo15: a checkpoint split across a restore; FLINK-37747 -------------------------------
+
+def _split_run() -> onceflow.RunResult:
+    """sink[0] never hears that checkpoint 1 completed: sink[1] sent its committable on
+    (the global committer holds it), sink[0]'s stays in its own state."""
+    return run(scenario(NotifyFault("lose", 1, "sink[0]")))
+
+
+def test_a_checkpoint_split_across_a_restore_is_committed_in_one_call() -> None:
+    result = _split_run()
+    onceflow.check(result)
+    split = [s for s in result.snapshots if any(s.state.get("sink.global", ()))]
+    assert split, "the global committer's snapshot holds part of a checkpoint"
+    snapshot = split[0]
+    (cid, held, _), = list_union(snapshot.state["sink.global"])
+    rest = [txn for c, txn in list_union(snapshot.state["sink"])
+            if c == cid]
+    assert rest, "the committers hold the rest of it"
+    for parallelism in (None, 1, 3, 4):
+        restored = onceflow.restore(result, snapshot, parallelism)
+        assert restored.status == "finished", parallelism
+        onceflow.check(restored, restores=False)
+        calls = [e[3][0] for e in events(restored, "global_commit", GLOBAL) if e[3][1] == cid]
+        # as Flink's GlobalCommitterOperator: one commit of everything, once all arrived
+        assert calls == [calls[0]] and sorted(calls[0]) == sorted(held + tuple(rest)), \
+            (parallelism, calls)
+
+
+def test_restored_summaries_name_the_subtasks_that_send_them() -> None:
+    result = _split_run()
+    snapshot = result.snapshots[-1]
+    for parallelism in (1, 2, 3, 5):
+        restored = onceflow.restore(result, snapshot, parallelism)
+        assert restored.status == "finished"
+        onceflow.check(restored, restores=False)
+
+
+def test_flink_37747_is_found_on_a_rescaled_restore_only() -> None:
+    name = "global-summary-new-parallelism"
+    fault = PhaseCrash("notify_complete", "sink[0]", 2)
+    correct, buggy = run(scenario(fault)), run(scenario(fault, mutants=(name,)))
+    assert buggy.digest == correct.digest, "no rescale in the run itself: no effect"
+    i = next(i for i, s in enumerate(buggy.snapshots) if any(s.state.get("sink", ())))
+    # at its own parallelism the old and the new subtask count are the same
+    onceflow.check(onceflow.restore(buggy, buggy.snapshots[i]), restores=False)
+    for parallelism in (3, 4):
+        control = onceflow.restore(correct, correct.snapshots[i], parallelism)
+        assert control.status == "finished"
+        onceflow.check(control, restores=False)
+        with pytest.raises(Violation) as info:
+            onceflow.check(onceflow.restore(buggy, buggy.snapshots[i], parallelism),
+                           restores=False)
+        assert info.value.finding.anomaly == "stuck"

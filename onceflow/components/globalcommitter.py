@@ -5,18 +5,21 @@ parallelism 1, behind the sink's committers.
 - Each committer subtask, once it committed the committables of checkpoint n
   (on notify-complete), sends them on: a `CommittableSummary` and one
   `CommittableWithLineage` per committable.  Restored committables are sent on
-  after their recovery commit, with a summary (count 0 where it holds none) for
-  every checkpoint the restored state holds.
+  after their recovery commit by the subtasks that restored them, each summary
+  counting the subtasks that do (Flink's `min(new, old subtask count)`,
+  FLINK-37747); a subtask that restored none of a checkpoint sends nothing for it.
 - The global committer collects them per checkpoint and commits a checkpoint
   (`GlobalCommitter.commit(ctx, committables, checkpoint_id)`, one call for all
-  of them) once every committer subtask's summary and committables arrived (or
-  that subtask finished), oldest first, stopping at the first incomplete one
+  of them) once as many summaries as the first one names arrived, each with its
+  committables (a subtask that ended before the checkpoint is not waited for),
+  oldest first, stopping at the first incomplete one
   (Flink's `commitOnInput`: receiving them at all means the checkpoint completed).
 - Its collector is operator list state, snapshotted by the same mechanism when the
   barriers of all committer subtasks arrived (aligned: sink-internal channels never
-  take unaligned snapshots, FLINK-36287).  On restore it commits what it restored at
-  once (every committable it holds belongs to a completed checkpoint); the
-  committers send the rest again.
+  take unaligned snapshots, FLINK-36287).  On restore it commits the checkpoints
+  it holds in full (every committable it holds belongs to a completed checkpoint);
+  a checkpoint split between its state and the committers' waits for the
+  committers to send their part again and is committed in one call.
 - A commit that fails transiently (None) is retried `COMMIT_RETRIES` times, then the
   task fails (the job fails over).  The job finishes when it finished: every
   committer subtask ended and everything it received is committed.
@@ -93,48 +96,72 @@ class StoreGlobalCommitter:
 
 
 class _Checkpoint:
-    """What the committers sent for one checkpoint: subtask -> (expected, committables)."""
+    """What the global committer holds of one checkpoint: the summaries and committables
+    the committers sent in this attempt (subtask -> count, subtask -> committables, out
+    of `parallelism` summaries), and what a restored snapshot held of it (`restored`,
+    and whether that part still `awaits` the committers' re-emission after a restore)."""
 
-    __slots__ = ("parallelism", "expected", "committables")
+    __slots__ = ("parallelism", "expected", "committables", "restored", "awaits")
 
     def __init__(self) -> None:
         self.parallelism = 0
         self.expected: dict[int, int] = {}
         self.committables: dict[int, list[str]] = {}
+        self.restored: list[str] = []
+        self.awaits = False
 
-    def complete(self, ended: set[int]) -> bool:
+    def complete(self, ended: set[int], upstream: int) -> bool:
+        """Flink's `hasGloballyReceivedAll`: `parallelism` summaries arrived, each with all
+        its committables; a committer subtask in `ended` is not waited for.  A restored
+        part that awaits the committers completes with their re-emission."""
+        if self.restored and not self.awaits:
+            return True
         if not self.parallelism:
             return False
-        for s in range(self.parallelism):
-            if s in self.expected:
-                if self.expected[s] != len(self.committables.get(s, ())):
-                    return False
-            elif s not in ended:
+        for s, count in self.expected.items():
+            if count != len(self.committables.get(s, ())):
                 return False
-        return True
+        if len(self.expected) >= self.parallelism:
+            return True
+        return all(s in self.expected or s in ended for s in range(upstream))
 
     def all(self) -> list[str]:
-        return [txn for s in sorted(self.committables) for txn in self.committables[s]]
+        return self.restored + [txn for s in sorted(self.committables)
+                                for txn in self.committables[s]]
 
 
 class GlobalCommitterOperator:
     """Flink's `GlobalCommitterOperator` behind a committer (commit on input)."""
 
-    def __init__(self, committer: GlobalCommitter) -> None:
+    def __init__(self, committer: GlobalCommitter, upstream: int = 1) -> None:
         self.committer = committer
+        self.upstream = upstream
         self.collector: dict[int, _Checkpoint] = {}
         self.ended: set[int] = set()
+        #: the id of the snapshot restored (0: none); the committables of checkpoints up to
+        #: it are the committers' re-emission, which waits for every summary it names
+        self.restored_id = 0
+        #: the checkpoints whose committables the restored committers hold (and send again)
+        self.held_by_committers: set[int] = set()
         self.last_committed = 0  # only the global-commit-on-notify mutant uses it
 
     def initialize_state(self, ctx: OperatorContext, restored: Any) -> None:
-        """Commit what the restored state holds: all of it belongs to completed checkpoints."""
+        """Restore the collector; commit the checkpoints it holds in full (Flink's
+        `commit(restoredCheckpointId)`).  A checkpoint split between this state and the
+        committers' waits for the committers to send their part again after their
+        recovery commit, and is then committed in one call, as in Flink."""
         self.ctx = ctx
-        by_checkpoint: dict[int, list[str]] = {}
-        for cid, txn in restored or ():
-            by_checkpoint.setdefault(cid, []).append(txn)
-        for cid in sorted(by_checkpoint):
+        for cid, txns, waits in restored or ():
+            got = self.collector.setdefault(cid, _Checkpoint())
+            got.restored.extend(txns)
+            got.awaits = got.awaits or waits or cid in self.held_by_committers
+        for cid in sorted(self.collector):
+            got = self.collector[cid]
+            if got.awaits:
+                break  # Flink's commit loop stops at the first incomplete checkpoint
             ctx.phase("recovery_commit", cid)
-            self._commit(by_checkpoint[cid], cid, "recovery")
+            del self.collector[cid]
+            self._commit(got.all(), cid, "recovery")
 
     def receive(self, message: Any) -> None:
         cid = message.checkpoint_id
@@ -142,20 +169,27 @@ class GlobalCommitterOperator:
             return  # FLINK-24530: taken for a checkpoint that was committed already
         got = self.collector.setdefault(cid, _Checkpoint())
         if message.__class__ is CommittableSummary:
-            got.parallelism = message.parallelism
+            if not got.parallelism:
+                got.parallelism = message.parallelism  # as Flink's manager: from the first
             got.expected[message.subtask] = message.count
         else:
             got.committables.setdefault(message.subtask, []).append(message.committable)
+
+    def _complete(self, cid: int) -> bool:
+        # a committer subtask that ended sends nothing more (the model's writer emits
+        # nothing after its end of input); a restored checkpoint's re-emission names
+        # exactly the subtasks that send it, so nobody is excused from it
+        ended = self.ended if cid > self.restored_id else set()
+        return self.collector[cid].complete(ended, self.upstream)
 
     def commit_ready(self) -> None:
         """Commit every fully received checkpoint, oldest first, up to the first that is not."""
         if self.ctx.mutant("global-commit-on-notify"):
             return  # commits on notify-complete instead
         for cid in sorted(self.collector):
-            got = self.collector[cid]
-            if not got.complete(self.ended):
+            if not self._complete(cid):
                 return
-            del self.collector[cid]
+            got = self.collector.pop(cid)
             self._commit(got.all(), cid, "input")
 
     def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
@@ -166,9 +200,14 @@ class GlobalCommitterOperator:
             self._commit(self.collector.pop(cid).all(), cid, "notify")
         self.last_committed = max(self.last_committed, checkpoint_id)
 
-    def snapshot_state(self) -> list[tuple[int, str]]:
-        return [(cid, txn) for cid in sorted(self.collector)
-                for txn in self.collector[cid].all()]
+    def snapshot_state(self) -> list[tuple[int, tuple[str, ...], bool]]:
+        """One item per checkpoint held: (checkpoint id, its committables, whether it still
+        waits for summaries of a restored checkpoint: the committers re-send a restored
+        checkpoint before any newer barrier, so it can only wait for summaries that never
+        come, and goes on waiting after a restore, as Flink's restored collector does)."""
+        return [(cid, tuple(self.collector[cid].all()),
+                 self.collector[cid].awaits or (cid <= self.restored_id and not self._complete(cid)))
+                for cid in sorted(self.collector)]
 
     @property
     def idle(self) -> bool:
@@ -211,10 +250,11 @@ class GlobalCommitterTask:
         self.attempt = attempt
         self.env = job.env
         self.vertex = _Vertex(global_uid(sink_uid))
+        self.sink_uid = sink_uid
         self.subtask = 0
         self.name = f"{self.vertex.uid}[0]"
         self.upstream = sink_parallelism
-        self.operator = GlobalCommitterOperator(committer)
+        self.operator = GlobalCommitterOperator(committer, sink_parallelism)
         self.queues: list[deque[tuple[str, Any]]] = [deque() for _ in range(sink_parallelism)]
         self.aligning: int | None = None
         self.arrived: set[int] = set()
@@ -232,6 +272,12 @@ class GlobalCommitterTask:
         if snapshot is not None:
             self.job.trace.add(self.env.now, "restore", self.name, snapshot.id, snapshot.kind)
         self._guarded(self.phase, "restore", snapshot.id if snapshot is not None else 0)
+        self.operator.restored_id = snapshot.id if snapshot is not None else 0
+        if snapshot is not None:
+            from onceflow.model.snapshot import list_union  # noqa: PLC0415
+
+            self.operator.held_by_committers = {
+                cid for cid, _ in list_union(snapshot.state.get(self.sink_uid))}
         self._guarded(self.operator.initialize_state, self.ctx, restored)
         self._guarded(self._drain)  # every committer subtask deployed as finished: done
 

@@ -283,25 +283,65 @@ class SinkV2:
     def open(self, ctx: "OperatorContext", restored: Any) -> None:
         self.ctx = ctx
         self.committer_op.initialize_state(ctx, restored)
-        keep = {txn for _, txn in ctx.restored_union or ()}
-        if self.global_committer is not None and ctx.restored_union:
+        keep = {txn for _, txn in ctx.restored_union or ()} | self._held_by_global(ctx)
+        if self.global_committer is not None and restored:
             # the restored committables go on to the global committer after their
-            # recovery commit, with a summary for every checkpoint the restored state holds
+            # recovery commit, from the subtasks that restored them (Flink's emit)
             mine: dict[int, list[str]] = {}
-            for cid, txn in restored or ():
+            for cid, txn in restored:
                 mine.setdefault(cid, []).append(txn)
-            for cid in sorted({cid for cid, _ in ctx.restored_union}):
-                self._send_on(cid, mine.get(cid, []))
+            senders = self._restored_senders(ctx)
+            for cid in sorted(mine):
+                self._send_on(cid, mine[cid], senders.get(cid, ctx.parallelism))
         self.writer_op.open(ctx, keep)
 
-    def _send_on(self, checkpoint_id: int, committables: list[str]) -> None:
-        """Send committed `committables` of `checkpoint_id` to the global committer."""
+    def _held_by_global(self, ctx: "OperatorContext") -> set[str]:
+        """The committables the restored global committer holds (of a checkpoint split
+        between its state and the committers'): not to be aborted, it commits them."""
+        if self.global_committer is None:
+            return set()
+        from onceflow.components.globalcommitter import global_uid  # noqa: PLC0415
+        from onceflow.model.snapshot import list_union  # noqa: PLC0415
+
+        snapshot = ctx.task.job.restoring
+        merged = snapshot.state.get(global_uid(ctx.uid)) if snapshot is not None else None
+        return {txn for _, txns, _ in list_union(merged) for txn in txns}
+
+    @staticmethod
+    def _restored_senders(ctx: "OperatorContext") -> dict[int, int]:
+        """Checkpoint id -> how many subtasks of this restored sink hold committables
+        of it: the subtask count their summaries name (Flink's `min(new, old subtask
+        count)` where each old subtask's state is one collector; the model splits the
+        committables themselves, so it counts the subtasks that got some)."""
+        from onceflow.model.snapshot import state_for_subtask  # noqa: PLC0415
+
+        snapshot = ctx.task.job.restoring
+        merged = snapshot.state.get(ctx.uid) if snapshot is not None else None
+        if merged is None:
+            return {}
+        p = ctx.parallelism
+        if ctx.mutant("global-summary-new-parallelism") and snapshot.parallelism.get(ctx.uid) != p:
+            # FLINK-37747: the summaries name the new subtask count, while only the
+            # subtasks that restored committables send one: the global committer waits
+            return {cid: p for part in merged for cid, _ in part}
+        counts: dict[int, int] = {}
+        for s in range(p):
+            share = state_for_subtask("list", merged, s, p, ctx.max_parallelism) or ()
+            for cid in {cid for cid, _ in share}:
+                counts[cid] = counts.get(cid, 0) + 1
+        return counts
+
+    def _send_on(self, checkpoint_id: int, committables: list[str],
+                 senders: int | None = None) -> None:
+        """Send committed `committables` of `checkpoint_id` to the global committer, with
+        a summary naming `senders` subtasks (the sink's parallelism when None)."""
         ctx = self.ctx
         target = ctx.task.attempt.global_task
         if target is None:
             return
         target.send(ctx.subtask, "message", CommittableSummary(
-            ctx.subtask, ctx.parallelism, checkpoint_id, len(committables)))
+            ctx.subtask, ctx.parallelism if senders is None else senders, checkpoint_id,
+            len(committables)))
         for txn in committables:
             target.send(ctx.subtask, "message",
                         CommittableWithLineage(txn, checkpoint_id, ctx.subtask))
