@@ -3,7 +3,9 @@
 from onceflow.errors import OnceflowError, RestoreError, ScenarioError, TokenError
 from onceflow.model import Record, RunResult, Snapshot, restore, run
 from onceflow.properties import Violation, check
+from onceflow.timelines import RestoreStep, TimelineSpec
 from onceflow.token import decode as decode_token
+from onceflow.token import decode_timeline
 from onceflow.token import encode as encode_token
 from onceflow.scenario import (CheckpointConfig, RescaleStep, RestartStrategy, SavepointRequest,
                                Scenario,
@@ -13,9 +15,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CheckpointConfig", "OnceflowError", "Record", "RescaleStep", "RestartStrategy", "RestoreError",
-    "RunResult", "SavepointRequest", "Scenario", "ScenarioError", "Snapshot", "Timing",
-    "TokenError", "Topology", "Vertex", "Violation", "Workload", "check", "decode_token",
-    "encode_token", "restore", "run", "scenario_test",
+    "RestoreStep", "RunResult", "SavepointRequest", "Scenario", "ScenarioError", "Snapshot",
+    "TimelineSpec", "Timing", "TokenError", "Topology", "Vertex", "Violation", "Workload",
+    "check", "decode_timeline", "decode_token", "encode_token", "restore", "run",
+    "scenario_test",
 ]
 
 

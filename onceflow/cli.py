@@ -48,14 +48,21 @@ _MAX_SCENARIO_BYTES = 1_000_000
 
 def load_scenario(source: str) -> Scenario:
     """A scenario from a token (`of1.`...) or a JSON file."""
+    return load_replay(source)[0]
+
+
+def load_replay(source: str) -> tuple[Scenario, Any]:
+    """A scenario and the timeline of it to judge (a `TimelineSpec`; the original run
+    unless the token or file names another with its "timeline" key)."""
     try:
         return _load_scenario(source)
     except RecursionError:  # hostile input nested deeper than the parser allows
         raise UsageError(f"{source[:40]!r}: the scenario is nested too deeply") from None
 
 
-def _load_scenario(source: str) -> Scenario:
-    from onceflow.token import decode  # noqa: PLC0415
+def _load_scenario(source: str) -> tuple[Scenario, Any]:
+    from onceflow.token import decode_timeline as decode  # noqa: PLC0415
+    from onceflow.token import split_timeline  # noqa: PLC0415
 
     if not source.strip():
         raise UsageError("the scenario is empty: give a replay token (of1....) or a JSON file")
@@ -85,7 +92,7 @@ def _load_scenario(source: str) -> Scenario:
         raise UsageError(f"{_show_name(source)} is empty: give a scenario JSON file or a token")
     if text.lstrip().startswith("of"):
         return decode(text.strip())
-    return Scenario.from_json(text)
+    return split_timeline(text)
 
 
 #: How long a scenario read from a pipe or device may take (a FIFO with no writer
@@ -327,44 +334,77 @@ def _rollback_verdict(restored: Any) -> dict[str, Any]:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from onceflow.model.simulation import run  # noqa: PLC0415
-    from onceflow.properties.checks import check  # noqa: PLC0415
+    from onceflow.model.simulation import follow, run  # noqa: PLC0415
+    from onceflow.properties.checks import check, determinism, judge_timeline  # noqa: PLC0415
     from onceflow.properties.violation import Violation  # noqa: PLC0415
 
     if args.html is not None:
         _check_output_path(args.html, "--html")
-    scenario = _with_store(load_scenario(args.source), args)
+    scenario, spec = load_replay(args.source)
+    scenario = _with_store(scenario, args)
     result = run(scenario)
     finding = None
-    try:
-        check(result)
-    except Violation as violation:
-        finding = violation.finding
+    if spec.original:
+        shown = result
+        try:
+            check(result)
+        except Violation as violation:
+            finding = violation.finding
+    else:
+        # the finding's own timeline, restored exactly as check() restored it, judged
+        # by the properties check() judged it with (the original run and the other
+        # restores are not judged again)
+        _raise_component_error(result)
+        shown = follow(result, spec)
+        try:
+            try:
+                judge_timeline(shown)
+            except Violation as violation:
+                determinism(result, failed=violation)  # as check() does before reporting
+                raise
+        except Violation as violation:
+            finding = violation.finding
+    if finding is not None and spec.original:
+        from onceflow.report import violating_timeline  # noqa: PLC0415
+
+        shown = violating_timeline(result, finding)
     timeline = None
     if finding is not None or args.timeline:
-        timeline = _timeline(result, finding)
-    if args.html:
-        from onceflow.report import violating_timeline, write_html  # noqa: PLC0415
+        from onceflow.report import text_timeline  # noqa: PLC0415
 
-        shown = violating_timeline(result, finding) if finding is not None else result
+        timeline = text_timeline(shown, finding)
+    if args.html:
+        from onceflow.report import write_html  # noqa: PLC0415
+
         write_html(shown, args.html, finding)
     if args.json:
         print(json.dumps({"status": "violation" if finding else "clean", "digest": result.digest,
                           "violation": finding.to_data() if finding else None,
-                          "faults": _faults_json(result)}, sort_keys=True))
+                          "faults": _faults_json(result), "timeline": spec.to_data(),
+                          "timeline_digest": shown.digest}, sort_keys=True))
     else:
         print(f"scenario: {describe(scenario)}")
+        if not spec.original:
+            print(f"replays: {_timeline_label(shown)} ({spec.label})")
         if finding is None:
-            print("every property holds")
+            print("every property holds" + ("" if spec.original else " on this timeline"))
         else:
             print(_render(finding))
         if timeline:
             print("\ntimeline:")
             print(timeline)
         print(f"digest: {result.digest}")
+        if not spec.original:
+            print(f"timeline digest: {shown.digest}")
         if args.html:
             print(f"diagram: {args.html}")
     return VIOLATION if finding else 0
+
+
+def _timeline_label(result: Any) -> str:
+    from onceflow.properties.checks import timeline_label  # noqa: PLC0415
+
+    return timeline_label(result)
 
 
 def _check_output_path(path: str, flag: str) -> None:
@@ -395,13 +435,6 @@ def _check_output_path(path: str, flag: str) -> None:
 
 def _render(finding: Any) -> str:
     return finding.render()
-
-
-def _timeline(result: Any, finding: Any) -> str:
-    from onceflow.report import text_timeline, violating_timeline  # noqa: PLC0415
-
-    shown = violating_timeline(result, finding) if finding is not None else result
-    return text_timeline(shown, finding)
 
 
 def cmd_shrink(args: argparse.Namespace) -> int:

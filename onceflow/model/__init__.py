@@ -3,7 +3,7 @@
 from onceflow.model.operators import (FilterOperator, FlatMapOperator, MapOperator, Operator,
                                       ReduceOperator, WindowOperator)
 from onceflow.model.records import Barrier, Record, split_logs
-from onceflow.model.simulation import RunResult, restore, run
+from onceflow.model.simulation import RunResult, follow, restore, run, timeline_of
 from onceflow.model.sinks import (AppendSink, Committer, GlobalCommitter, IdempotentSink,
                                   SinkWriter, TwoPhaseCommitSink, TwoPhaseGlobalCommitSink)
 from onceflow.model.snapshot import Snapshot
@@ -22,5 +22,5 @@ __all__ = [
     "OperatorContext", "Record", "ReduceOperator", "RunResult", "SinkWriter", "Snapshot",
     "SourceReader", "Split", "SplitEnumerator", "Store", "TaskCrash",
     "Trace", "TwoPhaseCommitSink", "TwoPhaseGlobalCommitSink", "WindowOperator",
-    "restore", "run", "split_logs",
+    "follow", "restore", "run", "split_logs", "timeline_of",
 ]

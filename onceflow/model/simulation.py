@@ -14,8 +14,9 @@ from onceflow.model.snapshot import CHECKPOINT, SAVEPOINT, Snapshot
 from onceflow.model.trace import Trace, store_digest
 from onceflow.stores import Entry, Store, fork_of
 from onceflow.scenario import MAX_PARALLELISM_LIMIT, SavepointRequest, Scenario, Topology
+from onceflow.timelines import RestoreStep, TimelineSpec
 
-__all__ = ["RunResult", "restore", "run"]
+__all__ = ["RunResult", "follow", "restore", "run", "timeline_of"]
 
 
 @frozen(eq=False)
@@ -49,6 +50,8 @@ class RunResult:
     restored_into: str | None = None
     #: When this timeline started (a rollback starts when the store it restores into stood).
     started: float = 0.0
+    #: The restore that made this timeline from its parent (None: the original run).
+    step: RestoreStep | None = None
     _digests: dict[str, str] = field(factory=dict, repr=False, init=False)
 
     def snapshot(self, snapshot_id: int) -> Snapshot:
@@ -120,7 +123,7 @@ def _run_id(scenario: Scenario) -> str:
 
 
 def _finish(job: Job, scenario: Scenario, *, parent: RunResult | None = None,
-            restored_from: Snapshot | None = None) -> RunResult:
+            restored_from: Snapshot | None = None, step: RestoreStep | None = None) -> RunResult:
     return RunResult(
         scenario=scenario, status=job.status, end_time=job.end_time or job.env.now,
         trace=job.trace, store=job.store, snapshots=tuple(job.coordinator.history),
@@ -132,7 +135,7 @@ def _finish(job: Job, scenario: Scenario, *, parent: RunResult | None = None,
         drained_at=job.drained_at, drained_offsets=dict(job.drained_offsets), error=job.error,
         error_component=job.error_component, error_traceback=job.error_traceback,
         store_start=job.store_start, restored_into=job.restored_into,
-        started=job.started)
+        started=job.started, step=step)
 
 
 def run(scenario: Scenario) -> RunResult:
@@ -174,6 +177,7 @@ def restore(result: RunResult, snapshot: Snapshot, parallelism: int | None = Non
             f"{getattr(snapshot, 'label', snapshot)!r} is not a completed snapshot of this run; "
             "pick one from result.snapshots")
     scenario = result.scenario
+    upgraded = topology
     if topology is None:
         topology = scenario.topology
     elif not isinstance(topology, Topology):
@@ -210,7 +214,46 @@ def restore(result: RunResult, snapshot: Snapshot, parallelism: int | None = Non
               run_id=result.run_id, start=start)
     job.restored_into = into
     job.run()
-    return _finish(job, restored_scenario, parent=result, restored_from=snapshot)
+    step = RestoreStep(snapshot.id, snapshot.kind, into, parallelism,
+                       at if into == "rollback" and start < result.end_time else None,
+                       savepoints, upgraded)
+    return _finish(job, restored_scenario, parent=result, restored_from=snapshot, step=step)
+
+
+def timeline_of(result: RunResult) -> TimelineSpec:
+    """The restores that lead from the original run to `result`'s timeline."""
+    steps: list[RestoreStep] = []
+    while result.parent is not None and result.step is not None:
+        steps.append(result.step)
+        result = result.parent
+    return TimelineSpec(tuple(reversed(steps)))
+
+
+def follow(result: RunResult, timeline: TimelineSpec) -> RunResult:
+    """The timeline of `result` (an original run) that `timeline` names, restored step
+    by step; RestoreError if a step names a snapshot the timeline before it lacks."""
+    current = result
+    for i, step in enumerate(timeline.steps):
+        snapshot = next((s for s in current.snapshots
+                         if s.id == step.snapshot and s.kind == step.snapshot_kind), None)
+        if snapshot is None:
+            where = "the original run" if i == 0 else f"the timeline after restore {i}"
+            have = ", ".join(f"{s.kind} {s.id}" for s in current.snapshots) or "none"
+            raise RestoreError(f"{where} has no completed {step.snapshot_kind} "
+                               f"{step.snapshot} to restore (it has: {have}); the token was "
+                               "made from another scenario or another onceflow version: "
+                               "replay it with the onceflow that printed it")
+        current = restore(current, snapshot, step.parallelism, topology=step.topology,
+                          into=step.into, at=step.at, savepoints=step.savepoints)
+        if step.chain:
+            current = mark_chain(current)
+    return current
+
+
+def mark_chain(result: RunResult) -> RunResult:
+    """`result` as a link of its scenario's rescale chain (judged as one)."""
+    assert result.step is not None
+    return evolve(result, step=evolve(result.step, chain=True))
 
 
 #: restored scenarios of the last few runs: every restore of a run has the same one

@@ -1,7 +1,8 @@
 """Properties over runs: the oracle, the guarantee matrix, and the checks."""
 
 from onceflow.properties.checks import (PROPERTIES, check, consistent_cut, determinism,
-                                        exactly_once, exactly_once_after_restores, liveness,
+                                        exactly_once, exactly_once_after_restores,
+                                        judge_timeline, liveness,
                                         no_loss, read_committed_isolation, restores_of,
                                         snapshots_resolve)
 from onceflow.properties.guarantees import AT_LEAST_ONCE, EXACTLY_ONCE, MATRIX, guarantee
@@ -15,7 +16,7 @@ __all__ = [
     "ANOMALIES", "AT_LEAST_ONCE", "EXACTLY_ONCE", "Finding", "MATRIX", "PROPERTIES",
     "RecordIssue", "Violation", "canonical", "check", "consistent_cut", "coverage", "determinism",
     "exactly_once", "exactly_once_after_restores", "expected_output", "expected_state",
-    "guarantee", "liveness", "no_loss", "partitioning", "premature_visibility",
+    "guarantee", "judge_timeline", "liveness", "no_loss", "partitioning", "premature_visibility",
     "read_committed_isolation", "restores_of", "rollback_effects", "rollback_restores",
     "rollbacks_of", "snapshots_resolve",
 ]

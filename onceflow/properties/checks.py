@@ -14,7 +14,7 @@ from onceflow.cost import MAX_RESTORED_CHECKPOINTS
 from onceflow.errors import OperatorError
 from onceflow.model.keygroups import subtask_for_key
 from onceflow.model.records import END_OF_INPUT, Record
-from onceflow.model.simulation import RunResult, restore, run
+from onceflow.model.simulation import RunResult, mark_chain, restore, run, timeline_of
 from onceflow.model.snapshot import SAVEPOINT, Snapshot
 from onceflow.properties.rollback import rollback_restores
 from onceflow.properties.visibility import premature_visibility
@@ -40,6 +40,7 @@ __all__ = [
     "chain_timelines",
     "rescale_chain",
     "restores_of",
+    "judge_timeline",
     "judged_snapshots",
     "sample_checkpoints",
     "snapshots_resolve",
@@ -86,7 +87,8 @@ def _finding(result: RunResult, prop: str, anomaly: str, summary: str, *,
     return Violation(Finding(
         property=prop, anomaly=anomaly, summary=summary, timeline=timeline_label(result),
         records=records, snapshot=f"{snap.kind} {snap.id} (completed t={snap.completed:g})"
-        if snap else None, faults=describe_faults(root), token=encode(root.scenario),
+        if snap else None, faults=describe_faults(root),
+        token=encode(root.scenario, timeline_of(result)),
         digest=root.digest, details=details + _mutant_note(root),
         plugins=plugins_for(root.scenario)))
 
@@ -347,20 +349,46 @@ def exactly_once_after_restores(result: RunResult,
     promised = (expect or guarantee(_root(result).scenario)) == EXACTLY_ONCE
     for snapshot, parallelism in restores_of(result):
         restored = restore(result, snapshot, parallelism)
-        if restored.error is not None:
-            raise OperatorError(f"{restored.error} (restored from {snapshot.label})",
-                                component=restored.error_component,
-                                traceback=restored.error_traceback)
-        if on_restore is not None:
+        if on_restore is not None and restored.error is None:
             on_restore(restored)
-        job_liveness(restored)
-        no_loss(restored)
-        if promised:
-            exactly_once(restored)
-            premature_visibility(restored)
-        transactions_settle(restored)
-        partitioning(restored)
+        judge_restored(restored, promised)
     rescale_chain(result, on_restore, expect=expect)
+
+
+def judge_restored(restored: RunResult, promised: bool) -> None:
+    """The properties of a restore of the original run (into the store as it stood
+    when the snapshot completed)."""
+    if restored.error is not None:
+        snapshot = restored.restored_from
+        raise OperatorError(f"{restored.error} (restored from "
+                            f"{snapshot.label if snapshot else 'a snapshot'})",
+                            component=restored.error_component,
+                            traceback=restored.error_traceback)
+    job_liveness(restored)
+    no_loss(restored)
+    if promised:
+        exactly_once(restored)
+        premature_visibility(restored)
+    transactions_settle(restored)
+    partitioning(restored)
+
+
+def judge_timeline(timeline: RunResult, *, expect: str | None = None) -> None:
+    """Judge one timeline of a run as `check()` judged it: the original run by every
+    property, a restore, a rescale-chain link and a rollback each by theirs (a replay
+    of a finding on that timeline)."""
+    promised = (expect or guarantee(_root(timeline).scenario)) == EXACTLY_ONCE
+    step = timeline.step
+    if timeline.restored_from is None or step is None:
+        check(timeline, restores=False, deterministic=False, expect=expect)
+    elif step.into == "rollback":
+        from onceflow.properties.rollback import judge_rollback  # noqa: PLC0415
+
+        judge_rollback(timeline, promised)
+    elif step.chain:
+        judge_chain_link(timeline, promised)
+    else:
+        judge_restored(timeline, promised)
 
 
 def rescale_chain(result: RunResult, on_restore: Callable[[RunResult], None] | None = None, *,
@@ -374,19 +402,24 @@ def rescale_chain(result: RunResult, on_restore: Callable[[RunResult], None] | N
     root = result.scenario
     promised = (expect or guarantee(root)) == EXACTLY_ONCE
     for restored in chain_timelines(result):
-        if restored.error is not None:
-            raise OperatorError(f"{restored.error} ({timeline_label(restored)})")
-        if on_restore is not None:
+        if on_restore is not None and restored.error is None:
             on_restore(restored)
-        job_liveness(restored)
-        no_loss(restored)
-        if promised:
-            exactly_once(restored)
-            consistent_cut(restored)
-            premature_visibility(restored)
-        read_committed_isolation(restored)
-        transactions_settle(restored)
-        partitioning(restored)
+        judge_chain_link(restored, promised)
+
+
+def judge_chain_link(restored: RunResult, promised: bool) -> None:
+    """The properties of a link of the scenario's rescale chain: a run of its own."""
+    if restored.error is not None:
+        raise OperatorError(f"{restored.error} ({timeline_label(restored)})")
+    job_liveness(restored)
+    no_loss(restored)
+    if promised:
+        exactly_once(restored)
+        consistent_cut(restored)
+        premature_visibility(restored)
+    read_committed_isolation(restored)
+    transactions_settle(restored)
+    partitioning(restored)
 
 
 def chain_timelines(result: RunResult) -> Iterator[RunResult]:
@@ -397,7 +430,8 @@ def chain_timelines(result: RunResult) -> Iterator[RunResult]:
         snapshot = _chain_snapshot(current, step)
         if snapshot is None:
             return
-        current = restore(current, snapshot, step.parallelism, savepoints=step.savepoints)
+        current = mark_chain(restore(current, snapshot, step.parallelism,
+                                     savepoints=step.savepoints))
         yield current
 
 

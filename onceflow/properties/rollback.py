@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from onceflow.model.simulation import RunResult
     from onceflow.model.snapshot import Snapshot
 
-__all__ = ["rollback_effects", "rollback_restores", "rollbacks_of"]
+__all__ = ["judge_rollback", "rollback_effects", "rollback_restores", "rollbacks_of"]
 
 
 def rollbacks_of(result: "RunResult") -> Iterator[tuple["Snapshot", int | None, float | None]]:
@@ -55,25 +55,33 @@ def rollback_restores(result: "RunResult", on_restore: Callable[["RunResult"], N
                       *, expect: str | None = None) -> None:
     """Restore every snapshot by rollback and judge each restored timeline."""
     from onceflow.model.simulation import restore  # noqa: PLC0415
-    from onceflow.properties.checks import (_root, job_liveness, no_loss,  # noqa: PLC0415
-                                            partitioning)
-    from onceflow.properties.visibility import premature_visibility  # noqa: PLC0415
+    from onceflow.properties.checks import _root  # noqa: PLC0415
 
     promised = (expect or guarantee(_root(result).scenario)) == EXACTLY_ONCE
     for snapshot, parallelism, at in rollbacks_of(result):
         restored = restore(result, snapshot, parallelism, into="rollback", at=at)
-        if restored.error is not None:
-            raise OperatorError(f"{restored.error} (rolled back to {snapshot.label})",
-                                component=restored.error_component,
-                                traceback=restored.error_traceback)
-        if on_restore is not None:
+        if on_restore is not None and restored.error is None:
             on_restore(restored)
-        job_liveness(restored)
-        rollback_no_loss(restored, no_loss)
-        if promised:
-            rollback_effects(restored)
-            premature_visibility(restored)
-        partitioning(restored)
+        judge_rollback(restored, promised)
+
+
+def judge_rollback(restored: "RunResult", promised: bool) -> None:
+    """The properties of a rollback restore (into the store as it stood later)."""
+    from onceflow.properties.checks import job_liveness, no_loss, partitioning  # noqa: PLC0415
+    from onceflow.properties.visibility import premature_visibility  # noqa: PLC0415
+
+    if restored.error is not None:
+        snapshot = restored.restored_from
+        raise OperatorError(f"{restored.error} (rolled back to "
+                            f"{snapshot.label if snapshot else 'a snapshot'})",
+                            component=restored.error_component,
+                            traceback=restored.error_traceback)
+    job_liveness(restored)
+    rollback_no_loss(restored, no_loss)
+    if promised:
+        rollback_effects(restored)
+        premature_visibility(restored)
+    partitioning(restored)
 
 
 def rollback_no_loss(restored: "RunResult", no_loss: Callable[["RunResult"], None]) -> None:

@@ -13,14 +13,17 @@ one deployment is one line.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from itertools import takewhile
 from typing import Any, NamedTuple
 
-from onceflow.errors import RestoreError
-from onceflow.model.simulation import RunResult, restore
+from onceflow.errors import RestoreError, TokenError
+from onceflow.model.simulation import RunResult, follow, restore
 from onceflow.properties.checks import restores_of, timeline_label
 from onceflow.properties.violation import Finding
+from onceflow.timelines import TimelineSpec
+from onceflow.token import decode_timeline
 from onceflow.report._history import RESTORED, Event, Offenders, events_of, snapshot_label
 
 __all__ = ["text_timeline", "violating_timeline"]
@@ -65,18 +68,44 @@ def text_timeline(result: RunResult, finding: Finding | None = None, *, limit: i
 
 def violating_timeline(result: RunResult, finding: Finding) -> RunResult:
     """The timeline `finding` is about: `result` itself for "the original run", else
-    `result` restored from the snapshot the finding names (at the drawn parallelism)."""
+    `result` restored as the finding's token names it (which snapshot, fork or rollback,
+    parallelism, rescale-chain links); for a token that names no timeline (`of1.`, of
+    an earlier onceflow), the restore of `result` whose snapshot and parallelism match
+    the finding's label."""
     if finding.timeline == timeline_label(result):
         return result
+    spec = _spec_of(finding)
+    if spec is not None and not spec.original:
+        return follow(result, spec)
     if not finding.timeline.startswith("restored from"):
         raise RestoreError(f"the finding is about {finding.timeline!r}, not a restore of "
                            f"{timeline_label(result)!r}")
     label = finding.snapshot or finding.timeline.removeprefix("restored from ").split(" at ")[0]
-    for snapshot, parallelism in restores_of(result):
-        if snapshot_label(snapshot) == label:
+    wanted = _parallelism_in(finding.timeline)
+    matches = [(snapshot, parallelism) for snapshot, parallelism in restores_of(result)
+               if snapshot_label(snapshot) == label]
+    for snapshot, parallelism in matches:
+        if parallelism == wanted or (wanted is None and len(matches) == 1):
             return restore(result, snapshot, parallelism)
-    raise RestoreError(f"no restorable snapshot of this run matches {label!r}; "
-                       "pass the run the finding came from")
+    if matches and wanted is None:
+        return restore(result, *matches[0])
+    raise RestoreError(f"no restorable snapshot of this run matches {finding.timeline!r}; "
+                       "pass the run the finding came from, or replay the finding's token "
+                       "with the onceflow that printed it")
+
+
+def _spec_of(finding: Finding) -> TimelineSpec | None:
+    try:
+        return decode_timeline(finding.token)[1] if finding.token else None
+    except (TokenError, ValueError):
+        return None
+
+
+def _parallelism_in(label: str) -> int | None:
+    """The N of the first "at parallelism N" in a timeline label (None: not rescaled)."""
+    head = label.split(", on the timeline ")[0]
+    match = re.search(r" at parallelism (\d+)", head)
+    return int(match.group(1)) if match else None
 
 
 # -- events to lines ---------------------------------------------------------------------------
