@@ -212,7 +212,7 @@ def _faults_json(result: Any) -> list[dict[str, Any]]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from onceflow.faults.injector import unfired  # noqa: PLC0415
-    from onceflow.model.simulation import restore, run  # noqa: PLC0415
+    from onceflow.model.simulation import restore, run, timeline_of  # noqa: PLC0415
     from onceflow.plugins import plugins_for, reproduce_command  # noqa: PLC0415
     from onceflow.properties.checks import check, exactly_once, restores_of  # noqa: PLC0415
     from onceflow.properties.guarantees import EXACTLY_ONCE, guarantee  # noqa: PLC0415
@@ -255,7 +255,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             differs = differs or (promised and not same)
             restores.append({
                 "snapshot": snapshot.id, "kind": snapshot.kind, "parallelism": parallelism,
-                "restore": "fork", "status": restored.status, "same_output": same})
+                "restore": "fork", "status": restored.status, "same_output": same,
+                "token": encode(scenario, timeline_of(restored))})
         for snapshot, parallelism, at in rollbacks_of(result):
             restored = restore(result, snapshot, parallelism, into="rollback", at=at)
             _raise_component_error(restored)
@@ -264,7 +265,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             restores.append({
                 "snapshot": snapshot.id, "kind": snapshot.kind, "parallelism": parallelism,
                 "restore": "rollback", "status": restored.status,
-                "into_store_at": restored.started, **verdict})
+                "into_store_at": restored.started, **verdict,
+                "token": encode(scenario, timeline_of(restored))})
         summary["restores"] = restores
     status = VIOLATION if finding is not None or differs else 0
     if args.json:
@@ -385,7 +387,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     else:
         print(f"scenario: {describe(scenario)}")
         if not spec.original:
-            print(f"replays: {_timeline_label(shown)} ({spec.label})")
+            print(f"replays the timeline: {spec.label}")
         if finding is None:
             print("every property holds" + ("" if spec.original else " on this timeline"))
         else:
@@ -399,12 +401,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if args.html:
             print(f"diagram: {args.html}")
     return VIOLATION if finding else 0
-
-
-def _timeline_label(result: Any) -> str:
-    from onceflow.properties.checks import timeline_label  # noqa: PLC0415
-
-    return timeline_label(result)
 
 
 def _check_output_path(path: str, flag: str) -> None:

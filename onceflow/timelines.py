@@ -15,6 +15,7 @@ the timeline the finding was on and judges it as `check()` did.
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 from attrs import field, frozen
@@ -22,7 +23,7 @@ from attrs import field, frozen
 from onceflow.errors import ScenarioError
 from onceflow.scenario import (MAX_PARALLELISM_LIMIT, MAX_RESCALES, MAX_SAVEPOINTS,
                                SavepointRequest, Topology, _check_choice, _check_int,
-                               _check_time, _fail, _from_data, _opt_time, _to_data)
+                               _fail, _from_data, _opt_time, _to_data)
 
 __all__ = ["RESTORE_KINDS", "RestoreStep", "TimelineSpec"]
 
@@ -62,7 +63,11 @@ class RestoreStep:
             if self.into != "rollback":
                 _fail("at", "only a rollback restores at a later moment; leave at out "
                             "or set into to rollback")
-            _check_time("at", self.at)
+            # a moment of a run, which may end past a scenario's own time bounds
+            if (not isinstance(self.at, float) or not math.isfinite(self.at)
+                    or self.at < 0):
+                _fail("at", f"must be a finite moment of the run (ms, at least 0), "
+                            f"got {self.at!r:.40}")
         if len(self.savepoints) > MAX_SAVEPOINTS:
             _fail("savepoints", f"{len(self.savepoints)} entries; at most {MAX_SAVEPOINTS}")
         for i, sp in enumerate(self.savepoints):
@@ -82,7 +87,7 @@ class RestoreStep:
         if self.topology is not None:
             text += " into an upgraded job graph"
         if self.chain:
-            text += " (a rescale-chain link)"
+            text += " (rescale-chain link)"
         if self.into == "rollback":
             text += " rolled back" + (f" at t={self.at:g}" if self.at is not None else
                                       " at the end of the run")

@@ -251,3 +251,26 @@ def test_a_shrunk_counterexample_replays_the_shrunk_violation() -> None:
     if decode_timeline(outcome.finding.token)[1].original:
         pytest.fail("the shrunk violation should stay on a restored timeline")
     assert_replays(outcome.finding)
+
+
+def test_restore_all_gives_each_restored_timeline_its_token() -> None:
+    from tests.test_rollback import _scenario
+
+    scenario = _scenario()
+    out = cli("run", "--scenario", encode(scenario), "--restore-all", "--json")
+    assert out.returncode == 0, out.stderr
+    restores = json.loads(out.stdout)["restores"]
+    result = run(scenario)
+    for kind in ("fork", "rollback"):
+        entry = next(r for r in restores if r["restore"] == kind)
+        got, spec = decode_timeline(entry["token"])
+        assert got == scenario
+        (step,) = spec.steps
+        assert (step.into, step.snapshot, step.snapshot_kind) == (kind, entry["snapshot"],
+                                                                  entry["kind"])
+        timeline = follow(result, spec)
+        assert timeline.restored_into == kind and timeline.status == entry["status"]
+        judge_timeline(timeline)  # the correct sink: clean on each
+        code, text = replay_in_process(entry["token"])
+        assert code == 0 and "every property holds on this timeline" in text
+        assert f"timeline digest: {timeline.digest}" in text
