@@ -274,3 +274,33 @@ def test_restore_all_gives_each_restored_timeline_its_token() -> None:
         code, text = replay_in_process(entry["token"])
         assert code == 0 and "every property holds on this timeline" in text
         assert f"timeline digest: {timeline.digest}" in text
+
+
+#: rescale-unfiltered-inflight as `onceflow mutants --only rescale-unfiltered-inflight
+#: --seed 1` found and shrank it: a duplicate on checkpoint 1 restored at parallelism 2
+UNFILTERED = (
+    '{"checkpoints":{"aligned_timeout":0.1,"durable_store":false,"interval":0.5,'
+    '"max_concurrent":1,"mode":"unaligned","retained":1,"timeout":50.0,'
+    '"tolerable_failed_checkpoints":0},"faults":[],"mutants":["rescale-unfiltered-inflight"],'
+    '"restart":{"attempts":2,"delay":0.5},"savepoints":[],"schedule":[],"seed":0,'
+    '"sink":"two_phase","timing":{"buffer_records":1,"channel_capacity":2,'
+    '"jitter":0.30000000000000004,"latency":0.1,"record_cost":0.1,"rpc_latency":0.1,'
+    '"upload_time":0.0},"topology":{"max_parallelism":128,"vertices":[{"edge":"forward",'
+    '"kind":"source","parallelism":1,"param":0,"uid":"source"},{"edge":"hash",'
+    '"kind":"reduce","parallelism":1,"param":0,"uid":"reduce0"},{"edge":"hash",'
+    '"kind":"sink","parallelism":1,"param":0,"uid":"sink"}]},"txn_timeout":600000.0,'
+    '"version":1,"workload":{"keys":1,"records":1,"seed":0,"skew":0.0,"splits":1}}')
+
+
+def test_the_diagram_and_text_timeline_of_a_rescaled_finding_show_the_rescaled_job(
+        tmp_path: Any) -> None:
+    finding = finding_of(Scenario.from_json(UNFILTERED))
+    (step,) = _steps(finding)
+    assert step.parallelism == 2 and "at parallelism 2" in finding.timeline
+    data = assert_replays(finding)
+    assert data["timeline"] == {"steps": [{"parallelism": 2, "snapshot": 1}]}
+    html = tmp_path / "out.html"
+    code, text = replay_in_process(finding.token, "--html", str(html))
+    assert code == 1
+    assert "6 tasks restore checkpoint 1" in text  # three vertices at 2 subtasks each
+    assert "sink[1]" in html.read_text()  # a lane only the rescaled timeline has
