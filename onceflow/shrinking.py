@@ -67,20 +67,17 @@ def shrink(scenario: Scenario, *, max_tries: int = 2000, max_seconds: float | No
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
     current, steps, tried = scenario, 0, 0
     kept: Any = None
-    improved = True
-    while improved and tried < max_tries and not _past(deadline):
-        improved = False
-        for candidate in _candidates(current, keep):
-            tried += 1
-            found, result = _judge(candidate)
-            if found is not None and found.property == finding.property:
-                current, finding, steps, kept = candidate, found, steps + 1, result
-                if on_step is not None:
-                    on_step(current)
-                improved = True
-                break
-            if tried >= max_tries or _past(deadline):
-                break
+    passes = _Passes(keep)
+    while (candidate := passes.next(current)) is not None:
+        if tried >= max_tries or _past(deadline):
+            break
+        tried += 1
+        found, result = _judge(candidate)
+        if found is not None and found.property == finding.property:
+            current, finding, steps, kept = candidate, found, steps + 1, result
+            passes.accepted()
+            if on_step is not None:
+                on_step(current)
     if steps:
         # candidates were judged on one run each: the one kept is run again (up to six
         # times: a small scenario gives a coin few chances to differ), so that a
@@ -113,19 +110,60 @@ def shrink_crash(error: OperatorError, *, max_tries: int = 2000,
     if scenario is None:
         return error
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
-    current, tried, improved = scenario, 0, True
-    while improved and tried < max_tries and not _past(deadline):
-        improved = False
-        for candidate in _candidates(current, keep):
-            tried += 1
-            found = crash_of(candidate)
-            if found is not None and found.component == error.component:
-                current, error, improved = candidate, found, True
-                break
-            if tried >= max_tries or _past(deadline):
-                break
+    current, tried = scenario, 0
+    passes = _Passes(keep)
+    while (candidate := passes.next(current)) is not None:
+        if tried >= max_tries or _past(deadline):
+            break
+        tried += 1
+        found = crash_of(candidate)
+        if found is not None and found.component == error.component:
+            current, error = candidate, found
+            passes.accepted()
     error.scenario = current
     return error
+
+
+class _Passes:
+    """The greedy loop's order of candidates: after an accepted step the candidates of
+    the new scenario are tried from where the last one was accepted, wrapping around,
+    so that a pass which keeps working (fewer records, again) is tried again first and
+    the ones that failed are not all re-run before it; a candidate already judged not
+    to fail is never run again.  The loop ends after a whole round with no step: the
+    result is as minimal, with respect to every candidate, as a restart from the top."""
+
+    def __init__(self, keep: tuple[str, ...]) -> None:
+        self.keep = keep
+        self.rejected: set[Scenario] = set()
+        self.position = 0
+        self.queue: list[Scenario] = []
+        self.index = 0
+        self.offered: Scenario | None = None
+        self.current: Scenario | None = None
+
+    def next(self, current: Scenario) -> Scenario | None:
+        """The next candidate to judge for `current` (None: a round found nothing)."""
+        if self.offered is not None:  # offered, judged, not accepted
+            self.rejected.add(self.offered)
+        if current is not self.current:
+            self.current = current
+            cands = list(_candidates(current, self.keep))
+            start = self.position % len(cands) if cands else 0
+            self.queue = cands[start:] + cands[:start]
+            self.index = 0
+        while self.index < len(self.queue):
+            candidate = self.queue[self.index]
+            self.index += 1
+            if candidate not in self.rejected:
+                self.offered = candidate
+                return candidate
+        self.offered = None
+        return None
+
+    def accepted(self) -> None:
+        """The candidate just offered was accepted: continue from its place."""
+        self.position = (self.position + self.index - 1) % max(len(self.queue), 1)
+        self.offered = None
 
 
 def _past(deadline: float | None) -> bool:
@@ -227,7 +265,8 @@ def _candidates(s: Scenario, keep: tuple[str, ...] = ()) -> Iterator[Scenario]:
 
 def _timing_trades(s: Scenario) -> list[Callable[[], Scenario]]:
     """Simpler timing, and time traded for records: smaller buffers, slower records,
-    shorter checkpoint intervals keep a window open with fewer records in flight."""
+    shorter checkpoint intervals and aligned-checkpoint timeouts keep a window open with
+    fewer records in flight."""
     t, c = s.timing, s.checkpoints
     out: list[Callable[[], Scenario]] = []
     if t.jitter:
@@ -242,6 +281,11 @@ def _timing_trades(s: Scenario) -> list[Callable[[], Scenario]]:
             out.append(lambda cost=cost: evolve(s, timing=evolve(t, record_cost=cost)))
     if c.interval > 0.5:
         out.append(lambda: evolve(s, checkpoints=evolve(c, interval=0.5)))
+    if c.aligned_timeout:
+        # an aligned-checkpoint timeout that expires sooner switches a checkpoint to
+        # unaligned with fewer records in flight
+        out.append(lambda: evolve(s, checkpoints=evolve(
+            c, aligned_timeout=round(c.aligned_timeout / 2, 2))))
     if t.upload_time:
         out.append(lambda: evolve(s, timing=evolve(t, upload_time=0.0)))
     return out

@@ -144,6 +144,42 @@ def test_greedy_shrink_stops_at_a_fixpoint() -> None:
     assert shrunk.tried < 2000
 
 
+def test_greedy_shrink_judges_each_candidate_once_and_ends_at_a_fixpoint(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a step the candidates are tried from where the last one was accepted; one
+    judged not to fail is never run again, and the result is still a fixpoint: none of
+    its own candidates fails the same property."""
+    from onceflow import shrinking  # noqa: PLC0415
+
+    judged: list[Scenario] = []
+    judge = shrinking._judge
+
+    def counting(scenario: Scenario, **kw: Any) -> Any:
+        judged.append(scenario)
+        return judge(scenario, **kw)
+
+    monkeypatch.setattr(shrinking, "_judge", counting)
+    shrunk = shrink(padded("commit-only-exact-id"))
+    assert shrunk is not None and shrunk.tried == len(judged) - 1  # and the original
+    assert len(set(judged)) == len(judged), "a candidate was judged twice"
+    prop = shrunk.finding.property
+    for candidate in shrinking._candidates(shrunk.scenario):
+        found = violation_of(candidate)
+        assert found is None or found.property != prop
+
+
+def test_a_shorter_aligned_timeout_is_a_candidate() -> None:
+    """An aligned-checkpoint timeout that expires sooner switches to unaligned with fewer
+    records in flight: halving it is a candidate, alone and with fewer records."""
+    from onceflow.shrinking import _candidates  # noqa: PLC0415
+
+    s = evolve(padded("commit-only-exact-id"), faults=(), checkpoints=CheckpointConfig(
+        interval=5.0, mode="unaligned", aligned_timeout=3.0))
+    timeouts = {(c.checkpoints.aligned_timeout, c.workload.records) for c in _candidates(s)}
+    assert (1.5, s.workload.records) in timeouts
+    assert any(t == 1.5 and r < s.workload.records for t, r in timeouts)
+
+
 # -- (b) Hypothesis, through the fuzzer --------------------------------------------------------------
 
 #: Fuzz seeds tried in order until the generator's first `stop-savepoint-fallback`
