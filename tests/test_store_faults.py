@@ -4,7 +4,6 @@ them; `onceflow store FILE` and the --keep-store declaration."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -165,27 +164,12 @@ def test_onceflow_store_reads_a_kept_file_without_changing_it(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("kind", ["missing", "corrupt", "foreign", "locked", "unreadable"])
-def test_onceflow_store_on_a_bad_file_is_one_line_exit_2(tmp_path: Path, kind: str) -> None:
-    path = tmp_path / "db.sqlite"
-    holder = None
-    if kind == "corrupt":
-        path.write_bytes(b"not a database at all " * 100)
-    elif kind == "foreign":
-        sqlite3.connect(path).execute("CREATE TABLE mine (x)").connection.commit()
-    elif kind == "locked":
-        SQLiteStore(10.0, path=path).close()
-        holder = sqlite3.connect(path, isolation_level=None)
-        holder.execute("PRAGMA locking_mode=EXCLUSIVE")
-        holder.execute("BEGIN EXCLUSIVE")
-        holder.execute("INSERT INTO metadata VALUES ('a', 'b', 'c')")
-    elif kind == "unreadable":
-        path = tmp_path  # a directory
+def test_onceflow_store_on_a_bad_file_is_one_line_exit_2(bad_sqlite_file: Any, kind: str) -> None:
+    path = bad_sqlite_file(kind)
     out = cli("store", str(path))
     assert out.returncode == 2, (out.stdout, out.stderr)
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert out.stderr.startswith("onceflow: error: SQLite store")
-    if holder is not None:
-        holder.close()
 
 
 def test_keep_store_follows_the_store_declaration(tmp_path: Path,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,28 +60,9 @@ def test_keep_store_file_in_the_way_is_a_one_line_error(tmp_path: Path) -> None:
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
 
 
-def _bad_file(tmp_path: Path, kind: str) -> tuple[Path, object]:
-    path = tmp_path / "db.sqlite"
-    holder = None
-    if kind == "corrupt":
-        path.write_bytes(b"not a database at all " * 100)
-    elif kind == "foreign":
-        sqlite3.connect(path).execute("CREATE TABLE mine (x)").connection.commit()
-    elif kind == "locked":
-        SQLiteStore(10.0, path=path).close()
-        holder = sqlite3.connect(path, isolation_level=None)
-        holder.execute("BEGIN EXCLUSIVE")
-        holder.execute("INSERT INTO metadata VALUES ('a', 'b', 'c')")
-    elif kind == "unwritable":
-        path = Path("/proc/self/onceflow.sqlite")
-    elif kind == "missing-dir":
-        path = tmp_path / "nope" / "db.sqlite"
-    return path, holder
-
-
 @pytest.mark.parametrize("kind", ["corrupt", "foreign", "locked", "unwritable", "missing-dir"])
-def test_a_bad_database_file_is_a_store_error(tmp_path: Path, kind: str) -> None:
-    path, holder = _bad_file(tmp_path, kind)
+def test_a_bad_database_file_is_a_store_error(bad_sqlite_file: Any, kind: str) -> None:
+    path = bad_sqlite_file(kind)
     with pytest.raises(StoreError) as err:
         SQLiteStore(10.0, path=path)
     assert "\n" not in str(err.value)
@@ -89,8 +71,8 @@ def test_a_bad_database_file_is_a_store_error(tmp_path: Path, kind: str) -> None
 
 
 @pytest.mark.parametrize("kind", ["corrupt", "locked", "missing"])
-def test_reading_back_a_bad_file_is_a_store_error(tmp_path: Path, kind: str) -> None:
-    path, holder = _bad_file(tmp_path, kind if kind != "missing" else "none")
+def test_reading_back_a_bad_file_is_a_store_error(bad_sqlite_file: Any, kind: str) -> None:
+    path = bad_sqlite_file(kind)
     with pytest.raises(StoreError):
         SQLiteStore.open_file(path, txn_timeout=10.0)
 
