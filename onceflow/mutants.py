@@ -178,6 +178,12 @@ MUTANTS: dict[str, Mutant] = {m.name: m for m in (
            "the commit is slow the task finishes (or fails) before it lands and closing the "
            "connection abandons it, after the committable left the committer's state",
            "lost", "model/sinks.py: StoreCommitter.commit"),
+    Mutant("committer-resends-in-doubt", "apache/iceberg #2808, apache/iceberg #16008",
+           "a crash interrupts a slow commit whose request reached the store; the restored "
+           "committer finds the transaction not committed yet, takes the commit for failed "
+           "and publishes the committable's records anew (a new commit, not the same one "
+           "again) while the store completes the interrupted one: the records land twice",
+           "duplicate", "model/sinks.py: StoreCommitter.commit"),
     Mutant("at-least-once-mode", "Flink docs (negative control)",
            "barriers are not aligned: records behind an early barrier reach state before the "
            "snapshot",

@@ -644,7 +644,10 @@ def _to_data(obj: Any) -> Any:
         if hasattr(type(obj), "kind_name"):
             data["kind"] = type(obj).kind_name
         for f in fields(type(obj)):
-            data[f.name] = _to_data(getattr(obj, f.name))
+            value = getattr(obj, f.name)
+            if f.metadata.get("omit_default") and value == f.default:
+                continue  # a field added later: older tokens keep their JSON and run id
+            data[f.name] = _to_data(value)
         return data
     if isinstance(obj, (tuple, list)):
         return [_to_data(x) for x in obj]

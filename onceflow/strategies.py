@@ -23,8 +23,9 @@ from hypothesis import strategies as st
 from onceflow.cost import data_time, slowest_idle_checkpoint
 
 from onceflow.errors import ScenarioError
-from onceflow.faults.plan import (CRASH_PHASES, SLOTS_PER_WORKER, CoordinatorCrash, Crash,
+from onceflow.faults.plan import (CRASH_PHASES, IN_FLIGHT_OUTCOMES, SLOTS_PER_WORKER, CoordinatorCrash, Crash,
                                   LatencySpike, NotifyFault, PhaseCrash, ProgressCrash,
+                                  ProgressLostTransaction,
                                   SlowSubtask,
                                   StorageFault, StoreFault, WorkerCrash)
 from onceflow.mutants import validate_mutants
@@ -46,8 +47,8 @@ _DRAWN_SINKS = ("two_phase", "idempotent", "append", "two_phase_global")
 #: The operators drawn when none are pinned: the built-ins.
 _DRAWN_OPERATORS = ("map", "reduce", "filter", "flat_map", "window")
 
-_SINK_PHASES = ("pre_commit", "commit_before", "commit_after", "recovery_commit",
-                "stop_savepoint")
+_SINK_PHASES = ("pre_commit", "commit_before", "commit_in_flight", "commit_after",
+                "recovery_commit", "stop_savepoint")
 #: The phases only a sink's global committer passes (its subtask is the fault's target).
 _GLOBAL_PHASES = ("global_commit_before", "global_commit_after")
 
@@ -217,6 +218,19 @@ def generate(src: _Source, *, mode: str | None, sink: str | None, max_records: i
                 # a recovery commit happens only after a failover that restores pending
                 # transactions: crash the same sink between a completion and its commit
                 faults.append(PhaseCrash("notify_complete", fault.target, 0))
+            if (isinstance(fault, PhaseCrash) and fault.phase == "commit_in_flight"
+                    and len(faults) < max_faults):
+                # only a slow commit is in flight long enough to be interrupted: slow the
+                # first commits, long enough that a restart may come before one returns
+                faults.append(StoreFault("slow_commit", 0.0, 10, "*",
+                                         0.5 * src.integer(40, 100),
+                                         _choice(src, IN_FLIGHT_OUTCOMES)))
+            elif (isinstance(fault, StoreFault) and fault.effect == "slow_commit"
+                    and fault.delay >= 10 and transactional and len(faults) < max_faults
+                    and not sink_spec(sink).global_committer and _flag(src)):
+                # and a slow commit is worth interrupting
+                faults.append(PhaseCrash("commit_in_flight", _target(src, topology, sink=True),
+                                         src.integer(0, 3)))
     # every fault may fail the job over once (a crash; a failed or expired checkpoint,
     # with no failure tolerated; a failed stop-with-savepoint), so may each stop
     failovers = len(faults) + sum(r.stop for r in plan)
@@ -376,14 +390,21 @@ def _fault(src: _Source, groups: list[str], topology: Topology, horizon: float,
         phases = tuple(p for p in CRASH_PHASES
                        if (p not in _SINK_PHASES or transactional or p == "stop_savepoint")
                        and (p != "stop_savepoint" or any(r.stop for r in plan))
-                       and (p not in _GLOBAL_PHASES or global_committer))
+                       and (p not in _GLOBAL_PHASES or global_committer)
+                       # a global committer's sink commits nothing itself: nothing in flight
+                       and (p != "commit_in_flight" or not global_committer))
         # a stop-with-savepoint in the plan is a window worth aiming at directly
         stop_planned = any(r.stop for r in plan)
         phase = "stop_savepoint" if stop_planned and _flag(src) else _choice(src, phases)
         if global_committer and _flag(src):
             # a global committer's commit spans a checkpoint's transactions: worth aiming at
             phase = _choice(src, _GLOBAL_PHASES)
-        checkpoint = 0 if phase in ("stop_savepoint", "end_of_input") else src.integer(0, 4)
+        elif transactional and not global_committer and src.integer(0, 2) == 0:
+            # a commit in flight is a window of its own (it comes with a slow commit)
+            phase = "commit_in_flight"
+        # (a slow commit stretches the run: few checkpoints commit in flight)
+        checkpoint = (0 if phase in ("stop_savepoint", "end_of_input")
+                      else src.integer(0, 3) if phase == "commit_in_flight" else src.integer(0, 4))
         # a crash can wait for a savepoint's phases rather than any snapshot's
         snapshot = ("savepoint" if plan and phase not in ("stop_savepoint", "end_of_input")
                     and _flag(src) else "any")
@@ -423,6 +444,12 @@ def _fault(src: _Source, groups: list[str], topology: Topology, horizon: float,
         # drawn), a quarter lose a sink subtask's open transaction, a quarter slow commits
         how = src.integer(0, 3)
         if how == 2:
+            if _flag(src):
+                # timed by progress, as crashes can be: at the n-th record a sink subtask
+                # writes, after k completed checkpoints
+                return ProgressLostTransaction(_target(src, topology, sink=True),
+                                               1 + src.integer(0, max(1, records)) // 2,
+                                               src.integer(0, 3))
             # the horizon overestimates the run (half of it is typical): aim early, at a
             # moment a sink still writes (an armed fault waits for its next write)
             return StoreFault("lost_transaction", round(at / 2, 2), 1,
@@ -431,7 +458,7 @@ def _fault(src: _Source, groups: list[str], topology: Topology, horizon: float,
             # up to 10 commits from a moment aimed early, so that slow commits reach the
             # end of the run (a final commit in flight when the job finishes)
             return StoreFault("slow_commit", round(at / 2, 2), src.integer(1, 10), "*",
-                              0.5 * src.integer(1, 40))
+                              0.5 * src.integer(1, 40), _choice(src, IN_FLIGHT_OUTCOMES))
         return StoreFault("commit_failure", at, src.integer(1, 3))
     if group == "coordinator":
         return CoordinatorCrash(at)

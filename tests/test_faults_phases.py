@@ -17,7 +17,7 @@ import pytest
 import onceflow
 from onceflow import (CheckpointConfig, RunResult, SavepointRequest, Scenario, Timing, Topology,
                       Vertex, Workload, restore, run)
-from onceflow.faults.plan import CRASH_PHASES, Crash, PhaseCrash
+from onceflow.faults.plan import CRASH_PHASES, Crash, PhaseCrash, StoreFault
 from onceflow.properties.oracle import canonical, expected_output
 
 Event = tuple[float, str, str, tuple[Any, ...]]
@@ -206,6 +206,34 @@ def test_phase_commit_before() -> None:
     assert result.trace.events.index(commits[0]) > result.trace.events.index(failed)
     assert assert_restarted_from_latest(result, failed) == 2
     assert result.store.txns[txn].state == "committed"
+    assert_exactly_once(result)
+
+
+@pytest.mark.parametrize("outcome", ["committed", "not_committed"])
+def test_phase_commit_in_flight(outcome: str) -> None:
+    """A slow commit (20 ms) of checkpoint 2's transaction is in flight when its task
+    crashes halfway through it: the store completes it or never got it (`on_crash`),
+    and the restored committer commits it again either way (once in the output)."""
+    slow = StoreFault("slow_commit", 0.0, 10, "*", 20.0, outcome)
+    result = run(scenario(slow, PhaseCrash("commit_in_flight", "sink[0]", 2)))
+    hit = phase_fired(result, "commit_in_flight", "sink[0]", 2)
+    failed = failure_after(result, hit)
+    # the crash comes halfway through the commit sent at the phase
+    assert (failed[0], failed[2]) == (hit["time"] + 10.0, "sink[0]")
+    txn = precommitted(result, "sink[0]", 2)
+    first, *again = commits_of(result, txn)
+    assert first[3][1:] == (2, "notify") and first[0] == hit["time"]
+    assert again and again[0][3][1:] == (2, "recovery")
+    (landed,) = [e for e in events(result, "commit_interrupted") if e[3][0] == txn]
+    assert landed[0] == hit["time"] + 20.0
+    state = result.store.txns[txn]
+    assert state.state == "committed"
+    if outcome == "not_committed":
+        assert landed[3][1] == "not committed"
+        assert state.ended > landed[0]  # the restored committer's commit, after the flight
+    else:
+        assert landed[3][1] in ("committed", "already committed")
+    assert assert_restarted_from_latest(result, failed) == 2
     assert_exactly_once(result)
 
 

@@ -42,8 +42,13 @@ def scenario(*faults: Any) -> Scenario:
 
 
 def fault_data(fault: Any) -> dict[str, Any]:
-    """A fault's JSON form, built independently of the scenario's serializer."""
-    return {"kind": type(fault).kind_name, **attrs.asdict(fault)}
+    """A fault's JSON form, built independently of the scenario's serializer (a field
+    added later, declared `omit_default`, is left out at its default)."""
+    data = attrs.asdict(fault)
+    for f in attrs.fields(type(fault)):
+        if f.metadata.get("omit_default") and data[f.name] == f.default:
+            del data[f.name]
+    return {"kind": type(fault).kind_name, **data}
 
 
 def json_with_faults(faults: list[Any]) -> str:

@@ -139,6 +139,13 @@ class _Received:
         return self.expected is not None and self.expected == len(self.committables)
 
 
+class _NoJob:
+    """What `_commit` reads of a job, for a context that runs in none."""
+
+    stall = 0.0
+    committing = False
+
+
 class CommitterOperator:
     """Flink's `CommitterOperator`: collects committables with their summaries and
     commits them when their checkpoint completes."""
@@ -235,11 +242,20 @@ class CommitterOperator:
         """Commit `txn`, retrying transient failures; a commit that keeps failing fails
         the task (the committables stay in the last checkpoint: a restore commits them)."""
         ctx = self.ctx
+        task = getattr(ctx, "task", None)  # (a bare context in unit tests has none)
+        job = task.job if task is not None else _NoJob()
         for _ in range(COMMIT_RETRIES):
-            ok = (self.committer.commit(ctx, txn, checkpoint_id) if self.commit_takes_id
-                  else self.committer.commit(ctx, txn))  # type: ignore[call-arg]
+            busy = job.stall
+            job.committing = True  # this task waits for its commit: it may be in flight
+            try:
+                ok = (self.committer.commit(ctx, txn, checkpoint_id) if self.commit_takes_id
+                      else self.committer.commit(ctx, txn))  # type: ignore[call-arg]
+            finally:
+                job.committing = False
             if ok is not None:
                 ctx.event("commit" if ok else "commit_lost", txn, checkpoint_id, why)
+                if job.stall > busy:  # a slow commit: in flight until the task resumes
+                    ctx.phase("commit_in_flight", checkpoint_id)
                 return
             ctx.event("commit_retry", txn, checkpoint_id)
             if ctx.mutant("committer-drops-failed-commit"):

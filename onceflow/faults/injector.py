@@ -21,7 +21,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable
 
 from onceflow.faults.plan import (SLOTS_PER_WORKER, CoordinatorCrash, Crash, LatencySpike,
-                                  NotifyFault, PhaseCrash, ProgressCrash, SlowSubtask,
+                                  NotifyFault, PhaseCrash, ProgressCrash,
+                                  ProgressLostTransaction, SlowSubtask,
                                   StorageFault, StoreFault, WorkerCrash)
 from onceflow.model.task import TaskCrash
 
@@ -45,13 +46,14 @@ class Injector:
         self.phase_faults = [(i, f) for i, f in enumerate(faults) if isinstance(f, PhaseCrash)]
         self.notify_faults = [(i, f) for i, f in enumerate(faults) if isinstance(f, NotifyFault)]
         self.storage_faults = [(i, f) for i, f in enumerate(faults) if isinstance(f, StorageFault)]
-        self.progress_faults = [(i, f) for i, f in enumerate(faults) if isinstance(f, ProgressCrash)]
+        self.progress_faults = [(i, f) for i, f in enumerate(faults)
+                                if isinstance(f, (ProgressCrash, ProgressLostTransaction))]
 
     def install(self) -> None:
         job = self.job
         job.faults_fired = self.fired
-        if any(isinstance(f, StoreFault) and f.effect != "commit_failure"
-               for f in job.scenario.faults):
+        if any((isinstance(f, StoreFault) and f.effect != "commit_failure")
+               or isinstance(f, ProgressLostTransaction) for f in job.scenario.faults):
             from onceflow.faults.store import FaultyStore  # noqa: PLC0415
 
             job.sink_store = FaultyStore(job.store, job)
@@ -136,24 +138,35 @@ class Injector:
         if fault.effect == "slow_commit":
             self._record(index, fault, effect=fault.effect, target="store")
             view.slow.extend([fault.delay] * fault.times)
+            view.outcomes.extend([fault.on_crash] * fault.times)
             return
         owners = None
         if fault.target != "*":
             uid, _, rest = fault.target.rpartition("[")
             owners = {(uid, int(rest[:-1]))}
-        lost = view.lose_open_transactions(job.env.now, owners)
+        self._lose(index, fault, owners)
+
+    def _lose(self, index: int, fault: Any, owners: set[tuple[str, int]] | None, *,
+              phase: str | None = None) -> None:
+        """The external system drops the open transactions of `owners` (None: of every
+        sink subtask); when none is open, the next one they write into."""
+        job = self.job
+        self.spent.add(index)  # a fault timed by progress strikes once
+        lost = job.sink_store.lose_open_transactions(job.env.now, owners)
         if lost:
-            self._record(index, fault, effect=fault.effect, target=fault.target)
+            self._record(index, fault, phase=phase, effect="lost_transaction",
+                         target=fault.target)
             for txn in lost:
                 job.trace.add(job.env.now, "txn_lost", fault.target, txn, index)
             return
 
         def fire(now: float, txn: str) -> None:
-            self._record(index, fault, effect=fault.effect, target=fault.target)
+            self._record(index, fault, phase=phase, effect="lost_transaction",
+                         target=fault.target)
             job.trace.add(now, "txn_lost", fault.target, txn, index)
         # nothing open there now: the next transaction the target writes into is lost
         # (a fault that never strikes did not fire)
-        view.armed.append((owners, fire))
+        job.sink_store.armed.append((owners, fire))
 
     def _latency_spike(self, index: int, fault: LatencySpike) -> None:
         task = self._task(fault.target)
@@ -191,6 +204,9 @@ class Injector:
                 completed = sum(1 for s in self.job.coordinator.history if s.kind == "checkpoint")
             if completed < fault.after_checkpoints:
                 continue
+            if isinstance(fault, ProgressLostTransaction):
+                self._lose(index, fault, {(task.vertex.uid, task.subtask)}, phase="progress")
+                continue
             self._record(index, fault, phase="progress", target=task.name)
             raise TaskCrash(f"crash of {task.name} at its record {fault.record} after "
                             f"{completed} completed checkpoints (fault {index})")
@@ -208,11 +224,28 @@ class Injector:
                 continue
             self._record(index, fault, phase=phase, target=task.name, checkpoint=checkpoint_id)
             reason = f"crash of {task.name} at {phase} of {kind} {checkpoint_id} (fault {index})"
+            job = self.job
             if phase == "async_upload":
-                job = self.job
                 job.later(job.scenario.timing.upload_time / 2, job.fail, task, reason)
                 return
+            if phase == "commit_after":
+                flight = getattr(job.sink_store, "last_flight", None)
+                if flight is not None and flight[0] == job.env.now < flight[1]:
+                    # a slow commit was just sent: "after" it means once it returned
+                    job.later(flight[1] - job.env.now, self._fail_attempt, task, reason)
+                    return
+            if phase == "commit_in_flight":
+                # halfway through the slow commit just sent (the task is busy with it)
+                sent, lands = job.sink_store.last_flight
+                job.later((lands - sent) / 2 + sent - job.env.now, self._fail_attempt,
+                          task, reason)
+                return
             raise TaskCrash(reason)
+
+    def _fail_attempt(self, task: "Task", reason: str) -> None:
+        """Crash `task`, unless its attempt is over already."""
+        if task.attempt is self.job.attempt and task.attempt.alive:
+            self.job.fail(task, reason)
 
     def _kind_of(self, checkpoint_id: int) -> str:
         """Whether snapshot `checkpoint_id` is a checkpoint or a savepoint."""

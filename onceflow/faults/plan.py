@@ -22,12 +22,14 @@ if TYPE_CHECKING:
 __all__ = [
     "CRASH_PHASES",
     "FAULT_KINDS",
+    "IN_FLIGHT_OUTCOMES",
     "CoordinatorCrash",
     "Crash",
     "LatencySpike",
     "NotifyFault",
     "PhaseCrash",
     "ProgressCrash",
+    "ProgressLostTransaction",
     "SlowSubtask",
     "StorageFault",
     "StoreFault",
@@ -45,6 +47,7 @@ CRASH_PHASES = (
     "pre_commit",           # a 2PC sink pre-committed, before its commit
     "notify_complete",      # checkpoint completed, before the task handles its notification
     "commit_before",        # committing, before the external effect
+    "commit_in_flight",     # a slow commit was sent; the crash comes halfway through it
     "commit_after",         # committing, after the external effect
     "restore",              # a task is restoring its state
     "recovery_commit",      # a 2PC sink re-commits restored transactions
@@ -63,6 +66,9 @@ NOTIFY_EFFECTS = ("lose", "delay", "duplicate", "reorder")
 NOTIFY_MESSAGES = ("complete", "aborted", "any")
 STORAGE_EFFECTS = ("fail_write", "slow_upload")
 STORE_EFFECTS = ("commit_failure", "lost_transaction", "slow_commit")
+#: What a crash (or failover) while a slow commit is in flight leaves in the store: the
+#: commit request reached it and completes ("committed"), or never did ("not_committed").
+IN_FLIGHT_OUTCOMES = ("committed", "not_committed")
 
 _TARGET = re.compile(r"(?P<uid>[^\[\]\s]+)\[(?P<subtask>0|[1-9][0-9]*)\]")
 
@@ -294,7 +300,10 @@ class StoreFault:
       writes into is; the writer's next write or pre-commit into one fails, and
       with it the task;
     - `slow_commit`: the first `times` commits take `delay` ms longer (the committing
-      task is busy meanwhile; the data becomes visible at the end).
+      task is busy meanwhile; the data becomes visible at the end).  A crash or
+      failover while one is in flight leaves it `on_crash`: "committed" (the request
+      reached the store, which completes it) or "not_committed" (it never did); the
+      restored committer commits it again either way.
     """
 
     kind_name: ClassVar[str] = "store"
@@ -303,6 +312,7 @@ class StoreFault:
     times: int = 1
     target: str = "*"
     delay: float = field(default=0.0, converter=_num)
+    on_crash: str = field(default="committed", metadata={"omit_default": True})
 
     def validate(self, scenario: "Scenario", path: str) -> None:
         if self.effect not in STORE_EFFECTS:
@@ -318,6 +328,41 @@ class StoreFault:
         if self.delay and self.effect != "slow_commit":
             _fail(path, "delay", f"only a slow_commit takes a delay; drop it from the "
                                  f"{self.effect}")
+        if self.on_crash not in IN_FLIGHT_OUTCOMES:
+            _fail(path, "on_crash", f"unknown outcome {self.on_crash!r}; one of "
+                                    f"{', '.join(IN_FLIGHT_OUTCOMES)}")
+        if self.on_crash != "committed" and self.effect != "slow_commit":
+            _fail(path, "on_crash", f"only a slow_commit has a commit in flight; drop "
+                                    f"on_crash from the {self.effect}")
+
+
+@frozen
+class ProgressLostTransaction:
+    """The external system drops the open transaction of sink subtask `target` when
+    its `record`-th record arrives, once at least `after_checkpoints` checkpoints have
+    completed: a `StoreFault` lost_transaction timed by progress, as `ProgressCrash`
+    times a crash.  Records count per attempt from the subtask's start; when nothing
+    is open then, the next transaction it writes into is lost.  Its next write or
+    pre-commit into the lost transaction fails, and with it the task; it happens once.
+    """
+
+    kind_name: ClassVar[str] = "progress_lost_transaction"
+    target: str
+    record: int = 1
+    after_checkpoints: int = 0
+
+    def validate(self, scenario: "Scenario", path: str) -> None:
+        check_target(scenario, self.target, path)
+        sink = scenario.topology.vertices[-1].uid
+        if self.target.rpartition("[")[0] != sink:
+            _fail(path, "target", f"only a sink subtask writes into transactions; name one of "
+                                  f"{sink}[0]..{sink}[{scenario.topology.vertices[-1].parallelism - 1}]")
+        if not _is_int(self.record) or not 1 <= self.record <= 1_000_000:
+            _fail(path, "record", f"must be a record count between 1 and 1000000, "
+                                  f"got {self.record!r}")
+        if not _is_int(self.after_checkpoints) or not 0 <= self.after_checkpoints <= MAX_CHECKPOINT_ID:
+            _fail(path, "after_checkpoints", f"must be between 0 and {MAX_CHECKPOINT_ID}, "
+                                             f"got {self.after_checkpoints!r}")
 
 
 @frozen
@@ -358,7 +403,7 @@ class SlowSubtask:
 #: kind name -> fault class
 FAULT_KINDS: dict[str, type] = {cls.kind_name: cls for cls in (  # type: ignore[attr-defined]
     Crash, WorkerCrash, CoordinatorCrash, PhaseCrash, ProgressCrash, NotifyFault, StorageFault,
-    StoreFault, LatencySpike, SlowSubtask)}
+    StoreFault, ProgressLostTransaction, LatencySpike, SlowSubtask)}
 
 
 def worker_count(scenario: "Scenario") -> int:

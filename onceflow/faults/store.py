@@ -13,7 +13,13 @@
 - `slow_commit`: the next commits take `delay` ms longer.  Flink's committer
   commits synchronously in notify-checkpoint-complete, so the committing task
   is busy meanwhile (`Job.stall`); the commit takes effect, and becomes visible,
-  at its end.
+  at its end.  The commit is in flight until then: a crash or failover of the
+  job meanwhile leaves it as the fault's `on_crash` says, committed (the store
+  got the request and completes it, even after the restored committer committed
+  it again: the second commit finds it committed) or not committed (the
+  restored committer commits it).  An in-flight commit the store completes
+  cannot be aborted any more (Kafka refuses to abort a transaction in
+  PrepareCommit): such an abort changes nothing.
 
 Sinks reach the store through `FaultyStore`, a view that forwards every other
 call to the store itself; the properties read the store directly.
@@ -23,7 +29,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
-from onceflow.stores.protocol import OPEN, StoreError, TransactionLostError
+from onceflow.stores.protocol import OPEN, PRECOMMITTED, StoreError, TransactionLostError
 
 if TYPE_CHECKING:
     from onceflow.model.job import Job
@@ -42,6 +48,14 @@ class FaultyStore:
         self.lost: set[str] = set()
         #: extra ms for each of the next commits
         self.slow: list[float] = []
+        #: for each of them, what a crash while it is in flight leaves ("committed", ...)
+        self.outcomes: list[str] = []
+        #: transaction id -> (attempt that sent the commit, outcome on a crash): commits
+        #: in flight, landing when the commit returns
+        self.inflight: dict[str, tuple[Any, str]] = {}
+        #: (sent, lands) of the latest slow commit sent (a commit_in_flight crash aims
+        #: halfway through it)
+        self.last_flight = (0.0, 0.0)
         #: transaction id -> owner, for the transactions begun through this view
         self.owners: dict[str, tuple[str, int]] = {}
         #: lost-transaction faults that found nothing open: (owners or None for any,
@@ -52,7 +66,8 @@ class FaultyStore:
         return getattr(self._store, name)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in ("_store", "_job", "lost", "slow", "owners", "armed"):
+        if name in ("_store", "_job", "lost", "slow", "outcomes", "inflight", "last_flight",
+                    "owners", "armed"):
             object.__setattr__(self, name, value)
         else:
             setattr(self._store, name, value)
@@ -93,9 +108,54 @@ class FaultyStore:
     def commit(self, now: float, txn_id: str) -> bool | None:
         if not self.slow:
             return self._store.commit(now, txn_id)
-        delay = self.slow.pop(0)
-        self._job.stall += delay  # the committing task waits for the commit
-        return self._store.commit(now + delay, txn_id)
+        delay, on_crash = self.take_delay()
+        job = self._job
+        job.stall += delay  # the committing task waits for the commit (after any before it)
+        lands = now + job.stall
+        self.last_flight = (now, lands)
+        store = self._store
+        txn = store.txns.get(txn_id) if not store.transient_failures else None
+        if (not job.committing or txn is None or txn.state != PRECOMMITTED
+                or job.attempt is None or lands - txn.begun >= store.txn_timeout):
+            # not a committer operator's commit (its task does not wait), nothing for the
+            # commit to change, or it fails: no flight to interrupt
+            return store.commit(lands, txn_id)
+        flight = self.inflight[txn_id] = (job.attempt, on_crash)
+        job.later(lands - now, self._land, txn_id, flight)
+        return True
+
+    def _land(self, txn_id: str, flight: tuple[Any, str]) -> None:
+        """The slow commit of `txn_id` returns: it lands, unless a crash interrupted it
+        before the request reached the store."""
+        if self.inflight.get(txn_id) is flight:
+            del self.inflight[txn_id]
+        attempt, on_crash = flight
+        job = self._job
+        now = job.env.now
+        # a job that finished had every commit return (its attempt ends, not fails)
+        interrupted = not attempt.alive and not (job.attempt is attempt and job.status == "finished")
+        if interrupted and on_crash == "not_committed":
+            job.trace.add(now, "commit_interrupted", "store", txn_id, "not committed")
+            return
+        before = self._store.txns.get(txn_id)
+        again = before is not None and before.state == "committed"
+        ok = self._store.commit(now, txn_id)
+        if interrupted:
+            job.trace.add(now, "commit_interrupted", "store", txn_id,
+                          "already committed" if again else
+                          "committed" if ok else "not committed")
+
+    def abort(self, now: float, txn_id: str) -> None:
+        flight = self.inflight.get(txn_id)
+        if flight is not None and flight[1] == "committed":
+            # the store is completing its commit: the abort fails and changes nothing
+            self._job.trace.add(now, "abort_refused", "store", txn_id, "commit in flight")
+            return
+        self._store.abort(now, txn_id)
+
+    def take_delay(self) -> tuple[float, str]:
+        """The delay of the next slow commit and what a crash during it leaves; consumed."""
+        return self.slow.pop(0), self.outcomes.pop(0)
 
     def next_commit_delay(self) -> float:
         """How much longer the next commit will take (0: not slowed)."""

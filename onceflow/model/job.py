@@ -97,6 +97,9 @@ class Job:
         self.sink_store: Any = self.store
         #: simulated ms the running task's last store calls took longer (a slow commit)
         self.stall = 0.0
+        #: a committer operator is committing (its task waits for a slow commit, which
+        #: is in flight until then; other callers' slow commits land at once)
+        self.committing = False
         self.started = self.env.now
         self.restored_into: str | None = None
         self.initial = initial

@@ -129,12 +129,24 @@ class StoreCommitter:
                 store.append(ctx.now, [e.record for e in store.entries(ctx.now, committed_only=False)
                                        if e.txn == txn])
                 return True
+        if ctx.mutant("committer-resends-in-doubt") and not ctx.task.opened:
+            known = store.txns.get(txn)
+            if known is not None and known.state == "precommitted":
+                # apache/iceberg #2808, #16008: a restored committer that finds its
+                # transaction not committed yet takes the interrupted commit for failed and
+                # publishes the committable's records anew (a new, non-idempotent commit),
+                # dropping the old transaction, whose commit the store may still complete
+                records = [e.record for e in store.entries(ctx.now, committed_only=False)
+                           if e.txn == txn]
+                store.abort(ctx.now, txn)
+                store.append(ctx.now, records)
+                return True
         if ctx.mutant("committer-commits-async"):
             delay = getattr(store, "next_commit_delay", lambda: 0.0)()
             if delay:
                 # the commit is sent and reported done; it lands `delay` later unless the
                 # task has closed by then (closing the connection abandons it)
-                store.slow.pop(0)
+                store.take_delay()
                 task, now = ctx.task, ctx.now
                 raw = ctx.task.job.store
 
