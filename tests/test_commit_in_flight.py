@@ -117,3 +117,22 @@ def test_the_readme_example_is_clean_and_finds_the_mutant() -> None:
         "slow_commit", "commit_in_flight"}
     onceflow.check(result)
     assert verdict(evolve(s, mutants=(MUTANT,)))[0] == "duplicate"
+
+
+#: found by test_properties' Hypothesis run: a stop-with-savepoint whose sink finished
+#: while its final commit was in flight, and a transient commit failure that came after
+#: the commit was sent, failed the landing commit (a false loss)
+STOP_WHILE_IN_FLIGHT = "of1.eNqVk92OozAMhd8llytUwYw6u-JVqiryBANZQhLlp52q4t3XDm0FF6ud5Yokjv2dY-cu1Ihq8k7bFEV7F10O8GlQxuQCirYHE7ESdIrhAka09eFYiRm-pHJW5RDQJtE2tOU6Chdg9GCxE5UImEDzL58mPaPLFHmsDzUtncG1TA_aYCd3EPVSiR6y4f_TfQNIR5WYtKWcwo8QUaoAcaRiZfUsPzNTJaIFH0eXeNveaCNBGJCX0eWg8FSfxVLdBXDew8d7JTo0cOMFlcG-R8XBys2zTgU0kyMvgNWgTdYfYtVJ1A3n_R_uRxFtZU8Kxn_gazvt4esX-9sePhp3lWvyb5LXy5mamROUVpzO3MhIkYmHA1LC2fPBz41bR-pXhAs--3d6YjXsaaApeM0R56Li0kMAY9DoOIvWZmMqpvKiTSEjE0Ryr8sGV4SIPEckjKUTcLo6uVpXwLUdmO4zk-wgAyoXOuL4VVEPwFo0UoEHpdOtDONvTTLCwzcDCa0qOhrm47vkWEzPHa_kPiZ746CTbFjJsfA8e2fccGMKfhs7ec0bgVwwJK1wdQe7gZveu3CF0G0aU-aSx2J3f13PxYCsN4E8AH_NxU59IxOHLWfW8GXl65l-1PyxPwQetbPl8tWFibWzzAlvsWy-7G62fZrw-jA4eqNTeRPLHykpda0"
+
+
+def test_regression_a_stop_with_savepoint_waits_for_a_commit_in_flight() -> None:
+    from onceflow.token import decode
+
+    result = onceflow.run(decode(STOP_WHILE_IN_FLIGHT))
+    onceflow.check(result)
+    # the sink did not finish with its commit in flight: the in-flight crash struck it,
+    # which fails a stopping job for good; the store completed the commit it had got
+    assert not events(result, "task_finished", "sink[0]")
+    assert events(result, "failed", "sink[0]") and result.status == "failed"
+    (landed,) = events(result, "commit_interrupted")
+    assert landed[3][1] == "committed" and len(result.committed()) == 1

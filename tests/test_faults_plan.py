@@ -22,7 +22,8 @@ from onceflow import (CheckpointConfig, Scenario, ScenarioError, Timing, Topolog
 from onceflow.cost import horizon
 from onceflow.faults import unfired
 from onceflow.faults.plan import (CRASH_PHASES, FAULT_KINDS, NOTIFY_MESSAGES, CoordinatorCrash,
-                                  Crash, LatencySpike, NotifyFault, PhaseCrash, ProgressCrash, SlowSubtask,
+                                  Crash, LatencySpike, NotifyFault, PhaseCrash, ProgressCrash,
+                                  ProgressLostTransaction, SlowSubtask,
                                   StorageFault, StoreFault, WorkerCrash, max_checkpoint_id)
 
 # 8 subtasks at 4 slots a worker: workers 0 and 1
@@ -334,6 +335,8 @@ ALL_KINDS: tuple[Any, ...] = (
     StorageFault("fail_write", 1, "map[0]"),
     StorageFault("slow_upload", 0, "*", 25),
     StoreFault("commit_failure", 5.0, 3),
+    StoreFault("slow_commit", 1.0, 2, "*", 5.0, "not_committed"),
+    ProgressLostTransaction("sink[1]", 9, 1),
     LatencySpike(2, "source[0]", 20, 7.5),
     SlowSubtask(3.0, "sink[1]", 15.0, 4),
 )

@@ -137,9 +137,15 @@ class FaultyStore:
         if interrupted and on_crash == "not_committed":
             job.trace.add(now, "commit_interrupted", "store", txn_id, "not committed")
             return
-        before = self._store.txns.get(txn_id)
+        store = self._store
+        before = store.txns.get(txn_id)
         again = before is not None and before.state == "committed"
-        ok = self._store.commit(now, txn_id)
+        # transient failures that came after the commit was sent are not its own
+        pending, store.transient_failures = store.transient_failures, 0
+        try:
+            ok = store.commit(now, txn_id)
+        finally:
+            store.transient_failures += pending
         if interrupted:
             job.trace.add(now, "commit_interrupted", "store", txn_id,
                           "already committed" if again else

@@ -533,7 +533,10 @@ class Task:
             # not finished yet
             self.phase("stop_savepoint", checkpoint_id)
             if self.is_sink:
-                self.finish()
+                if self.job.stall:
+                    self.mail(self.finish)  # a slow commit is in flight: finish once it returns
+                else:
+                    self.finish()
                 return
         final = self.final_after
         if final is not None and (
