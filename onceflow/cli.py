@@ -437,14 +437,15 @@ def cmd_shrink(args: argparse.Namespace) -> int:
     from onceflow.shrinking import shrink  # noqa: PLC0415
     from onceflow.token import encode  # noqa: PLC0415
 
-    scenario = _with_store(load_scenario(args.source), args)
+    scenario, timeline = load_replay(args.source)
+    scenario = _with_store(scenario, args)
     keep = tuple(args.operator or ())
     kinds = {v.kind for v in scenario.topology.vertices[1:-1]}
     for name in keep:
         if name not in kinds:
             raise UsageError(f"--operator {name!r}: the scenario has no such operator (it "
                              f"has: {', '.join(sorted(kinds)) or 'none'}); drop the pin")
-    outcome = shrink(scenario, keep=keep)
+    outcome = shrink(scenario, keep=keep, timeline=timeline)
     if outcome is None:
         if args.json:
             print(json.dumps({"status": "clean", "token": encode(scenario)}))
@@ -454,7 +455,7 @@ def cmd_shrink(args: argparse.Namespace) -> int:
     data = {"status": "violation", "property": outcome.finding.property,
             "anomaly": outcome.finding.anomaly, "size_before": scenario.size,
             "size_after": outcome.scenario.size, "steps": outcome.steps,
-            "tried": outcome.tried, "token": encode(outcome.scenario),
+            "tried": outcome.tried, "token": outcome.finding.token,
             "digest": outcome.finding.digest, "replay": outcome.finding.replay}
     if args.json:
         print(json.dumps(data, sort_keys=True))
@@ -714,7 +715,8 @@ def build_parser() -> argparse.ArgumentParser:
     plugin(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("replay", help="re-run a scenario from a token or JSON file and judge it")
+    p = sub.add_parser("replay", help="re-run a scenario from a token or JSON file and judge it "
+                                      "(on the restored timeline the token names, if it does)")
     p.add_argument("source", metavar="TOKEN|FILE")
     p.add_argument("--json", action="store_true")
     p.add_argument("--html", metavar="OUT.html", help="write a space-time diagram")

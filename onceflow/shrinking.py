@@ -12,26 +12,45 @@ from typing import Any, Callable, Iterator
 
 from attrs import evolve
 
-from onceflow.errors import OperatorError, ScenarioError
-from onceflow.model.simulation import run
-from onceflow.properties.checks import check, determinism
+from onceflow.errors import OperatorError, RestoreError, ScenarioError
+from onceflow.model.simulation import follow, run
+from onceflow.properties.checks import check, determinism, judge_timeline
 from onceflow.properties.violation import Finding, Violation
 from onceflow.stores.protocol import StoreError
 from onceflow.scenario import Scenario, Topology
+from onceflow.timelines import TimelineSpec
 
 __all__ = ["ShrinkResult", "crash_of", "shrink", "shrink_crash", "violation_of"]
 
 
-def violation_of(scenario: Scenario, *, deterministic: bool = False) -> Finding | None:
+def violation_of(scenario: Scenario, *, deterministic: bool = False,
+                 timeline: TimelineSpec | None = None) -> Finding | None:
     """The first property `scenario` violates, or None.  With `deterministic`, the run
-    is repeated and a differing digest is the finding (`determinism`)."""
-    return _judge(scenario, deterministic=deterministic)[0]
+    is repeated and a differing digest is the finding (`determinism`).  With a
+    `timeline` (not the original run), only that restored timeline is judged (None
+    when the scenario has no such timeline)."""
+    return _judge(scenario, deterministic=deterministic, timeline=timeline)[0]
 
 
-def _judge(scenario: Scenario, *, deterministic: bool = False) -> tuple[Finding | None, Any]:
+def _judge(scenario: Scenario, *, deterministic: bool = False,
+           timeline: TimelineSpec | None = None) -> tuple[Finding | None, Any]:
     result = run(scenario)
     try:
-        check(result, deterministic=deterministic)
+        if timeline is None or timeline.original:
+            check(result, deterministic=deterministic)
+        else:
+            if result.error is not None:
+                return None, result
+            try:
+                restored = follow(result, timeline)
+            except RestoreError:
+                return None, result  # the candidate has no such timeline
+            try:
+                judge_timeline(restored)
+            except Violation as violation:
+                if deterministic:
+                    determinism(result, failed=violation)
+                raise
     except Violation as violation:
         return violation.finding, result
     return None, result
@@ -50,15 +69,23 @@ class ShrinkResult:
 def shrink(scenario: Scenario, *, max_tries: int = 2000, max_seconds: float | None = None,
            finding: Finding | None = None,
            on_step: Callable[[Scenario], None] | None = None,
-           keep: tuple[str, ...] = ()) -> ShrinkResult | None:
+           keep: tuple[str, ...] = (),
+           timeline: TimelineSpec | None = None) -> ShrinkResult | None:
     """A smaller scenario violating the same property as `scenario` (None if it passes).
 
     `finding`, when given, is the violation `scenario` is already known to have;
     `max_seconds` bounds the wall time spent (the best scenario so far is kept).
     Operators named in `keep` (the pins of a search) and every operator a user
-    registered stay in the pipeline: a counterexample is about them.
+    registered stay in the pipeline: a counterexample is about them.  `timeline`
+    (a finding's, from its token) is used when `check()` finds nothing: the restored
+    timeline a user's own test reached is then kept pinned while shrinking, and
+    candidates that lack it do not count.
     """
+    pinned = None
     finding = finding or violation_of(scenario, deterministic=True)
+    if finding is None and timeline is not None and not timeline.original:
+        pinned = timeline
+        finding = violation_of(scenario, deterministic=True, timeline=pinned)
     if finding is None:
         return None
     if finding.property == "determinism":
@@ -72,7 +99,7 @@ def shrink(scenario: Scenario, *, max_tries: int = 2000, max_seconds: float | No
         if tried >= max_tries or _past(deadline):
             break
         tried += 1
-        found, result = _judge(candidate)
+        found, result = _judge(candidate, timeline=pinned)
         if found is not None and found.property == finding.property:
             current, finding, steps, kept = candidate, found, steps + 1, result
             passes.accepted()

@@ -304,3 +304,24 @@ def test_the_diagram_and_text_timeline_of_a_rescaled_finding_show_the_rescaled_j
     assert code == 1
     assert "6 tasks restore checkpoint 1" in text  # three vertices at 2 subtasks each
     assert "sink[1]" in html.read_text()  # a lane only the rescaled timeline has
+
+
+def test_shrink_keeps_a_users_own_timeline_pinned() -> None:
+    # check() finds nothing in this scenario: the shrinker shrinks on the token's timeline
+    from onceflow.scenario import CheckpointConfig
+
+    scenario = Scenario(**SPLIT_LOST, checkpoints=CheckpointConfig(interval=5.0))
+    result = run(scenario)
+    with pytest.raises(Violation) as err:
+        no_loss(restore(result, result.checkpoints[0], 3))
+    finding = err.value.finding
+    out = cli("shrink", finding.token, "--json", timeout=300)
+    assert out.returncode == 1, out.stdout + out.stderr
+    data = json.loads(out.stdout)
+    assert data["property"] == "no_loss" and data["steps"] > 0
+    assert data["size_after"]["records"] < scenario.size["records"]
+    shrunk, spec = decode_timeline(data["token"])
+    assert spec == decode_timeline(finding.token)[1]  # pinned
+    assert data["replay"].endswith(data["token"])
+    code, text = replay_in_process(data["token"])
+    assert code == 1 and "no_loss violated: lost" in text
