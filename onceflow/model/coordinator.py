@@ -220,6 +220,16 @@ class CheckpointCoordinator:
                                        "task finished")
                     self.abort(pending.id, "task finished")
                 continue
+            if any(u.last_snapshot >= pending.id for u in task.upstream):
+                # a sender took part, so its barrier came before its EndOfPartition and
+                # this task let it pass (it had heard of a newer snapshot's abort): the
+                # snapshot would hold the sender's state and this task as finished, which
+                # no restore may start from (Flink's VertexFinishedStateChecker)
+                if pending.id in self.pending:
+                    self.job.trace.add(self.env.now, "declined", task.name, pending.id,
+                                       "task finished")
+                    self.abort(pending.id, "task finished")
+                continue
             # it finished after its trigger went out but before its barriers came: it
             # forwards no barrier, so the tasks after it that now have no running sender
             # start the snapshot instead (as the next plan would trigger them)

@@ -291,6 +291,7 @@ class Task:
             self.input_finished[channel.index] = True
             self.job.trace.add(self.env.now, "partition_finished", self.name, channel.index)
             self.handler.on_partition_end(channel.index)
+            self.maybe_finish()  # the last one ends the input (Flink's END_OF_INPUT)
         else:
             if self.handler.capturing:
                 self.handler.captured(channel.index, item)  # recorded for the oracle, never replayed
@@ -546,9 +547,15 @@ class Task:
             self.maybe_finish()
 
     def maybe_finish(self) -> None:
-        """FLIP-147: finish once the final checkpoint completed and every receiver
-        processed this task's records (FLINK-21086)."""
-        if self.final_done and not self.done and self.unconsumed <= 0:
+        """FLIP-147: finish once the final checkpoint completed, every receiver
+        processed this task's records (FLINK-21086) and every sender finished.
+
+        As in Flink, a task's input ends (`END_OF_INPUT`, then `afterInvoke`) only when
+        `EndOfPartition` arrived on all its input channels, which a sender sends when it
+        finished: no task finishes before the tasks upstream of it.
+        """
+        if (self.final_done and not self.done and self.unconsumed <= 0
+                and all(self.input_finished)):
             if self.job.stall:
                 # a slow commit is still in flight: the task finishes once it returns
                 self.mail(self.finish)
