@@ -26,6 +26,7 @@ import simpy
 from onceflow.cost import QUIET_PERIOD, horizon
 from onceflow.model.channel import Channel
 from onceflow.model.coordinator import CheckpointCoordinator
+from onceflow.model.finished import FinishedStateError, check_finished_state
 from onceflow.model.records import Barrier, CancelMarker, Record
 from onceflow.model.rescaling import UnsupportedRescale, redistribute_channel_state
 from onceflow.model.sinks import make_sink
@@ -115,6 +116,8 @@ class Job:
         self.restoring: Snapshot | None = None
         self.savepoint_requests: dict[int, Any] = {}
         self.error: str | None = None
+        #: why the restore was refused (Flink's VertexFinishedStateChecker), if it was
+        self.refused: str | None = None
         self.error_component = ""
         self.error_traceback: tuple[str, ...] = ()
         self.drained_at: float | None = None
@@ -216,6 +219,8 @@ class Job:
     # -- running -------------------------------------------------------------------
 
     def run(self) -> None:
+        if self.initial is not None and not self.may_restore(self.initial):
+            return
         try:
             self.sources.start()
         except Exception as exc:  # the enumerator (user code) raised or broke the protocol
@@ -235,6 +240,21 @@ class Job:
         if self.status == RUNNING:
             self.status = STUCK
             self.end_time = self.env.now
+
+    def may_restore(self, snapshot: Snapshot) -> bool:
+        """Start from `snapshot` only where Flink would (False: the job failed to start).
+
+        Flink's `VertexFinishedStateChecker` refuses a job whose finished operators follow
+        ones that had not finished; the job fails before it runs, as here."""
+        try:
+            check_finished_state(snapshot, self.topology)
+        except FinishedStateError as exc:
+            self.refused = str(exc)
+            self.trace.add(self.env.now, "restore_refused", "job", snapshot.id, self.refused)
+            self.status = FAILED
+            self.end_time = self.env.now
+            return False
+        return True
 
     def note_drain(self, offsets: dict[int, int]) -> None:
         """A source ended its input early for stop-with-savepoint --drain."""

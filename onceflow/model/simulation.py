@@ -39,6 +39,9 @@ class RunResult:
     savepoint_requests: dict[int, SavepointRequest] = field(factory=dict, repr=False)
     stopped_with: int | None = None
     error: str | None = None
+    #: why the restore was refused, as Flink refuses it (a finished operator behind one
+    #: that had not finished: `onceflow.model.finished`); the timeline then failed at once
+    refused: str | None = None
     error_component: str = ""
     error_traceback: tuple[str, ...] = ()
     drained_at: float | None = None
@@ -133,7 +136,7 @@ def _finish(job: Job, scenario: Scenario, *, parent: RunResult | None = None,
         savepoint_requests=dict(job.savepoint_requests),
         stopped_with=job.stopping if job.status == "finished" else None,
         drained_at=job.drained_at, drained_offsets=dict(job.drained_offsets), error=job.error,
-        error_component=job.error_component, error_traceback=job.error_traceback,
+        refused=job.refused, error_component=job.error_component, error_traceback=job.error_traceback,
         store_start=job.store_start, restored_into=job.restored_into,
         started=job.started, step=step)
 

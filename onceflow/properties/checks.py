@@ -704,6 +704,8 @@ def transactions_settle(result: RunResult) -> None:
 
 def _legitimate_failure(result: RunResult) -> bool:
     """Failures Flink does not recover from by itself: the user restores by hand."""
+    if result.refused is not None:
+        return True  # Flink refuses to start from that snapshot: the job never ran
     for _, kind, where, detail in result.trace.events:
         if kind == "failed" and where == "coordinator":
             return True  # coordinator lost without a durable checkpoint store
