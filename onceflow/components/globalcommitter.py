@@ -264,6 +264,11 @@ class GlobalCommitterTask:
         self.finished_on_restore = False  # FLIP-147: never deployed as finished (it has state)
         self.outputs: list[Any] = []  # nothing downstream
 
+    def senders(self) -> list[Any]:
+        """No task channels feed it (the committers' messages come over its own queues,
+        whose barriers it aligns itself)."""
+        return []
+
     # -- lifecycle --------------------------------------------------------------------
 
     def start(self, restored: Any) -> None:

@@ -220,7 +220,7 @@ class CheckpointCoordinator:
                                        "task finished")
                     self.abort(pending.id, "task finished")
                 continue
-            if any(u.last_snapshot >= pending.id for u in task.upstream):
+            if any(u.last_snapshot >= pending.id for u in task.senders()):
                 # a sender took part, so its barrier came before its EndOfPartition and
                 # this task let it pass (it had heard of a newer snapshot's abort): the
                 # snapshot would hold the sender's state and this task as finished, which

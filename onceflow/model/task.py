@@ -152,6 +152,10 @@ class Task:
             seen.setdefault(ch.sender, ch.sender_task)
         self.upstream = list(seen.values())
 
+    def senders(self) -> list["Task"]:
+        """The tasks sending on this task's input channels."""
+        return self.upstream
+
     def start(self, restored: Any, restored_union: list[Any] | None) -> None:
         self.restored = restored
         self.restored_union = restored_union
