@@ -154,3 +154,27 @@ def test_a_new_running_operator_before_a_finished_one_is_refused_as_flink_does()
     for parallelism in (None, 1):
         again = restore(result, snap, parallelism)
         assert again.refused is None and again.status == "finished"
+
+
+#: aligned, two snapshots pending at once: the sink hears that checkpoint 7 aborted,
+#: then lets savepoint 6's barrier pass (it counts as given up) and finishes; savepoint 6
+#: would have held window0's state and the sink as finished (a snapshot Flink refuses)
+LET_PASS = ("of1.eNqNUttuozAQ_Rc_WxGXbJryK1GFpmZIvDi25Usoqvj3nYGmDd1dqbwwNjOHc5l3oS6oBu-0TVE076LLAV4Nt"
+            "jG5gKJJIaMU9BHDDYxoyt0vKa7w1ipnVQ4BbRJNRVeuo24BRp8tdkKKgAk0l00pRdJXdJk6y2OxK-jsDK6_6UEb7NoNiWq"
+            "WoodsuD69EHZOYO-HgDFBSEwVUsKrXyak6NDARNWuoOkIN7yjnbiR_lztnolJF4iVaHowEVcwktl6CGAMGh2vC1-69R9Ns1z"
+            "ni93x-KNxm43ZIhDrSAK7bMiiUy1LWciKL5HtqfaHak8HbQc20Hu07B9Zpu2ZZb7mvsfQBlQudCSoJrXqAtaiaRV4UDpNC-v"
+            "fmgwJnNFTsXlowEBCqybWUW8_FnsWwtiUaVyUFjVdedU-DJH27I2DruUs_wkzc67eGXeemDYvydbXikBuGJJWuOaC3ZmXpnd"
+            "hhMCiB03aGxFdDgrp_D0XPlNFG5T1QyNn9IF1gXj5Ahrp5cb_A1V3oLWxeET6mxUn9ANO3Da_sBtvtv3c_MNiEi8_WRC1s8v"
+            "w6MLArrJhA05ky9M9DarL588lqQ-8fnHAcQmISm80r3c5z38A8k82iA")
+
+
+def test_a_task_that_let_a_barrier_pass_declines_the_snapshot_its_sender_took_part_in() -> None:
+    from onceflow.properties import check
+    from onceflow.token import decode
+
+    result = run(decode(LET_PASS))
+    declined = [(e[2], e[3]) for e in result.trace.events if e[1] == "declined"]
+    assert ("sink[0]", (6, "task finished")) in declined
+    for snapshot in result.snapshots:
+        check_finished_state(snapshot, result.scenario.topology)
+    check(result)
