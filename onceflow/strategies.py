@@ -232,8 +232,11 @@ def generate(src: _Source, *, mode: str | None, sink: str | None, max_records: i
                 faults.append(PhaseCrash("commit_in_flight", _target(src, topology, sink=True),
                                          src.integer(0, 3)))
     # every fault may fail the job over once (a crash; a failed or expired checkpoint,
-    # with no failure tolerated; a failed stop-with-savepoint), so may each stop
-    failovers = len(faults) + sum(r.stop for r in plan)
+    # with no failure tolerated; a failed stop-with-savepoint), so may each stop; slow
+    # commits once each (a task busy committing lets a checkpoint expire, and the restarted
+    # attempt's recovery commit may be the next slow one)
+    failovers = len(faults) + sum(r.stop for r in plan) + sum(
+        f.times - 1 for f in faults if isinstance(f, StoreFault) and f.effect == "slow_commit")
     # the first tie-breaks among ready inputs are draws of their own (shrinking takes
     # them towards the first ready input); the rest come from the seed
     schedule = tuple(src.integer(0, 3) for _ in range(src.integer(0, 8)))

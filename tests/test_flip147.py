@@ -223,3 +223,19 @@ def test_keys_of_a_subtask_finished_before_the_restored_snapshot_are_not_expecte
     from onceflow.token import decode
 
     check(run(decode(_FINISHED_KEYS_RESCALED)))
+
+
+# A checkpoint taken after the end of input was restored; the next checkpoint came before
+# the restored source ended its input again, and the oracle expected the window unfired
+# although its restored state had fired (a false duplicate, found by 10 minutes of fuzzing).
+_RESTORED_AFTER_END_OF_INPUT = (
+    "of1.eNqNU9uq2zAQ_Bc9FhOcQ08p-ZUQzEZa26plSegSHxP8792VktShFOoXS3ub2Rn7LuSIcvJO2xTF6S5UDnA12MXkAopTDyZiIyiL4QZGnNrDZyNm-OqkszKHgDaJ05FCTlG5AKMHi0o0ImACzUfOJj2jy1T52R5aujqDFaYHbVB1byTarRE9ZMPn811AYlTqUmhgpXF8xr5HSQkRjVuIyzzrRKCTtoqDhTzhQBiQq76JyoEmHrfmvluaZr_a_AgROxkgjlRfbhQdjLuCeWB00JMSlI0WfBwdDwe77rGittOhNp3bi9guJE5OUFY7X1iYSLWJxYaUcPac-P5ajwSm_SPc8KkHN0VirLLBxw1ZVyLOWASZFtdV8hW3bqvtwCDXTFqFLqB0QcVihxzBWqSdwIPUaS3BXzrxalVrAwmtLHSOTJl7SYKYnhEvu_ea7I0D1bHKZcbGNntn3LAyC_5kPAQwBo2OMyF-_GzEDUPSEqvRqAbWu3dhgaB2brocJNv53l_vc9Eh610hG_yYNVYrH4MWernl34M-noNqYbuf9Dcrlv4_OHHZdmE1vmz3-g9-tPyw0iRB1M6W5sWFiVVkwSZcq1l74_4YP-HysCp6o1P5sLffI6dBtA")
+
+
+def test_a_snapshot_after_a_restore_past_the_end_of_input_says_the_input_ended() -> None:
+    from onceflow.token import decode
+
+    result = run(decode(_RESTORED_AFTER_END_OF_INPUT))
+    check(result)
+    restored_from_ended = [s for s in result.snapshots if s.id > 1]
+    assert restored_from_ended and all(s.input_ended for s in restored_from_ended)

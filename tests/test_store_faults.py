@@ -287,3 +287,33 @@ def test_drawn_scenarios_with_lost_or_slow_commits_agree_on_memory_and_sqlite() 
         if seen == 8:
             break
     assert seen == 8
+
+
+# Ten slow commits of 25.5 ms made five checkpoints in a row expire (the committing sink was
+# busy past the 50 ms timeout); with no failure tolerated each failed the job over, and the
+# drawn restart budget (one failover per fault) ran out: "stuck" on the correct model.
+_SLOW_COMMITS_OUTLAST_RESTARTS = (
+    "of1.eNqNkt2O4yAMhd-Fy1U0Skfb0SqvMqqQC07KxgGWn2aqKu8-dtKJ2rvNFYGD_Z1j7spc0IwxOF-y6u7K1gRnQp1LSKi6Hihjo_gU0xVIde3bsVETfGkTvKkpoS-qO_BWsCxXQG7waFWjEhZwspTT4iYMlZXH9q3l30C4tenBEVr9AtEujeqhkqw_7wqKdOVbFgluqns_CgL2PRo-UZnCzDDT5Ap3HZ23srnScyNIA4rql9oguOShXU7MWwus3T5PwppZWcQ_lIJTlIPfe0f2zEgZrviD-IKV2OeelJTi3jpCAiIklyfV-UrUCFR86IQgs2lbCTeEjBIVl8vOjwxc5qDjBbK4eMxC5X_kCm5OnB8E91w5h6QTmpBsXrM2F_AeSRuIYFy5rZt_HftKD2KCgt6sxg5CLHc5wlx-dqLRr5oaKYDVkuBaY5EZxkBhuAmFvIcXw4f3P426YirO4BYX2kEs9CHNkOzTpEJNRjy93t_-pzWR6p6ES7PXOidmMpCf5y7h_UctkS0ncfHl9f44P1r5JCFGzy749fIc0ijuxeiIty3kPfD2eXQjzo-Ic-RRiXRZvgFrcR5e")
+
+
+def test_the_drawn_restart_budget_covers_every_slow_commit() -> None:
+    from onceflow.model.simulation import run
+    from onceflow.properties import check
+    from onceflow.strategies import scenario_from_seed
+    from onceflow.token import decode
+
+    scenario = decode(_SLOW_COMMITS_OUTLAST_RESTARTS)
+    (slow,) = scenario.faults
+    assert scenario.restart.attempts < slow.times  # as drawn before: it ran out
+    check(run(evolve(scenario, restart=evolve(scenario.restart, attempts=slow.times + 2))))
+    drawn = 0
+    for seed in range(400):
+        s = scenario_from_seed(seed)
+        slow_commits = [f for f in s.faults
+                        if isinstance(f, StoreFault) and f.effect == "slow_commit"]
+        if slow_commits:
+            drawn += 1
+            stops = sum(r.stop for r in s.savepoints)
+            assert s.restart.attempts >= len(s.faults) + stops + 2 + sum(
+                f.times - 1 for f in slow_commits), seed
+    assert drawn >= 5

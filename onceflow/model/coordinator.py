@@ -279,9 +279,11 @@ class CheckpointCoordinator:
                            else pending.fork_version),
             run=job.run_id, stop=pending.stop, timeline=job.timeline,
             # every source had ended before its barrier or had finished (a source deployed
-            # as finished is both: counted once)
+            # as finished is both: counted once), or was restored from a snapshot taken
+            # after the end of input (the operators' restored state already holds its
+            # effects, fired windows, even before the source ends its input again)
             input_ended=all(s.name in pending.ended_sources or s.name in pending.finished
-                            for s in attempt.sources),
+                            or s.finished_before for s in attempt.sources),
             coordinator_state=dict(pending.coordinator_state),
             finished=frozenset(pending.finished))
         self.history.append(snapshot)

@@ -693,6 +693,8 @@ class SourceTask(Task):
         self.wake_at: float | None = None
         self.empty_polls = 0
         self.closed = False
+        # restored from a snapshot taken after its end of input: it ends its input at once
+        self.finished_before = False
 
     def initialize(self) -> None:
         job = self.job
