@@ -16,9 +16,9 @@ import onceflow
 from onceflow import Scenario
 from onceflow.errors import ScenarioError
 from onceflow.faults.plan import PhaseCrash, StoreFault
-from onceflow.properties import Violation
 from onceflow.strategies import scenario_from_seed
 from tests.test_sinkv2 import events, scenario
+from tests.verdicts import verdict
 
 MUTANT = "committer-resends-in-doubt"
 
@@ -34,14 +34,6 @@ def job(*faults: Any, mutants: tuple[str, ...] = (), store: str = "memory") -> S
     return evolve(s, restart=evolve(s.restart, delay=2.0), store=store,
                   workload=evolve(s.workload, records=20))
 
-
-def verdict(s: Scenario) -> tuple[str, str]:
-    result = onceflow.run(s)
-    try:
-        onceflow.check(result)
-    except Violation as v:
-        return v.finding.anomaly, result.digest
-    return "clean", result.digest
 
 
 @pytest.mark.parametrize("on_crash", ["committed", "not_committed"])

@@ -15,20 +15,12 @@ from onceflow import Scenario
 from onceflow.errors import ScenarioError
 from onceflow.faults.injector import unfired
 from onceflow.faults.plan import ProgressLostTransaction
-from onceflow.properties import Violation
 from onceflow.strategies import scenario_from_seed
 from tests.test_sinkv2 import events, scenario
+from tests.verdicts import verdict
 
 LOST = ProgressLostTransaction("sink[1]", record=30, after_checkpoints=2)
 
-
-def verdict(s: Scenario) -> tuple[str, str]:
-    result = onceflow.run(s)
-    try:
-        onceflow.check(result)
-    except Violation as v:
-        return v.finding.anomaly, result.digest
-    return "clean", result.digest
 
 
 @pytest.mark.parametrize("store", ["memory", "sqlite"])

@@ -20,18 +20,11 @@ from onceflow.stores import (ABORTED, MemoryStore, SQLiteStore, StoreError, Tran
                              keep_store)
 from tests.test_cli import cli
 from tests.test_sinkv2 import events, scenario
+from tests.verdicts import verdict as _verdict
 
 LOST = StoreFault("lost_transaction", 12.0, 1, "sink[0]")
 SLOW = StoreFault("slow_commit", 1.0, 10, "*", 40.0)
 
-
-def _verdict(s: Scenario) -> tuple[Any, ...]:
-    result = onceflow.run(s)
-    try:
-        onceflow.check(result)
-    except Violation as v:
-        return v.finding.anomaly, result.digest
-    return "clean", result.digest
 
 
 @pytest.mark.parametrize("store", ["memory", "sqlite"])

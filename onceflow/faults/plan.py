@@ -209,6 +209,16 @@ class PhaseCrash:
             _fail(path, "checkpoint", "end_of_input is reached once, not per checkpoint; use 0")
 
 
+
+def _check_progress(fault: Any, path: str) -> None:
+    """A fault timed by progress: its record count and completed-checkpoint count."""
+    if not _is_int(fault.record) or not 1 <= fault.record <= 1_000_000:
+        _fail(path, "record", f"must be a record count between 1 and 1000000, "
+                              f"got {fault.record!r}")
+    if not _is_int(fault.after_checkpoints) or not 0 <= fault.after_checkpoints <= MAX_CHECKPOINT_ID:
+        _fail(path, "after_checkpoints", f"must be between 0 and {MAX_CHECKPOINT_ID}, "
+                                         f"got {fault.after_checkpoints!r}")
+
 @frozen
 class ProgressCrash:
     """Subtask `target` crashes when its `record`-th record arrives, once at least
@@ -226,12 +236,7 @@ class ProgressCrash:
 
     def validate(self, scenario: "Scenario", path: str) -> None:
         check_target(scenario, self.target, path)
-        if not _is_int(self.record) or not 1 <= self.record <= 1_000_000:
-            _fail(path, "record", f"must be a record count between 1 and 1000000, "
-                                  f"got {self.record!r}")
-        if not _is_int(self.after_checkpoints) or not 0 <= self.after_checkpoints <= MAX_CHECKPOINT_ID:
-            _fail(path, "after_checkpoints", f"must be between 0 and {MAX_CHECKPOINT_ID}, "
-                                             f"got {self.after_checkpoints!r}")
+        _check_progress(self, path)
 
 
 @frozen
@@ -357,12 +362,7 @@ class ProgressLostTransaction:
         if self.target.rpartition("[")[0] != sink:
             _fail(path, "target", f"only a sink subtask writes into transactions; name one of "
                                   f"{sink}[0]..{sink}[{scenario.topology.vertices[-1].parallelism - 1}]")
-        if not _is_int(self.record) or not 1 <= self.record <= 1_000_000:
-            _fail(path, "record", f"must be a record count between 1 and 1000000, "
-                                  f"got {self.record!r}")
-        if not _is_int(self.after_checkpoints) or not 0 <= self.after_checkpoints <= MAX_CHECKPOINT_ID:
-            _fail(path, "after_checkpoints", f"must be between 0 and {MAX_CHECKPOINT_ID}, "
-                                             f"got {self.after_checkpoints!r}")
+        _check_progress(self, path)
 
 
 @frozen

@@ -355,15 +355,20 @@ def exactly_once_after_restores(result: RunResult,
     rescale_chain(result, on_restore, expect=expect)
 
 
-def judge_restored(restored: RunResult, promised: bool) -> None:
-    """The properties of a restore of the original run (into the store as it stood
-    when the snapshot completed)."""
+def raise_restore_error(restored: RunResult, how: str) -> None:
+    """A restored timeline whose user code raised is named as such, not judged."""
     if restored.error is not None:
         snapshot = restored.restored_from
-        raise OperatorError(f"{restored.error} (restored from "
+        raise OperatorError(f"{restored.error} ({how} "
                             f"{snapshot.label if snapshot else 'a snapshot'})",
                             component=restored.error_component,
                             traceback=restored.error_traceback)
+
+
+def judge_restored(restored: RunResult, promised: bool) -> None:
+    """The properties of a restore of the original run (into the store as it stood
+    when the snapshot completed)."""
+    raise_restore_error(restored, "restored from")
     job_liveness(restored)
     no_loss(restored)
     if promised:

@@ -19,7 +19,6 @@ import random
 from collections import Counter
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from onceflow.errors import OperatorError
 from onceflow.properties.guarantees import EXACTLY_ONCE, guarantee
 
 if TYPE_CHECKING:
@@ -67,15 +66,11 @@ def rollback_restores(result: "RunResult", on_restore: Callable[["RunResult"], N
 
 def judge_rollback(restored: "RunResult", promised: bool) -> None:
     """The properties of a rollback restore (into the store as it stood later)."""
-    from onceflow.properties.checks import job_liveness, no_loss, partitioning  # noqa: PLC0415
+    from onceflow.properties.checks import (job_liveness, no_loss,  # noqa: PLC0415
+                                            partitioning, raise_restore_error)
     from onceflow.properties.visibility import premature_visibility  # noqa: PLC0415
 
-    if restored.error is not None:
-        snapshot = restored.restored_from
-        raise OperatorError(f"{restored.error} (rolled back to "
-                            f"{snapshot.label if snapshot else 'a snapshot'})",
-                            component=restored.error_component,
-                            traceback=restored.error_traceback)
+    raise_restore_error(restored, "rolled back to")
     job_liveness(restored)
     rollback_no_loss(restored, no_loss)
     if promised:
