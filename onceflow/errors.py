@@ -8,6 +8,8 @@ __all__ = [
     "OnceflowError",
     "OperatorError",
     "PluginError",
+    "ProducerFencedError",
+    "ProducerStateError",
     "ProtocolError",
     "ScenarioError",
     "RegistrationError",
@@ -105,3 +107,34 @@ class TransactionLostError(OnceflowError, RuntimeError):
                    "it, so nothing written into it can commit; let this error fail the task "
                    "(the job fails over and replays the records)")
         super().__init__(why)
+
+
+class ProducerFencedError(TransactionLostError):
+    """A newer producer of the same transactional id fenced this one (Kafka's
+    ProducerFencedException): `init_producer` of the id bumped its epoch past
+    `epoch`.  Every send, flush or commit of the older producer fails; the
+    external system aborted the transaction it had open, unless it was committed
+    before.  The error does not say which (nor does Kafka)."""
+
+    def __init__(self, txn: str, transactional_id: str, epoch: int, current: int,
+                 now: float) -> None:
+        self.transactional_id = transactional_id
+        self.epoch = epoch
+        self.current = current
+        OnceflowError.__init__(
+            self,
+            f"transaction {txn} of producer {transactional_id!r} (epoch {epoch}) is fenced "
+            f"at t={now:g}: init_producer of the same transactional id bumped its epoch to "
+            f"{current}, which aborted the transaction unless it had committed before; a "
+            "writer must let this fail the task, and must never initialize the id of a "
+            "transaction still waiting for its commit again (name ids per checkpoint, as "
+            "Flink's KafkaSink does: prefix-subtask-checkpointId)")
+        self.txn = txn
+        self.state = "fenced"
+        self.now = now
+
+
+class ProducerStateError(OnceflowError, RuntimeError):
+    """A sink used a transactional producer out of order (Kafka's client raises
+    IllegalStateException): a transaction begun before `init_producer`, or a second
+    one while the producer's last is neither committed nor aborted."""

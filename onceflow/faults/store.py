@@ -56,6 +56,8 @@ class FaultyStore:
         #: (sent, lands) of the latest slow commit sent (a commit_in_flight crash aims
         #: halfway through it)
         self.last_flight = (0.0, 0.0)
+        #: flights an init_producer of their id completed before they returned
+        self.settled: list[tuple[Any, str]] = []
         #: transaction id -> owner, for the transactions begun through this view
         self.owners: dict[str, tuple[str, int]] = {}
         #: lost-transaction faults that found nothing open: (owners or None for any,
@@ -67,16 +69,39 @@ class FaultyStore:
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in ("_store", "_job", "lost", "slow", "outcomes", "inflight", "last_flight",
-                    "owners", "armed"):
+                    "owners", "armed", "settled"):
             object.__setattr__(self, name, value)
         else:
             setattr(self._store, name, value)
 
     # -- what the faults change ---------------------------------------------------------
 
-    def begin(self, now: float, txn_id: str, owner: tuple[str, int]) -> None:
-        self._store.begin(now, txn_id, owner)
+    def begin(self, now: float, txn_id: str, owner: tuple[str, int],
+              producer: tuple[str, int] | None = None) -> None:
+        if producer is None:
+            self._store.begin(now, txn_id, owner)
+        else:
+            self._store.begin(now, txn_id, owner, producer)
         self.owners[txn_id] = (owner[0], owner[1])
+
+    def init_producer(self, now: float, transactional_id: str, owner: tuple[str, int]) -> int:
+        """Kafka's coordinator completes a commit it got (PrepareCommit) before it
+        initializes the id again: commits in flight of the id land first."""
+        store = self._store
+        for txn_id, flight in list(self.inflight.items()):
+            txn = store.txns.get(txn_id)
+            if txn is None or txn.producer is None or txn.producer[0] != transactional_id:
+                continue
+            attempt, on_crash = flight
+            del self.inflight[txn_id]
+            self.settled.append(flight)
+            if attempt.alive or on_crash == "committed":
+                pending, store.transient_failures = store.transient_failures, 0
+                try:
+                    store.commit(now, txn_id)
+                finally:
+                    store.transient_failures += pending
+        return store.init_producer(now, transactional_id, owner)
 
     def write(self, now: float, txn_id: str, records: list[Any]) -> None:
         if self.armed:
@@ -127,6 +152,8 @@ class FaultyStore:
     def _land(self, txn_id: str, flight: tuple[Any, str]) -> None:
         """The slow commit of `txn_id` returns: it lands, unless a crash interrupted it
         before the request reached the store."""
+        if any(f is flight for f in self.settled):
+            return  # an init_producer of its id completed it already
         if self.inflight.get(txn_id) is flight:
             del self.inflight[txn_id]
         attempt, on_crash = flight

@@ -7,12 +7,14 @@ SQLite database per timeline.  Plug in another system with
 """
 
 from onceflow.stores.memory import MemoryStore
+from onceflow.errors import ProducerStateError
 from onceflow.stores.protocol import (ABORTED, COMMITTED, EXPIRED, OPEN, PRECOMMITTED, Entry,
-                                      Store, StoreError, Transaction, TransactionLostError,
+                                      ProducerFencedError, Store, StoreError, Transaction, TransactionLostError,
                                       Visible)
 from onceflow.stores.sqlite import SQLiteStore, keep_store, kept_directory
 
 __all__ = ["ABORTED", "COMMITTED", "EXPIRED", "OPEN", "PRECOMMITTED", "Entry", "MemoryStore",
+           "ProducerFencedError", "ProducerStateError",
            "SQLiteStore", "Store", "StoreError", "Transaction", "TransactionLostError", "Visible", "fork_of",
            "keep_store", "kept_directory", "make_store"]
 

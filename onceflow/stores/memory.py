@@ -15,7 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from onceflow.stores.protocol import (ABORTED, COMMITTED, EXPIRED, OPEN, PRECOMMITTED, Entry,
-                                      Transaction, TransactionLostError, Visible)
+                                      ProducerFencedError, Transaction, TransactionLostError,
+                                      Visible, check_begin)
 
 __all__ = ["MemoryStore"]
 
@@ -33,6 +34,9 @@ class MemoryStore:
         self._log: list[tuple[Any, str | None, float]] = []
         self._table: dict[str, tuple[Any, float]] = {}
         self.txns: dict[str, Transaction] = {}
+        #: transactional id -> current producer epoch; and the transactions of each id
+        self._epochs: dict[str, int] = {}
+        self._by_producer: dict[str, list[Transaction]] = {}
         self._metadata: dict[str, dict[str, Any]] = {}
         self._visible: list[Visible] = []
         self.failed_commits: list[tuple[str, float]] = []
@@ -65,16 +69,54 @@ class MemoryStore:
     def metadata(self, owner: str) -> dict[str, Any]:
         return dict(self._metadata.get(owner, {}))
 
-    def begin(self, now: float, txn_id: str, owner: tuple[str, int]) -> None:
+    def begin(self, now: float, txn_id: str, owner: tuple[str, int],
+              producer: tuple[str, int] | None = None) -> None:
         if txn_id in self.txns:
             raise ValueError(f"transaction id {txn_id!r} used twice")
-        self.ops.append(("begin", now, txn_id, owner))
-        self.txns[txn_id] = Transaction(txn_id, owner, now)
+        if producer is None:
+            self.ops.append(("begin", now, txn_id, owner))
+            self.txns[txn_id] = Transaction(txn_id, owner, now)
+            return
+        tid, epoch = producer[0], int(producer[1])
+        mine = self._by_producer.get(tid, [])
+        for t in mine:
+            self._expire(t, now)
+        check_begin(txn_id, tid, epoch, self._epochs.get(tid),
+                     [t.id for t in mine if t.producer == (tid, epoch)
+                      and t.state in (OPEN, PRECOMMITTED)], now)
+        self.ops.append(("begin", now, txn_id, owner, (tid, epoch)))
+        txn = self.txns[txn_id] = Transaction(txn_id, owner, now, (tid, epoch))
+        mine.append(txn)
+        self._by_producer[tid] = mine
+
+    def init_producer(self, now: float, transactional_id: str, owner: tuple[str, int]) -> int:
+        """Bump the id's epoch (0 on first use), abort its open transaction, fence older
+        producers of it; the new epoch (Kafka's initTransactions)."""
+        self.ops.append(("init_producer", now, transactional_id, owner))
+        epoch = self._epochs.get(transactional_id, -1) + 1
+        self._epochs[transactional_id] = epoch
+        for txn in self._by_producer.get(transactional_id, ()):
+            self._expire(txn, now)
+            if txn.state in (OPEN, PRECOMMITTED):
+                txn.state = ABORTED
+                txn.ended = now
+        return epoch
+
+    def producers(self) -> dict[str, int]:
+        return dict(sorted(self._epochs.items()))
+
+    def _fence(self, txn: Transaction, now: float) -> None:
+        if txn.producer is not None:
+            tid, epoch = txn.producer
+            current = self._epochs[tid]
+            if epoch < current:
+                raise ProducerFencedError(txn.id, tid, epoch, current, now)
 
     def write(self, now: float, txn_id: str, records: list[Any]) -> None:
         self.ops.append(("write", now, txn_id, records))
         txn = self.txns[txn_id]
         self._expire(txn, now)
+        self._fence(txn, now)
         if txn.state != OPEN:
             # a fenced or expired producer's next send fails (Kafka raises on it)
             raise TransactionLostError(txn_id, txn.state, now, self.txn_timeout)
@@ -88,6 +130,7 @@ class MemoryStore:
         self.ops.append(("precommit", now, txn_id))
         txn = self.txns[txn_id]
         self._expire(txn, now)
+        self._fence(txn, now)
         if txn.state == OPEN:
             txn.state = PRECOMMITTED
         elif txn.state in (ABORTED, EXPIRED):
@@ -105,6 +148,7 @@ class MemoryStore:
         if txn is None:
             return False
         self._expire(txn, now)
+        self._fence(txn, now)
         if txn.state == COMMITTED:
             return True
         if txn.state in (ABORTED, EXPIRED):
@@ -226,3 +270,4 @@ class MemoryStore:
 
     def close(self) -> None:
         pass
+

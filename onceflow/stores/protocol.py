@@ -8,6 +8,13 @@ reads back, read from).  It survives every crash of the job.  It offers:
   or `precommit` into a transaction the store aborted or expired raises
   `TransactionLostError` (as Kafka's producer does once fenced or timed out);
 - non-transactional `append` and `upsert` by a key the sink chooses;
+- transactional ids with producer epochs, as Kafka's: `init_producer(now, tid, owner)`
+  bumps the id's epoch (0 on its first use), aborts the transaction the id has open
+  (open or pre-committed: Kafka's coordinator aborts an ongoing one) and fences every
+  older producer of the id: a transaction begun with `producer=(tid, epoch)` whose
+  epoch is older than the id's raises `ProducerFencedError` on its next `write`,
+  `precommit` or `commit`, whatever became of it; `producers()` lists the epochs
+  (optional for a registered store: only sinks that call it need it);
 - a small metadata map per owner (`set_metadata`, `metadata`);
 - read-committed and read-uncommitted views (`entries`, `read_committed`,
   `read_uncommitted`);
@@ -25,10 +32,11 @@ from __future__ import annotations
 
 from typing import Any, Mapping, NamedTuple, Protocol, runtime_checkable
 
-from onceflow.errors import OnceflowError, TransactionLostError
+from onceflow.errors import (OnceflowError, ProducerFencedError, ProducerStateError,
+                             TransactionLostError)
 
-__all__ = ["ABORTED", "COMMITTED", "EXPIRED", "OPEN", "PRECOMMITTED", "Entry", "Store",
-           "StoreError", "Transaction", "TransactionLostError", "Visible"]
+__all__ = ["ABORTED", "COMMITTED", "EXPIRED", "OPEN", "PRECOMMITTED", "Entry", "ProducerFencedError",
+           "Store", "StoreError", "Transaction", "TransactionLostError", "Visible"]
 
 OPEN, PRECOMMITTED, COMMITTED, ABORTED, EXPIRED = (
     "open", "precommitted", "committed", "aborted", "expired")
@@ -40,13 +48,16 @@ class StoreError(OnceflowError, RuntimeError):
 
 
 class Transaction:
-    """One external transaction; `owner` is (sink uid, subtask)."""
+    """One external transaction; `owner` is (sink uid, subtask); `producer` is the
+    (transactional id, epoch) it was begun with, or None."""
 
-    __slots__ = ("id", "owner", "state", "begun", "ended", "positions")
+    __slots__ = ("id", "owner", "state", "begun", "ended", "positions", "producer")
 
-    def __init__(self, txn_id: str, owner: tuple[str, int], begun: float) -> None:
+    def __init__(self, txn_id: str, owner: tuple[str, int], begun: float,
+                 producer: tuple[str, int] | None = None) -> None:
         self.id = txn_id
         self.owner = owner
+        self.producer = producer
         self.state = OPEN
         self.begun = begun
         self.ended: float | None = None
@@ -99,8 +110,18 @@ class Store(Protocol):
     def upsert(self, now: float, records: list[Any], keys: list[str] | None = None) -> None:
         """Write records keyed by `keys` (default: record ids); a later write replaces."""
 
-    def begin(self, now: float, txn_id: str, owner: tuple[str, int]) -> None:
-        """Open transaction `txn_id` for `owner` (sink uid, subtask)."""
+    def begin(self, now: float, txn_id: str, owner: tuple[str, int],
+              producer: tuple[str, int] | None = None) -> None:
+        """Open transaction `txn_id` for `owner` (sink uid, subtask); with `producer`
+        (transactional id, epoch from `init_producer`), as that producer: raise
+        `ProducerFencedError` when the id has a newer epoch."""
+
+    def init_producer(self, now: float, transactional_id: str, owner: tuple[str, int]) -> int:
+        """Kafka's initTransactions: bump the id's epoch (0 on first use), abort the
+        transaction it has open and fence older producers of the id; the new epoch."""
+
+    def producers(self) -> dict[str, int]:
+        """Every transactional id with its current epoch (JSON-able)."""
 
     def write(self, now: float, txn_id: str, records: list[Any]) -> None:
         """Write into an open transaction; raise `TransactionLostError` once it is aborted
@@ -157,3 +178,20 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release what the store holds (files it does not keep, connections)."""
+
+
+def check_begin(txn_id: str, tid: str, epoch: int, current: int | None, live: list[str],
+                 now: float) -> None:
+    """Kafka's rules for beginning a transaction as producer (tid, epoch)."""
+    if current is None or epoch > current:
+        raise ProducerStateError(
+            f"transaction {txn_id} begun as producer {tid!r} epoch {epoch}, which was never "
+            "initialized: call store.init_producer(now, transactional_id, owner) and begin "
+            "with the epoch it returns")
+    if epoch < current:
+        raise ProducerFencedError(txn_id, tid, epoch, current, now)
+    if live:
+        raise ProducerStateError(
+            f"transaction {txn_id} begun as producer {tid!r} epoch {epoch} while its "
+            f"transaction {live[0]} is neither committed nor aborted: a producer has one "
+            "transaction at a time; commit or abort it first, or use another transactional id")

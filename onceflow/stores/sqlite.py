@@ -6,7 +6,9 @@ Tables (open a kept file with the `sqlite3` shell):
   position; `txn` is NULL for a plain append);
 - `upserts`: records written by key (`key` is the one the sink chose);
 - `transactions`: one row per transaction: owner sink and subtask, state
-  (open, precommitted, committed, aborted, expired), begun and ended times;
+  (open, precommitted, committed, aborted, expired), begun and ended times, and
+  the producer (transactional id, epoch) it was begun with, if any;
+- `producers`: each transactional id's current epoch and who initialized it last;
 - `metadata`: the small per-owner map sinks keep beside the data (JSON values);
 - `visibility`: every moment records became visible to read-committed readers.
 
@@ -29,7 +31,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from onceflow.stores.protocol import (ABORTED, COMMITTED, EXPIRED, OPEN, PRECOMMITTED, Entry,
-                                      StoreError, Transaction, TransactionLostError, Visible)
+                                      ProducerFencedError, StoreError, Transaction,
+                                      TransactionLostError, Visible, check_begin)
 
 __all__ = ["SQLiteStore", "keep_store", "kept_directory"]
 
@@ -43,7 +46,10 @@ CREATE TABLE IF NOT EXISTS upserts (
     split INTEGER, "offset" INTEGER, written REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS transactions (
     id TEXT PRIMARY KEY, sink TEXT NOT NULL, subtask INTEGER NOT NULL,
-    state TEXT NOT NULL, begun REAL NOT NULL, ended REAL);
+    state TEXT NOT NULL, begun REAL NOT NULL, ended REAL, producer TEXT, epoch INTEGER);
+CREATE INDEX IF NOT EXISTS transactions_producer ON transactions(producer);
+CREATE TABLE IF NOT EXISTS producers (
+    tid TEXT PRIMARY KEY, epoch INTEGER NOT NULL, sink TEXT NOT NULL, subtask INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS metadata (
     owner TEXT NOT NULL, name TEXT NOT NULL, value TEXT, PRIMARY KEY (owner, name));
 CREATE TABLE IF NOT EXISTS visibility (
@@ -133,8 +139,11 @@ class SQLiteStore:
                 db.execute("PRAGMA synchronous=OFF")
             if source is not None:
                 source.backup(db)
-            else:
-                db.executescript(SCHEMA)
+                columns = {r[1] for r in db.execute("PRAGMA table_info(transactions)")}
+                if "producer" not in columns:  # a file from before producer epochs
+                    db.execute("ALTER TABLE transactions ADD COLUMN producer TEXT")
+                    db.execute("ALTER TABLE transactions ADD COLUMN epoch INTEGER")
+            db.executescript(SCHEMA)
         except StoreError:
             raise
         except (sqlite3.Error, OSError) as exc:
@@ -315,12 +324,55 @@ class SQLiteStore:
                 self._visible(now, None, ids, False)
         return rows
 
-    def begin(self, now: float, txn_id: str, owner: tuple[str, int]) -> None:
+    def begin(self, now: float, txn_id: str, owner: tuple[str, int],
+              producer: tuple[str, int] | None = None) -> None:
         if self._state(txn_id) is not None:
             raise ValueError(f"transaction id {txn_id!r} used twice")
-        self.ops.append(("begin", now, txn_id, owner))
-        self._sql("INSERT INTO transactions (id, sink, subtask, state, begun) "
-                  "VALUES (?, ?, ?, 'open', ?)", (txn_id, owner[0], owner[1], now))
+        if producer is None:
+            self.ops.append(("begin", now, txn_id, owner))
+            self._sql("INSERT INTO transactions (id, sink, subtask, state, begun) "
+                      "VALUES (?, ?, ?, 'open', ?)", (txn_id, owner[0], owner[1], now))
+            return
+        tid, epoch = producer[0], int(producer[1])
+        self._expire_all(now)
+        live = [i for (i,) in self._sql(
+            "SELECT id FROM transactions WHERE producer = ? AND epoch = ? "
+            "AND state IN ('open', 'precommitted') ORDER BY rowid", (tid, epoch))]
+        check_begin(txn_id, tid, epoch, self._epoch(tid), live, now)
+        self.ops.append(("begin", now, txn_id, owner, (tid, epoch)))
+        self._sql("INSERT INTO transactions (id, sink, subtask, state, begun, producer, epoch) "
+                  "VALUES (?, ?, ?, 'open', ?, ?, ?)",
+                  (txn_id, owner[0], owner[1], now, tid, epoch))
+
+    def _epoch(self, tid: str) -> int | None:
+        row = self._sql("SELECT epoch FROM producers WHERE tid = ?", (tid,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def init_producer(self, now: float, transactional_id: str, owner: tuple[str, int]) -> int:
+        """Bump the id's epoch (0 on first use), abort its open transaction, fence older
+        producers of it; the new epoch (Kafka's initTransactions)."""
+        self.ops.append(("init_producer", now, transactional_id, owner))
+        self._cache.clear()
+        self._expire_all(now)
+        current = self._epoch(transactional_id)
+        epoch = 0 if current is None else current + 1
+        self._sql("INSERT INTO producers (tid, epoch, sink, subtask) VALUES (?, ?, ?, ?) "
+                  "ON CONFLICT(tid) DO UPDATE SET epoch=excluded.epoch, sink=excluded.sink, "
+                  "subtask=excluded.subtask", (transactional_id, epoch, owner[0], owner[1]))
+        self._sql("UPDATE transactions SET state = 'aborted', ended = ? "
+                  "WHERE producer = ? AND state IN ('open', 'precommitted')",
+                  (now, transactional_id))
+        return epoch
+
+    def producers(self) -> dict[str, int]:
+        return {tid: int(e) for tid, e in self._sql(
+            "SELECT tid, epoch FROM producers ORDER BY tid")}
+
+    def _fence(self, txn_id: str, now: float) -> None:
+        row = self._sql("SELECT t.producer, t.epoch, p.epoch FROM transactions t JOIN producers p "
+                        "ON t.producer = p.tid WHERE t.id = ?", (txn_id,)).fetchone()
+        if row is not None and row[1] < row[2]:
+            raise ProducerFencedError(txn_id, row[0], int(row[1]), int(row[2]), now)
 
     def _state(self, txn_id: str, now: float | None = None) -> str | None:
         row = self._sql("SELECT state, begun FROM transactions WHERE id = ?", (txn_id,)).fetchone()
@@ -339,6 +391,7 @@ class SQLiteStore:
         state = self._state(txn_id, now)
         if state is None:
             raise KeyError(txn_id)
+        self._fence(txn_id, now)
         if state != OPEN:
             # a fenced or expired producer's next send fails (Kafka raises on it)
             raise TransactionLostError(txn_id, state, now, self.txn_timeout)
@@ -348,6 +401,7 @@ class SQLiteStore:
         self.ops.append(("precommit", now, txn_id))
         self._cache.clear()
         state = self._state(txn_id, now)
+        self._fence(txn_id, now)
         if state == OPEN:
             self._sql("UPDATE transactions SET state = 'precommitted' WHERE id = ?", (txn_id,))
         elif state in (ABORTED, EXPIRED):
@@ -365,6 +419,7 @@ class SQLiteStore:
         state = self._state(txn_id, now)
         if state is None:
             return False
+        self._fence(txn_id, now)
         if state == COMMITTED:
             return True
         if state in (ABORTED, EXPIRED):
@@ -406,10 +461,11 @@ class SQLiteStore:
 
     def _transactions(self, where: str = "", params: Any = ()) -> list[Transaction]:
         out = []
-        for txn_id, sink, subtask, state, begun, ended in self._sql(
-                "SELECT id, sink, subtask, state, begun, ended FROM transactions "
+        for txn_id, sink, subtask, state, begun, ended, producer, epoch in self._sql(
+                "SELECT id, sink, subtask, state, begun, ended, producer, epoch FROM transactions "
                 f"{where} ORDER BY rowid", params).fetchall():
-            t = Transaction(txn_id, (sink, subtask), begun)
+            t = Transaction(txn_id, (sink, subtask), begun,
+                            None if producer is None else (producer, int(epoch)))
             t.state, t.ended = state, ended
             t.positions = [p for (p,) in self._sql(
                 "SELECT pos FROM data WHERE txn = ? ORDER BY pos", (txn_id,))]
