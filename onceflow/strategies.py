@@ -30,9 +30,9 @@ from onceflow.faults.plan import (CRASH_PHASES, IN_FLIGHT_OUTCOMES, SLOTS_PER_WO
                                   StorageFault, StoreFault, WorkerCrash)
 from onceflow.mutants import validate_mutants
 from onceflow.registry import OPERATORS, SINKS, SOURCES, OperatorSpec, operator_spec, sink_spec, unknown_message
-from onceflow.scenario import (BARRIER_MODES, MAX_VERTICES, CheckpointConfig, RescaleStep,
-                               RestartStrategy,
-                               SavepointRequest, Scenario, Timing, Topology, Vertex, Workload)
+from onceflow.scenario import (BARRIER_MODES, MAX_VERTICES, START_MODES, CheckpointConfig,
+                               RescaleStep, RestartStrategy, SavepointRequest, Scenario,
+                               StartPosition, Timing, Topology, Vertex, Workload)
 
 __all__ = ["FAULT_GROUPS", "scenario_from_seed", "scenarios"]
 
@@ -260,13 +260,15 @@ def generate(src: _Source, *, mode: str | None, sink: str | None, max_records: i
         # so that checkpoints do switch (measured in NOTES.md)
         checkpoints = evolve(checkpoints, aligned_timeout=round(
             timing.rpc_latency + 0.5 * timing.latency * src.integer(0, 8), 2))
+    workload, start = _log_and_start(src, workload, pinned_source=source is not None)
     while True:
         try:
             scenario = Scenario(
                 topology=topology, workload=workload, checkpoints=checkpoints,
                 timing=timing, restart=restart, sink=sink, savepoints=tuple(plan),
                 faults=tuple(faults), mutants=tuple(mutants), schedule=schedule, seed=seed,
-                store=store, rescales=rescales, source=source or "log")
+                store=store, rescales=rescales, source=source or "log",
+                start_position=start)
             # a checkpoint taken while the input is in flight can take as long as the
             # input needs to drain: a shorter timeout expires every checkpoint, and with
             # no failure tolerated Flink fails such a job for good (a misconfigured job,
@@ -283,6 +285,27 @@ def generate(src: _Source, *, mode: str | None, sink: str | None, max_records: i
             if e.field != "workload.records" or workload.records <= 1:
                 raise
             workload = evolve(workload, records=workload.records // 2)
+
+
+def _log_and_start(src: _Source, workload: Workload, *,
+                   pinned_source: bool) -> tuple[Workload, StartPosition]:
+    """How the log is produced (all there at the start, or before and while the job runs)
+    and where a fresh start reads from (the beginning, the end, a timestamp).
+
+    Drawn last, behind a switch of their own whose simplest value keeps the defaults, so
+    that the draws before keep their meaning.  A source under test (pinned) meets a
+    growing log and a start position in half of its scenarios, the built-in log in one
+    of eight: they lengthen the run and matter most to a reader's own offset handling.
+    """
+    if src.integer(0, 1 if pinned_source else 7) < (1 if pinned_source else 7):
+        return workload, StartPosition()
+    interval = _choice(src, (0.0, 0.05, 0.2, 0.5))
+    if interval:
+        workload = evolve(workload, produce_interval=interval,
+                          first_produce=-5.0 * src.integer(0, 4))
+    mode = _choice(src, START_MODES)
+    return workload, StartPosition(mode, 2.0 * src.integer(0, 10) if mode == "timestamp"
+                                   else 0.0)
 
 
 def _rescale_chain(src: _Source, max_p: int, savepoints_before: bool) -> tuple[RescaleStep, ...]:

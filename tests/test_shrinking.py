@@ -193,6 +193,13 @@ def _big(size: dict[str, int] | None) -> bool:
             and size["parallelism"] >= 2)
 
 
+def _windows(faults: tuple[Any, ...]) -> list[Any]:
+    """The faults less the slow commits that a crash of a commit in flight rides on."""
+    in_flight = any(isinstance(f, PhaseCrash) and f.phase == "commit_in_flight" for f in faults)
+    return [f for f in faults
+            if not (in_flight and isinstance(f, StoreFault) and f.effect == "slow_commit")]
+
+
 def test_fuzz_shrinks_a_fault_dependent_failure_to_its_one_fault(tmp_path: Path) -> None:
     """`stop-savepoint-fallback` is found by the fuzzer in a scenario with several faults
     and a big job; the shrunk counterexample keeps one fault, the crash at the
@@ -213,8 +220,9 @@ def test_fuzz_shrinks_a_fault_dependent_failure_to_its_one_fault(tmp_path: Path)
     assert first is not None and _big(first), sizes
     out = outcome.scenario
     # since sources get their splits from the split enumerator, a stop-with-savepoint can
-    # also fail with no fault (its savepoint subsumed or declined): at most its crash stays
-    assert len(out.faults) <= 1
+    # also fail with no fault (its savepoint subsumed or declined): at most its crash stays,
+    # with the slow commit a crash of a commit in flight needs (one window, two values)
+    assert len(_windows(out.faults)) <= 1, out.faults
     # (the crash at the stop's commit, usually; the greedy polish is capped in time, so on a
     # loaded machine another fault the failure needs may stay: the control below checks it)
     assert outcome.finding.property in ("exactly_once", "no_loss", "consistent_cut")

@@ -441,3 +441,26 @@ def test_a_restore_at_unchanged_parallelism_gives_each_reader_its_own_splits() -
     for p in unfinished:
         assert first_reader[p] == f"source[{owners[p]}]", (p, first_reader, owners)
     onceflow.check(restored)
+
+
+def _log_draws(**pins: Any) -> tuple[set[str], int, int]:
+    modes: set[str] = set()
+    growing = default = 0
+    for seed in range(160):
+        s = scenario_from_seed(seed, max_faults=0, savepoints=False, **pins)
+        modes.add(s.start_position.mode)
+        growing += s.workload.produce_interval > 0
+        default += (s.start_position == StartPosition() and s.workload.produce_interval == 0
+                    and s.workload.first_produce == 0)
+    return modes, growing, default
+
+
+def test_the_generator_draws_growing_logs_and_start_positions() -> None:
+    """A source meets a log produced while the job runs and every start position: in
+    about half the scenarios of a pinned source under test, in one of eight otherwise."""
+    modes, growing, default = _log_draws(source="log")
+    assert modes == {"earliest", "latest", "timestamp"}
+    assert growing >= 30 and 50 <= default <= 110
+    modes, growing, default = _log_draws()
+    assert modes == {"earliest", "latest", "timestamp"}
+    assert growing >= 5 and default >= 120
