@@ -13,7 +13,7 @@ when a checkpoint completes and, after a restore, commits the restored ones.
   "committed before" (FlinkKafkaProducer's recovery did, until apache/flink#16941,
   FLINK-23839).  The next transaction's init aborts the pre-committed one: its
   commit is fenced, and the records are lost.  Fixed: a new id per transaction
-  (`prefix-subtask-n`, as KafkaSink's `prefix-subtask-checkpointId`).
+  (`prefix-subtask-attempt-n`: no other attempt or restored job initializes it).
 - `kafka_fenced_fails`: a pool of transactional ids per subtask, an id reused once
   its transaction committed (FlinkKafkaProducer's pool); the committer fails the job
   on ProducerFenced.  A restore of a checkpoint whose committable was committed
@@ -21,12 +21,13 @@ when a checkpoint completes and, after a restore, commits the restored ones.
   run out (FLINK-8086, apache/flink#5030: "restore twice from the same checkpoint
   or from an old savepoint").  Fixed: fenced on recovery means committed before
   (the pool only reuses an id after its transaction committed).
-- `kafka_no_abort_lingering`: ids per transaction, but recovery does not probe the
-  ids after the restored ones (Flink's TransactionAborter initializes them until
-  it meets an unused one): a transaction a crashed attempt left open stays open
-  and holds read-committed readers back (the last stable offset) until it
-  expires (evolution-gaming/kafka-flow#853 describes the same pinned LSO).
-  Fixed: probe and so abort them.
+- `kafka_no_abort_lingering`: ids per transaction, but recovery does not abort the
+  transactions an earlier attempt left open (a crashed worker runs no close(); a
+  rollback restore finds the stopped run's): they hold read-committed readers
+  back (the last stable offset) until they expire (evolution-gaming/kafka-flow#853
+  describes the same pinned LSO).  Fixed: list the sink's open transactions
+  (Kafka's listTransactions, KIP-664) and initialize the id of each one no
+  restored committable holds, which aborts it.
 
 Each `NAME` has a `NAME_fixed`.  Registered on import; `register()` is idempotent.
 """
@@ -44,7 +45,7 @@ class KafkaTxnSink:
 
     `naming` is "one_id", "sequence" (a new id per transaction) or "pool" (ids reused
     once committed); `fenced_ok` takes ProducerFenced on a commit as committed before;
-    `abort_lingering` probes the ids after the restored ones on recovery.
+    `abort_lingering` aborts, on recovery, what earlier attempts left open.
     """
 
     state_kind: ClassVar[str | None] = "list"
@@ -59,64 +60,40 @@ class KafkaTxnSink:
     def open(self, ctx: Any, restored: Any) -> None:
         self.ctx = ctx
         self.prefix = f"kafka-{ctx.uid}"
-        union = list(ctx.restored_union or ())
-        #: subtask j -> the first id number not held by a committable (its ids counted)
-        nexts: dict[int, int] = {}
-        for entry in union:
-            if entry[0] == "ids":
-                nexts[entry[1]] = max(nexts.get(entry[1], 0), entry[2])
+        owner = (ctx.uid, ctx.subtask)
         #: ids some restored committable still holds, whichever subtask restored it
-        held = {entry[3] for entry in union if entry[0] == "txn"}
-        p = ctx.parallelism
-        self.owned = {j: n for j, n in nexts.items() if j % p == ctx.subtask}
-        self.owned.setdefault(ctx.subtask, 0)
+        held = {entry[2] for entry in ctx.restored_union or ()}
         self.pending: list[tuple[int, str, str, int]] = []
         self.retired = set(held)  # never reuse an id a committable may still need
         self.free: list[int] = []
-        for entry in restored or ():
-            if entry[0] == "txn":
-                _, cid, txn, tid, epoch = entry
-                ctx.phase("recovery_commit", cid)
-                if not self._commit(txn):
-                    self.pending.append((cid, txn, tid, epoch))
-                elif self.abort_lingering and self.naming == "pool":
-                    # a restore of an older snapshot: the id may have been reused since
-                    # (its committable was fenced); abort what it has open now
-                    ctx.store.init_producer(ctx.now, tid, (ctx.uid, ctx.subtask))
+        self.next = 0
+        self.ids: dict[str, int] = {}
+        for cid, txn, tid, epoch in restored or ():
+            ctx.phase("recovery_commit", cid)
+            if not self._commit(txn):
+                self.pending.append((cid, txn, tid, epoch))
+            elif self.abort_lingering and self.naming == "pool":
+                # a restore of an older snapshot: the run it rolls back may have reused
+                # the id since (the commit was fenced); abort what it has open now
+                ctx.store.init_producer(ctx.now, tid, owner)
         if self.abort_lingering:
-            for j in sorted(self.owned):
-                self.owned[j] = self._abort_lingering(j, self.owned[j], held)
-        self.next = self.owned[ctx.subtask]
-        if self.naming == "pool":
-            self.free = [k for k in range(self.next)
-                         if self._tid(ctx.subtask, k) not in self.retired]
+            # Kafka's listTransactions (KIP-664): every transaction of this sink still
+            # open under an id no committable holds, begun by a subtask whose work this
+            # one took over; initializing its id aborts it
+            p = ctx.parallelism
+            for t in ctx.store.open_transactions(ctx.uid):
+                if (t.producer is not None and t.producer[0] not in held
+                        and t.owner[1] % p == ctx.subtask):
+                    ctx.store.init_producer(ctx.now, t.producer[0], owner)
         self.current = self._begin()
-
-    def _abort_lingering(self, subtask: int, start: int, held: set[str]) -> int:
-        """Initialize the ids a crashed attempt may have left a transaction open under
-        (every id of the pool not held by a committable; then the ids from `start`
-        on) until one was never used; the number of ids known used."""
-        owner = (self.ctx.uid, self.ctx.subtask)
-        if self.naming == "one_id":
-            self.ctx.store.init_producer(self.ctx.now, self._tid(subtask, 0), owner)
-            return start
-        if self.naming == "pool":
-            for k in range(start):
-                if self._tid(subtask, k) not in held:
-                    self.ctx.store.init_producer(self.ctx.now, self._tid(subtask, k),
-                                                 (self.ctx.uid, self.ctx.subtask))
-        n = start
-        while self.ctx.store.init_producer(self.ctx.now, self._tid(subtask, n),
-                                           (self.ctx.uid, self.ctx.subtask)) > 0:
-            n += 1
-        return n if self.naming == "pool" else start
 
     # -- the writer ---------------------------------------------------------------------
 
-    def _tid(self, subtask: int, n: int) -> str:
+    def _tid(self, n: int) -> str:
         if self.naming == "one_id":
-            return f"{self.prefix}-{subtask}"
-        return f"{self.prefix}-{subtask}-{n}"
+            return f"{self.prefix}-{self.ctx.subtask}"
+        # unique per attempt and timeline: no other run of the job initializes it
+        return f"{self.prefix}-{self.ctx.subtask}-{self.ctx.attempt}-{n}"
 
     def _begin(self) -> tuple[str, str, int]:
         ctx = self.ctx
@@ -125,10 +102,11 @@ class KafkaTxnSink:
         else:
             n = self.next
             self.next += 1
-        tid = self._tid(ctx.subtask, n)
+        tid = self._tid(n)
         epoch = ctx.store.init_producer(ctx.now, tid, (ctx.uid, ctx.subtask))
         txn = f"{tid}@{epoch}"
         ctx.store.begin(ctx.now, txn, (ctx.uid, ctx.subtask), (tid, epoch))
+        self.ids[tid] = n
         return txn, tid, epoch
 
     def process(self, records: list[Any], out: list[Any]) -> None:
@@ -144,11 +122,7 @@ class KafkaTxnSink:
         ctx.phase("pre_commit", checkpoint_id)
         self.pending.append((checkpoint_id, txn, tid, epoch))
         self.current = self._begin()
-        # the first id not held by a committable: the open transaction's, or the next
-        first = self.next - 1 if self.naming == "sequence" else self.next
-        ids = [("ids", j, n) for j, n in sorted(self.owned.items()) if j != ctx.subtask]
-        return ([("txn", c, t, i, e) for c, t, i, e in self.pending]
-                + [("ids", ctx.subtask, first if self.naming != "one_id" else 0)] + ids)
+        return list(self.pending)
 
     # -- the committer ------------------------------------------------------------------
 
@@ -168,15 +142,12 @@ class KafkaTxnSink:
         return False
 
     def _release(self, txn: str) -> None:
+        """A committed transaction's id goes back to the pool (ids of this attempt only)."""
         tid = txn.rsplit("@", 1)[0]
-        if tid in self.retired or not hasattr(self, "free"):
-            return
-        prefix = f"{self.prefix}-{self.ctx.subtask}-"
-        if tid.startswith(prefix):
-            k = int(tid[len(prefix):])
-            if k not in self.free:
-                self.free.append(k)
-                self.free.sort()
+        n = self.ids.get(tid)
+        if n is not None and tid not in self.retired and n not in self.free:
+            self.free.append(n)
+            self.free.sort()
 
     def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
         still = []
