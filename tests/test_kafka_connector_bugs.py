@@ -19,6 +19,15 @@ from verdicts import verdict
 kafka_connectors.register()
 
 
+@pytest.fixture(autouse=True)
+def _plugins_loaded_here_stay_here(monkeypatch: Any) -> None:
+    """`main(["fuzz", "--plugin", ...])` records the module as loaded for the process;
+    other tests' replay commands must not carry it."""
+    from onceflow import plugins
+
+    monkeypatch.setattr(plugins, "LOADED", list(plugins.LOADED))
+
+
 @pytest.mark.parametrize("name, want, records", [
     # the next transaction's init aborts the pre-committed one; "fenced" taken for committed
     ("kafka_one_id", "no_loss violated: lost", 3),
