@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import random
 from functools import lru_cache
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 from attrs import evolve
 from hypothesis import strategies as st
@@ -261,6 +261,10 @@ def generate(src: _Source, *, mode: str | None, sink: str | None, max_records: i
         checkpoints = evolve(checkpoints, aligned_timeout=round(
             timing.rpc_latency + 0.5 * timing.latency * src.integer(0, 8), 2))
     workload, start = _log_and_start(src, workload, pinned_source=source is not None)
+    stop_failure = _stop_failure(src, topology, plan, groups) if len(faults) < max_faults \
+        else None
+    if stop_failure is not None:
+        restart = evolve(restart, attempts=restart.attempts + 1)  # it fails the job over
     while True:
         try:
             scenario = Scenario(
@@ -278,13 +282,41 @@ def generate(src: _Source, *, mode: str | None, sink: str | None, max_records: i
             if scenario.checkpoints.timeout < need:
                 scenario = evolve(scenario, checkpoints=evolve(
                     scenario.checkpoints, timeout=float(math.ceil(need + 1))))
-            return scenario
+            break
         except ScenarioError as e:
             # over the cost budget (onceflow/cost.py): halve the records, no new draw,
             # so scenarios within the budget are drawn exactly as before
             if e.field != "workload.records" or workload.records <= 1:
                 raise
             workload = evolve(workload, records=workload.records // 2)
+    if stop_failure is not None:
+        try:
+            scenario = evolve(scenario, faults=scenario.faults + (
+                stop_failure(scenario.checkpoints.timeout),))
+        except ScenarioError:
+            pass  # over the cost budget with it: the scenario as drawn without it
+    return scenario
+
+
+def _stop_failure(src: _Source, topology: Topology, plan: list[SavepointRequest],
+                  groups: list[str]) -> Callable[[float], StorageFault] | None:
+    """A companion fault for a stop-with-savepoint in the plan (or None): its upload fails
+    or outlasts the checkpoint timeout, so the stop fails with no crash, after the
+    sources stopped or drained: Flink fails the job over and reads the input again
+    (FLINK-21030, FLINK-26783 live there).  A crash would fail the job over anyway, and
+    a storage fault aimed at savepoints, drawn with the others, rarely meets a stop.
+    Drawn after every other draw, so that they keep their meaning; the delay of a slow
+    upload is set from the timeout the scenario ends up with."""
+    if not (any(r.stop for r in plan) and "storage" in groups and _flag(src)):
+        return None
+    effect = _choice(src, ("slow_upload", "fail_write"))
+    target = "*" if _flag(src) else _target(src, topology)
+    extra = 5.0 * src.integer(1, 20)
+
+    def fault(timeout: float) -> StorageFault:
+        delay = timeout + extra if effect == "slow_upload" else 0.0
+        return StorageFault(effect, 0, target, delay, "savepoint")
+    return fault
 
 
 def _log_and_start(src: _Source, workload: Workload, *,
