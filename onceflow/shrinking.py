@@ -22,6 +22,10 @@ from onceflow.timelines import TimelineSpec
 
 __all__ = ["ShrinkResult", "crash_of", "shrink", "shrink_crash", "violation_of"]
 
+#: The most records a counterexample keeps and still reads at a glance (the bug zoo's
+#: target); above it the greedy pass also tries re-timed runs of this many (`_retimed`).
+READABLE_RECORDS = 20
+
 
 def violation_of(scenario: Scenario, *, deterministic: bool = False,
                  timeline: TimelineSpec | None = None) -> Finding | None:
@@ -258,6 +262,13 @@ def _candidates(s: Scenario, keep: tuple[str, ...] = ()) -> Iterator[Scenario]:
             continue
         options.append(lambda i=i: evolve(s, topology=Topology(
             top.vertices[:i] + top.vertices[i + 1:], top.max_parallelism)))
+    # fewer records, each costing more: the input takes as long to read as before, so
+    # the moments the failure needs (a checkpoint, a stop, a failover while records
+    # still flow) come as they did
+    for records in sorted({1, 2, 3, 5, 10, READABLE_RECORDS}):
+        if 0 < records < w.records:
+            options.append(lambda r=records: _with_records(evolve(s, timing=evolve(
+                s.timing, record_cost=round(s.timing.record_cost * w.records / r, 3))), r))
     trades = _timing_trades(s)
     options.extend(trades)
     # two changes at once, where neither alone keeps the failure: slower timing with
@@ -281,6 +292,7 @@ def _candidates(s: Scenario, keep: tuple[str, ...] = ()) -> Iterator[Scenario]:
         if getattr(fault, "at", 0) > 0:
             options.append(lambda i=i: evolve(s, faults=_replace(
                 s.faults, i, evolve(s.faults[i], at=round(s.faults[i].at / 2, 2)))))
+    options.extend(_retimed(s))
     if s.schedule:
         options.append(lambda: evolve(s, schedule=()))
         options.append(lambda: evolve(s, schedule=tuple(0 for _ in s.schedule)))
@@ -318,6 +330,36 @@ def _timing_trades(s: Scenario) -> list[Callable[[], Scenario]]:
     if t.upload_time:
         out.append(lambda: evolve(s, timing=evolve(t, upload_time=0.0)))
     return out
+
+
+def _retimed(s: Scenario) -> list[Callable[[], Scenario]]:
+    """A counterexample of more than READABLE_RECORDS records, cut to that many with its
+    run re-timed around them: smaller buffers (the sources stay backpressured, so they
+    still read when the failure needs it) and the moments the plan aims at (savepoints,
+    faults timed by the clock) moved earlier along a grid, since the shorter run reaches
+    its window sooner.  No record count alone keeps such a failure: it needs a checkpoint,
+    savepoint or failover to land while records still flow (NOTES.md)."""
+    w, t = s.workload, s.timing
+    if w.records <= READABLE_RECORDS or not (s.savepoints or any(
+            getattr(f, "at", 0) > 0 for f in s.faults)):
+        return []
+    out: list[Callable[[], Scenario]] = []
+    for buffer in (1, 2):
+        if buffer > t.buffer_records:
+            continue
+        for step in range(19, 5, -1):  # 0.95 down to 0.3 of the original moments
+            out.append(lambda b=buffer, scale=step / 20: _moved(evolve(
+                s, workload=evolve(w, records=READABLE_RECORDS),
+                timing=evolve(t, buffer_records=b)), scale))
+    return out
+
+
+def _moved(s: Scenario, scale: float) -> Scenario:
+    """`s` with its savepoints and the faults timed by the clock at `scale` of their times."""
+    faults = tuple(evolve(f, at=round(f.at * scale, 2)) if getattr(f, "at", 0) > 0 else f
+                   for f in s.faults)
+    return evolve(s, faults=faults, savepoints=tuple(
+        evolve(r, at=round(r.at * scale, 2)) for r in s.savepoints))
 
 
 def _with_records(s: Scenario, records: int) -> Scenario:
