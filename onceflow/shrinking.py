@@ -224,6 +224,11 @@ def _candidates(s: Scenario, keep: tuple[str, ...] = ()) -> Iterator[Scenario]:
         options.append(lambda i=i: evolve(s, faults=s.faults[:i] + s.faults[i + 1:]))
     for i in range(len(s.savepoints)):
         options.append(lambda i=i: evolve(s, savepoints=s.savepoints[:i] + s.savepoints[i + 1:]))
+    # a rescale chain, or its last link (each link restores from the timeline before it)
+    if s.rescales:
+        options.append(lambda: evolve(s, rescales=()))
+        if len(s.rescales) > 1:
+            options.append(lambda: evolve(s, rescales=s.rescales[:-1]))
     w = s.workload
     # halves and quarters, and small counts outright: a failure that needs a long enough
     # run keeps it with a handful of records where a quarter of them is already too few

@@ -96,3 +96,16 @@ def test_fewer_records_costing_more_keep_the_reading_time() -> None:
              if c.timing.buffer_records == t.buffer_records}
     for records in (1, 5, 10, READABLE_RECORDS):
         assert (records, round(t.record_cost * w.records / records, 3)) in pairs
+
+
+def test_a_rescale_chain_or_its_last_link_can_be_dropped() -> None:
+    """A failure on a plain restore does not need the rescale chain drawn with it: the
+    chain, and its last link, are candidates."""
+    from onceflow import RescaleStep, SavepointRequest  # noqa: PLC0415
+
+    scenario = decode(STUCK["splits-back-include-checkpointed_3"][0])
+    chained = evolve(scenario, rescales=(
+        RescaleStep(2, "checkpoint", 0, ()),
+        RescaleStep(3, "checkpoint", 0, (SavepointRequest(at=1.0),))))
+    rescales = {c.rescales for c in _candidates(chained)}
+    assert () in rescales and chained.rescales[:1] in rescales
