@@ -48,6 +48,16 @@ A barrier of a snapshot the task already gave up (its abort arrived first) is no
 forwarded; the task sends a cancel marker instead (`cancel_sent (n)`), so that no
 downstream task keeps its channels blocked waiting for it.
 
+Aborted ids are remembered exactly, as Flink's `SubtaskCheckpointCoordinatorImpl`
+does (`abortedCheckpointIds`, `checkAndClearAbortedStatus`): a notified abort of a
+snapshot the task has not reached yet marks that id alone, so an abort of checkpoint 7
+does not make savepoint 6's barrier count as given up.  Barriers, cancel markers and
+completed alignments move the handler on by the highest id, as Flink's
+`SingleCheckpointBarrierHandler` (`currentCheckpointId`) does: a barrier older than
+one the task already aligned on, snapshotted or cancelled is obsolete.  (One shortcut:
+an abort of the snapshot being aligned ends the alignment at once, where Flink aligns
+to the end and then sends the cancel marker; no snapshot is taken either way.)
+
 The task itself records `barrier_sent (n, kind)` (once, for all its outputs) and
 `snapshot (n, kind)`.
 """
@@ -77,8 +87,11 @@ class BarrierHandler(ABC):
         self.started = 0.0  # when the first barrier of `current` arrived
         self.capturing = False
         # barriers up to this id belong to snapshots this task finished or gave up
-        # (completed, aborted, subsumed): they are ignored when they straggle in
+        # (completed, cancelled, subsumed): they are ignored when they straggle in
         self.done_id = 0
+        # notified aborts of snapshots newer than any this task reached (Flink's
+        # abortedCheckpointIds): exactly those ids are skipped when their barrier comes
+        self.aborted: set[int] = set()
 
     def on_barrier(self, channel: int, barrier: Barrier) -> None:
         task = self.task
@@ -92,6 +105,8 @@ class BarrierHandler(ABC):
         current = self.current
         if current is not None and barrier.id < current.id:
             return  # obsolete: this task already aligns on a newer snapshot
+        if self.take_aborted(barrier.id):
+            return
         if current is None or barrier.id > current.id:
             if current is not None:
                 task.job.trace.add(task.env.now, "alignment_cancelled", task.name, current.id,
@@ -115,6 +130,24 @@ class BarrierHandler(ABC):
             self.cancel()
         self.done_id = max(self.done_id, marker.id)
         task.forward_cancel(marker.id)
+
+    def take_aborted(self, checkpoint_id: int) -> bool:
+        """Was snapshot `checkpoint_id`, which reaches this task now, notified aborted
+        before?  Then the task takes no part: it gives up an older alignment, passes a
+        cancel marker on and forgets the id (Flink's checkAndClearAbortedStatus)."""
+        aborted = self.aborted
+        if checkpoint_id not in aborted:
+            return False
+        task = self.task
+        current = self.current
+        if current is not None and current.id < checkpoint_id:
+            task.job.trace.add(task.env.now, "alignment_cancelled", task.name, current.id,
+                               checkpoint_id)
+            self.cancel()
+        self.done_id = max(self.done_id, checkpoint_id)
+        self.aborted = {cid for cid in aborted if cid > checkpoint_id}
+        task.forward_cancel(checkpoint_id)
+        return True
 
     def _start(self, barrier: Barrier) -> None:
         self.current = barrier
@@ -149,13 +182,22 @@ class BarrierHandler(ABC):
     def cancel(self, checkpoint_id: int | None = None) -> None:
         """Give up the snapshot in progress (aborted, or subsumed by a newer one).
 
-        An abort of a snapshot this task has not reached yet is remembered too, so
-        that its barriers, when they come, do not start an alignment that can never
-        complete.
+        A notified abort (`checkpoint_id`) of a snapshot this task has not reached yet
+        is remembered by its id alone (Flink records only ids newer than the last it
+        triggered), so that its barriers, when they come, start no alignment; older
+        snapshots still pending are not affected.
         """
+        current = self.current
         if checkpoint_id is not None:
-            self.done_id = max(self.done_id, checkpoint_id)
-        if self.current is None or (checkpoint_id is not None and checkpoint_id != self.current.id):
+            reached = max(self.done_id, self.task.forwarded_id,
+                          current.id if current is not None else 0)
+            if checkpoint_id > reached:
+                self.aborted = {cid for cid in self.aborted if cid > reached}
+                self.aborted.add(checkpoint_id)
+                return
+            if current is None or checkpoint_id != current.id:
+                return
+        if current is None:
             return
         self.done_id = max(self.done_id, self.current.id)
         self.task.unblock_all()

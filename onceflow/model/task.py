@@ -466,6 +466,8 @@ class Task:
         handler = self.handler
         if barrier.id <= handler.done_id or barrier.id <= self.forwarded_id:
             return
+        if handler.take_aborted(barrier.id):
+            return  # notified aborted before its trigger came: a cancel marker went out
         current = handler.current
         if current is not None:
             if current.id >= barrier.id:
