@@ -768,3 +768,22 @@ def test_faults_fired_names_the_phase_and_the_effect_separately() -> None:
                             entry["index"])
     assert [(f["phase"], f["effect"]) for f in _faults_json(result)] == [
         (f["phase"], f["effect"]) for f in result.faults_fired]
+
+
+# -- FLINK-21080: an abort notification carries the latest completed checkpoint -----------
+
+
+def test_abort_notification_carries_the_latest_completed_checkpoint() -> None:
+    """notify-complete(1) to sink[0] is lost and checkpoint 2 is declined: its abort
+    message says checkpoint 1 completed, and sink[0] commits 1 on it, before any later
+    checkpoint completes (Flink's notifyCheckpointAbortAsync(2, latestCompleted=1))."""
+    s = scenario(NotifyFault("lose", 1, "sink[0]", 0.0, "complete"),
+                 StorageFault("fail_write", 2, "reduce[0]"))
+    s = evolve(s, checkpoints=evolve(s.checkpoints, tolerable_failed_checkpoints=1))
+    result = run(s)
+    (aborted_2,) = notified_aborted(result, "sink[0]", 2)
+    # the completion of 1 reaches the sink with the abort of 2, then is taken once only
+    assert notified(result, "sink[0]", 1) == [aborted_2]
+    (commit,) = commits_of(result, precommitted(result, "sink[0]", 1))
+    assert commit[0] == aborted_2
+    assert_exactly_once(result)

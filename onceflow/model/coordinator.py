@@ -348,8 +348,12 @@ class CheckpointCoordinator:
         job.sources.checkpoint_aborted(checkpoint_id)
         attempt = job.attempt
         if attempt is not None and attempt.alive:
+            # the message carries the latest completed checkpoint (Flink's
+            # completedCheckpointStore.getLatestCheckpointId(), FLINK-21080)
+            latest = self.retained[-1].id if self.retained else 0
             for task in attempt.tasks:
-                job.notify(task, checkpoint_id, lambda t=task: t.notify_aborted(checkpoint_id))
+                job.notify(task, checkpoint_id,
+                           lambda t=task: t.notify_aborted(checkpoint_id, latest))
             if attempt.global_task is not None:
                 attempt.global_task.abort(checkpoint_id)
         self._maybe_final()

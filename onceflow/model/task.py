@@ -128,6 +128,9 @@ class Task:
         self.deferred: Barrier | None = None
         self.forwarded_id = 0  # the newest snapshot whose barrier or cancel marker went out
         self.last_snapshot = 0  # the newest snapshot this task took its state for
+        # the newest checkpoint whose completion its operators heard (Flink's StreamTask
+        # latestReportCheckpointId): an older or repeated notification is ignored
+        self.notified_id = 0
         self.notify_emits: bool | None = None  # notify_checkpoint_complete(id, out)?
         self.checked = is_user_code(operator)  # user code: its output and state are checked
         # crashes timed by progress (a fault plan's ProgressCrash): records seen so far
@@ -515,6 +518,9 @@ class Task:
     def notify_complete(self, checkpoint_id: int, stop: bool) -> None:
         self.phase("notify_complete", checkpoint_id)
         self.job.trace.add(self.env.now, "notified", self.name, checkpoint_id)
+        if checkpoint_id <= self.notified_id and not stop:
+            return  # as Flink's StreamTask: not newer than one it already reported
+        self.notified_id = max(self.notified_id, checkpoint_id)
         if not self.finished_on_restore:  # deployed as finished: not run (FLINK-21089)
             if self.notify_emits is None:
                 self.notify_emits = accepts(self.operator.notify_checkpoint_complete, 2)
@@ -591,8 +597,16 @@ class Task:
         self.job.coordinator.task_finished(self, _empty_state(self.operator.state_kind))
         self.job.task_done(self)
 
-    def notify_aborted(self, checkpoint_id: int) -> None:
+    def notify_aborted(self, checkpoint_id: int, latest_completed: int = 0) -> None:
+        """Snapshot `checkpoint_id` was aborted.  The message carries the id of the latest
+        completed checkpoint, which the task takes as a completion first (Flink's
+        notifyCheckpointAbortAsync, FLINK-21080): a task whose completion notification
+        was lost still commits, and still finishes on its final checkpoint."""
         self.job.trace.add(self.env.now, "notified_aborted", self.name, checkpoint_id)
+        if latest_completed > self.notified_id and not self.done:
+            self.notify_complete(latest_completed, False)
+            if self.done or self.finishing:
+                return
         self.handler.cancel(checkpoint_id)
         if not self.finished_on_restore:
             self.operator.notify_checkpoint_aborted(checkpoint_id)
@@ -830,7 +844,11 @@ class SourceTask(Task):
         if stop:
             self.stopped = barrier.id
 
-    def notify_aborted(self, checkpoint_id: int) -> None:
+    def notify_aborted(self, checkpoint_id: int, latest_completed: int = 0) -> None:
+        if latest_completed > self.notified_id and not self.done:
+            self.notify_complete(latest_completed, False)
+            if self.done or self.finishing:
+                return
         if self.stopped == checkpoint_id:
             self._stop_failed()
         super().notify_aborted(checkpoint_id)
