@@ -283,6 +283,11 @@ def register_operator(name: str, *, factory: Callable[[int], Any],
     if declared is not ... and declared not in _STATE_KINDS:
         raise RegistrationError(f"operator {name!r}: {factory.__name__}.state_kind is "
                                 f"{declared!r}; declare None, 'keyed' or 'list'")
+    if (inspect.isclass(factory) and getattr(factory, "union_state", False) is True
+            and declared != "list"):
+        raise RegistrationError(f"operator {name!r}: {factory.__name__}.union_state is True "
+                                f"but its state_kind is {declared!r}; union list state is list "
+                                "state: declare state_kind = 'list', or drop union_state")
     if declared == "keyed" and not keyed:
         raise RegistrationError(f"operator {name!r} is registered with keyed=False but "
                                 f"{factory.__name__}.state_kind is 'keyed': keyed state lives on "

@@ -256,8 +256,34 @@ class CheckpointCoordinator:
 
     # -- completion and abortion ------------------------------------------------------
 
+    def _partly_finished_union(self, pending: PendingCheckpoint) -> str | None:
+        """An operator with union list state some but not all of whose subtasks finished
+        in `pending` (Flink's DefaultCheckpointPlan.fulfillFinishedTaskStatus): its
+        finished subtasks' union items would be missing from the snapshot."""
+        attempt = self.job.attempt
+        if attempt is None or not attempt.union_state or not pending.finished:
+            return None
+        count: dict[str, int] = {}
+        for name in pending.finished:
+            uid = pending.acks[name][0]
+            if uid in attempt.union_state:
+                count[uid] = count.get(uid, 0) + 1
+        parallelism = {v.uid: v.parallelism for v in self.job.topology.vertices}
+        for uid in sorted(count):
+            if count[uid] < parallelism[uid]:
+                return uid
+        return None
+
     def complete(self, pending: PendingCheckpoint) -> None:
         job = self.job
+        partly = self._partly_finished_union(pending)
+        if partly is not None:
+            # Flink's PartialFinishingNotSupportedByStateException: the coordinator aborts
+            # it (CHECKPOINT_DECLINED_TASK_CLOSING, not counted as a failure), so every
+            # subtask of such an operator finishes on one final checkpoint (FLINK-21080)
+            job.trace.add(self.env.now, "partly_finished", "coordinator", pending.id, partly)
+            self.abort(pending.id, "partly finished")
+            return
         del self.pending[pending.id]
         topology = job.topology
         attempt = job.attempt

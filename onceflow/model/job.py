@@ -58,6 +58,8 @@ class Attempt:
         self.channels: list[Channel] = []
         self.state_kinds: dict[str, str | None] = {}
         self.finished: dict[str, tuple[str, int, Any]] = {}
+        #: operators whose list state is read back as a union (Flink's union list state)
+        self.union_state: set[str] = set()
         self.sinks_ended = 0
         self.sinks_done = 0
         self.tasks_done = 0
@@ -302,6 +304,9 @@ class Job:
                     task = Task(self, attempt, vertex, s, operator, out_edge, out_p)
                 layer.append(task)
             attempt.state_kinds[vertex.uid] = layer[0].operator.state_kind
+            if (layer[0].operator.state_kind == "list"
+                    and getattr(layer[0].operator, "union_state", False) is True):
+                attempt.union_state.add(vertex.uid)
             layers.append(layer)
         attempt.sinks = list(layers[-1])
         if not self._deploy_global_committer(attempt, layers[-1]):

@@ -11,6 +11,10 @@ back in `open` depends on `state_kind`:
   subtask gets its own list back at unchanged parallelism; on a rescale the
   lists of all old subtasks are concatenated and cut into consecutive runs
   (the first subtasks get one more), as Flink's round-robin repartitioner.
+  Every subtask also gets the union of all lists (`ctx.restored_union`); an
+  operator that reads it declares ``union_state = True`` (Flink's union list
+  state): then no checkpoint completes while it is partly finished (FLINK-21080),
+  so all its subtasks finish on one final checkpoint.
 
 The same protocol serves the built-in operators, the sinks, and any operator
 a user plugs in.

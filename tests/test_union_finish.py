@@ -1,0 +1,101 @@
+"""FLINK-21080: an operator with union list state finishes on one final checkpoint.
+
+Flink aborts a checkpoint in which such an operator is partly finished (some subtasks
+finished, the others report union state: `PartialFinishingNotSupportedByStateException`,
+not counted as a failure), and an abort notification carries the latest completed
+checkpoint, which a task takes as a completion first: a subtask whose notification of the
+final checkpoint was lost still finishes when the next checkpoint aborts.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import onceflow
+from onceflow import CheckpointConfig, Record, Scenario, Timing, Topology, Vertex, Workload
+from onceflow.faults.plan import NotifyFault
+from onceflow.model.finished import check_finished_state
+from onceflow.model.simulation import RunResult
+from onceflow.registry import register_operator
+
+
+class UnionCounter:
+    """Passes records on and counts them in union list state (as Flink's legacy sources
+    keep their offsets): on restore each subtask picks its own entries from the union."""
+
+    state_kind: ClassVar[str | None] = "list"
+    union_state: ClassVar[bool] = True
+
+    def open(self, ctx: Any, restored: Any) -> None:
+        self.subtask = ctx.subtask
+        self.seen = sum(n for s, n in ctx.restored_union or () if s == ctx.subtask)
+
+    def process(self, records: list[Record], out: list[Record]) -> None:
+        self.seen += len(records)
+        out.extend(records)
+
+    def end_input(self, out: list[Record]) -> None:
+        pass
+
+    def snapshot_state(self, checkpoint_id: int) -> Any:
+        return [(self.subtask, self.seen)]
+
+    def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
+        pass
+
+    def notify_checkpoint_aborted(self, checkpoint_id: int) -> None:
+        pass
+
+
+register_operator("union_counter", factory=lambda p: UnionCounter(),
+                  fold=lambda p, rs, st: list(rs), ids="keep")
+
+
+def scenario(*faults: Any) -> Scenario:
+    topology = Topology((Vertex("source", "source", 2), Vertex("u", "union_counter", 2, "hash"),
+                         Vertex("sink", "sink", 2, "forward")))
+    return Scenario(topology=topology, workload=Workload(records=60, keys=4, splits=2),
+                    checkpoints=CheckpointConfig(interval=4.5),
+                    timing=Timing(latency=1.0, record_cost=0.1), sink="two_phase",
+                    faults=faults)
+
+
+def finished_at(result: RunResult, task: str) -> float:
+    (t,) = [e[0] for e in result.trace.events if e[1] == "task_finished" and e[2] == task]
+    return t
+
+
+def final_checkpoint(result: RunResult) -> int:
+    """The checkpoint whose completion let u[0] finish."""
+    done = finished_at(result, "u[0]")
+    return max(s.id for s in result.checkpoints if s.completed <= done)
+
+
+def test_no_snapshot_holds_a_union_operator_partly_finished() -> None:
+    result = onceflow.run(scenario())
+    assert result.status == "finished"
+    for snapshot in result.snapshots:
+        finished = {name for name in snapshot.finished if name.startswith("u[")}
+        assert len(finished) in (0, 2), (snapshot.id, snapshot.finished)
+        check_finished_state(snapshot, result.scenario.topology)
+    onceflow.check(result)
+
+
+def test_a_lost_final_notification_is_made_good_by_the_next_abort() -> None:
+    final = final_checkpoint(onceflow.run(scenario()))
+    result = onceflow.run(scenario(NotifyFault("lose", final, "u[1]", 0.0, "complete")))
+    assert result.status == "finished"
+    events = result.trace.events
+    # u[0] finished on the final checkpoint; the next one found u partly finished and aborted
+    partly = [e for e in events if e[1] == "partly_finished"]
+    assert partly and partly[0][3][1] == "u"
+    aborted = partly[0][3][0]
+    assert ("aborted", (aborted, "partly finished")) in [(e[1], e[3]) for e in events]
+    # its abort message said `final` completed: u[1] took that as its completion, finished
+    heard = [e[0] for e in events if e[1] == "notified" and e[2] == "u[1]" and e[3] == (final,)]
+    assert heard and heard[0] <= finished_at(result, "u[1]")
+    assert [e[0] for e in events if e[1] == "notified_aborted" and e[2] == "u[1]"
+            and e[3] == (aborted,)] == heard[:1]
+    for snapshot in result.snapshots:
+        assert len({n for n in snapshot.finished if n.startswith("u[")}) in (0, 2)
+    onceflow.check(result)
