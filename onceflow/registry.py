@@ -452,6 +452,10 @@ def _map(param: int, records: list[Any], state: dict[Any, Any]) -> list[Any]:
     return [r._replace(value=r.value + param) for r in records]
 
 
+def _tally(param: int, records: list[Any], state: dict[Any, Any]) -> list[Any]:
+    return list(records)
+
+
 def _filter(param: int, records: list[Any], state: dict[Any, Any]) -> list[Any]:
     return [r for r in records if r.value % param == 0]
 
@@ -519,6 +523,9 @@ def _register_builtins() -> None:
     register_operator("flat_map", factory=lambda p: ops().FlatMapOperator(p), fold=_flat_map,
                       params=(1, 3), ids="multiply", param_bounds=(1, 8), param_name="fan-out",
                       output_bound=_fan_out, _builtin=True)
+    # union list state (FLINK-21080); drawn by the generator behind the source (strategies)
+    register_operator("tally", factory=lambda p: ops().TallyOperator(), fold=_tally,
+                      ids="keep", _builtin=True)
     register_operator("reduce", factory=lambda p: ops().ReduceOperator(), fold=_reduce,
                       keyed=True, ids="keep", aggregate="max", _builtin=True)
     register_operator("window", factory=lambda p: ops().WindowOperator(p), fold=_window,

@@ -99,3 +99,26 @@ def test_a_lost_final_notification_is_made_good_by_the_next_abort() -> None:
     for snapshot in result.snapshots:
         assert len({n for n in snapshot.finished if n.startswith("u[")}) in (0, 2)
     onceflow.check(result)
+
+
+def test_a_final_aimed_notify_fault_loses_the_completion_that_would_release_its_target() -> None:
+    final = final_checkpoint(onceflow.run(scenario()))
+    aimed = onceflow.run(scenario(NotifyFault("lose", 0, "u[1]", 0.0, "final")))
+    (fired,) = [e for e in aimed.trace.events if e[1] == "fault" and e[2] == "u[1]"]
+    assert fired[3][:4] == ("notify", "notify_complete", final, "lose")
+    assert aimed.status == "finished"
+    onceflow.check(aimed)
+
+
+def test_the_generator_draws_the_union_operator_behind_the_sources() -> None:
+    from onceflow.strategies import scenario_from_seed
+
+    drawn = [s for s in map(scenario_from_seed, range(120))
+             if any(v.kind == "tally" for v in s.topology.vertices)]
+    assert len(drawn) >= 10
+    for s in drawn:
+        assert s.checkpoints.mode != "unaligned"
+        tally = s.topology.vertices[1]
+        assert tally.kind == "tally" and tally.edge == "hash"
+        assert tally.parallelism == s.topology.vertices[0].parallelism
+    assert any(getattr(f, "message", None) == "final" for s in drawn for f in s.faults)

@@ -275,13 +275,18 @@ class Injector:
         for index, fault in self.notify_faults:
             if (index, task.name) in self.hit or (index in self.spent and fault.target != "*"):
                 continue
-            if fault.checkpoint and fault.checkpoint != checkpoint_id:
-                continue
             if fault.target != "*" and fault.target != task.name:
                 continue
             if message is None:
                 message = self._message(checkpoint_id)
-            if fault.message != "any" and fault.message != message:
+            if fault.message == "final":
+                # the completion that would release the target from its final wait
+                if message != "complete" or task.final_after is None or task.final_done \
+                        or checkpoint_id < task.final_after:
+                    continue
+            elif fault.checkpoint and fault.checkpoint != checkpoint_id:
+                continue
+            elif fault.message != "any" and fault.message != message:
                 continue
             # a wildcard hits each subtask once, for one checkpoint
             self.hit.add((index, task.name))

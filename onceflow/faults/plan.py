@@ -62,8 +62,10 @@ SNAPSHOT_KINDS = ("any", "checkpoint", "savepoint")
 
 NOTIFY_EFFECTS = ("lose", "delay", "duplicate", "reorder")
 #: Which notifications a `NotifyFault` intercepts: notify-complete, notify-aborted, or
-#: whichever of the two comes first ("any", the behaviour before the field existed).
-NOTIFY_MESSAGES = ("complete", "aborted", "any")
+#: whichever of the two comes first ("any", the behaviour before the field existed), or
+#: "final": the notify-complete that would let its target finish (FLIP-147: the first
+#: completion at or after its final checkpoint; `checkpoint` is ignored).
+NOTIFY_MESSAGES = ("complete", "aborted", "any", "final")
 STORAGE_EFFECTS = ("fail_write", "slow_upload")
 STORE_EFFECTS = ("commit_failure", "lost_transaction", "slow_commit")
 #: What a crash (or failover) while a slow commit is in flight leaves in the store: the

@@ -376,7 +376,9 @@ class CheckpointCoordinator:
         if attempt is not None and attempt.alive:
             # the message carries the latest completed checkpoint (Flink's
             # completedCheckpointStore.getLatestCheckpointId(), FLINK-21080)
-            latest = self.retained[-1].id if self.retained else 0
+            latest = 0
+            if self.retained and not job.mutant("abort-drops-latest-completed"):
+                latest = self.retained[-1].id
             for task in attempt.tasks:
                 job.notify(task, checkpoint_id,
                            lambda t=task: t.notify_aborted(checkpoint_id, latest))

@@ -35,6 +35,7 @@ __all__ = [
     "MapOperator",
     "Operator",
     "ReduceOperator",
+    "TallyOperator",
     "WindowOperator",
 ]
 
@@ -116,6 +117,35 @@ class FlatMapOperator(_Stateless):
         for r in records:
             for i in range(self.fanout):
                 out.append(Record(f"{r.id}.{i}", r.key, r.value + i, r.split, r.offset))
+
+
+class TallyOperator:
+    """Passes records on and counts them per subtask in union list state, as Flink's
+    legacy sources keep their offsets: on restore each subtask takes its own entries
+    from the union of all subtasks' lists (so it declares `union_state`)."""
+
+    state_kind: ClassVar[str | None] = "list"
+    union_state: ClassVar[bool] = True
+
+    def open(self, ctx: "OperatorContext", restored: Any) -> None:
+        self.subtask = ctx.subtask
+        self.seen = sum(n for s, n in ctx.restored_union or () if s == ctx.subtask)
+
+    def process(self, records: list[Record], out: list[Record]) -> None:
+        self.seen += len(records)
+        out.extend(records)
+
+    def end_input(self, out: list[Record]) -> None:
+        pass
+
+    def snapshot_state(self, checkpoint_id: int) -> Any:
+        return [(self.subtask, self.seen)]
+
+    def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
+        pass
+
+    def notify_checkpoint_aborted(self, checkpoint_id: int) -> None:
+        pass
 
 
 class ReduceOperator:
