@@ -204,13 +204,6 @@ MUTANTS: dict[str, Mutant] = {m.name: m for m in (
            "and their enumerator, whose state a fully finished operator does not keep, "
            "assigns every split from the start, so the input is read twice",
            "duplicate", "model/job.py: Job.finished_flag_lost"),
-    # -- aborts16: FLINK-21080, union list state and partial finishing --
-    Mutant("abort-drops-latest-completed", "FLINK-21080",
-           "an abort notification does not carry the latest completed checkpoint: a subtask "
-           "of an operator with union list state whose notification of the final checkpoint "
-           "was lost never finishes, since every later checkpoint aborts while the operator "
-           "is partly finished",
-           "stuck", "model/coordinator.py: CheckpointCoordinator.abort"),
     # -- the Sink V2 global committer (components/globalcommitter.py) --
     Mutant("global-commit-on-notify", "FLINK-24530",
            "the global committer commits what it holds when notified that a checkpoint "
@@ -229,6 +222,13 @@ MUTANTS: dict[str, Mutant] = {m.name: m for m in (
            "restored committables send any: the global committer waits for summaries that "
            "never come and commits nothing from then on",
            "stuck", "components/sinkv2.py: SinkV2._restored_senders"),
+    # -- aborts16: FLINK-21080, union list state and partial finishing --
+    Mutant("abort-drops-latest-completed", "FLINK-21080",
+           "an abort notification does not carry the latest completed checkpoint: a subtask "
+           "of an operator with union list state whose notification of the final checkpoint "
+           "was lost never finishes, since every later checkpoint aborts while the operator "
+           "is partly finished",
+           "stuck", "model/coordinator.py: CheckpointCoordinator.abort"),
 )}
 
 
