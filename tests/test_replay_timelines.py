@@ -145,9 +145,11 @@ def _steps(finding: Any) -> tuple[RestoreStep, ...]:
 
 
 def test_a_finding_on_a_restore_at_the_jobs_parallelism_replays_there() -> None:
-    # abort-discards, as the generator drew it (seed 165): lost on a restore of savepoint 3
+    # commit-only-exact-id, as the generator drew it (seed 330): lost on a restore of
+    # savepoint 1 (abort-discards' seed 165 no longer fails there: the abort notification
+    # now carries the latest completed checkpoint, which commits first, as in Flink)
     scenario = decode(
-        "of1.eNqNVNuu4jAM_Jc8d1FbOMD2VxCqTOpCljSJcoFTof772i2wrc7u6vQpF3ucGY_7EPKC8uqsMjGI6iGa5OGksQ7RehRV9AkzQZfob6BFtV_lmejgs5bWyOQ9miiqko5sQ9ECtDobbEQmPEZQvOTbqDq0iSPznAGi1TiVaUFpbOrFI4ohEy0kzevDQwDlFVR3nYmrMgQopIdwoRoR_Bnploo1SWJ-KI9iyB4zSpSZiQY19KLKVx-ZwLZFySnaBhRvRGOjanvadxgCnJmKtJ3TGHFepwNXHPKvRdbvIptFkenwf1XA9H8tcKSgFGHU4yDgZH380aggwTdBHFneQEmROwYxYuc48GPOlUQMcMOXqE8hy1W-pyhPvRFVCzrghEXNrh140Bq1Ct3YNTp1zyAmPKYT8O5b-etlPj05kGJN0sT6sOYtsjl-7rb06qDMldjHu63dBcbGkGWUOTO_UyI5fe1RWiZfbTLSHoxBXUtwIFXsx3K_FAnhmTsx1BDRSLooVrt88ZX8YIYiC4fI4Tl5xDtZz3IIITltoanZuizbfomyHtjFzmp77vmRPBIL_kVJGDf0UUmc5Mdm7Hhr_Z26-McVwSYvmfIifzPtaUXzktQskHvxxLpMc_AEmqbgG0DPcZkjnTyRlUCCvOHIi__GKl5Y7Ng50Fd63NtvkOOw4ciyfpr6_cPYjmrzP4O0DMqasfTd-it3h5W_Yh_Gw7dBtsXLXWVR7NleV7yPjaal04rHoRyG32OFnHg")
+        "of1.eNqdU9GSoyAQ_Bee2RRqdm_PX0mlqAmOCSeCBRiTSvnvO6OXXLJ193L6IEJP090DN2FOaLohWJ-TqG-iGSMcHOqUQ0RR5ziiFLSI8QxO1NVGSdHDRZvgzRgj-izqkqZCQ2gBWTuElDWtopAiYgbrsaFCKbLtMYyMrxTT5OBw3awF67DRL1LKWYoWRsfj3e1J5rJfgw6uxLoQYduioXmRXJj0OLgADW3eWd_wJDmBI6tJHoZ0CowEf6WJDPGIS6H13a7Yi3lPVsYMi4KdMKHvbX4L3l3f8AImv9lG7NlWotLMeUHO2A8Mrx6q3jeKxCc4493MjoGiVpuSUZEyEXULLuHKRVHrASI4h86mXtSFZNnDbxCrShRAMzoKeadkKStZ0KtkxUvIAZfFB1eREfKTp6CHEyR2TbFbf2Sth5GCijqiCbEhVVtJsYL36LSBAYzNJP5Til-WTEWi5HAdZPSGForNJ6vlWup-WuwoshMHox8gtfkpxdoBzf3msq16eYqZWz8EF45XVsWn6dV8SRudMWZrcM0OmyOfrjbECeJza8MYl3P2PTz-pxHJH-0TcJYPLgrn9Idook-Y_k1U3IlWoPp_pu0rU_HMdIgUm6Hr8-SQ-_mNrPyLP4bNe0724vXjon0sgXMXKc5kg1-UTCF2yxWh8Du8UsQ_7o2lcaHuJ6qoSvVOPx1O3EaeH5xd7-b8BZ18YMA")
     finding = finding_of(scenario)
     (step,) = _steps(finding)
     assert (step.into, step.parallelism, step.chain) == ("fork", None, False)
