@@ -278,6 +278,7 @@ def generate(src: _Source, *, mode: str | None, sink: str | None, max_records: i
             first = topology.vertices[1]
             faults.append(NotifyFault("lose", 0, f"{first.uid}[{src.integer(0, first.parallelism - 1)}]",
                                       0.0, "final"))
+            restart = evolve(restart, attempts=restart.attempts + 1)  # one per fault
     while True:
         try:
             scenario = Scenario(
