@@ -344,11 +344,24 @@ def _retimed(s: Scenario) -> list[Callable[[], Scenario]]:
     faults timed by the clock) moved earlier along a grid, since the shorter run reaches
     its window sooner.  No record count alone keeps such a failure: it needs a checkpoint,
     savepoint or failover to land while records still flow (NOTES.md)."""
-    w, t = s.workload, s.timing
-    if w.records <= READABLE_RECORDS or not (s.savepoints or any(
-            getattr(f, "at", 0) > 0 for f in s.faults)):
+    w, t, c = s.workload, s.timing, s.checkpoints
+    if w.records <= READABLE_RECORDS:
         return []
     out: list[Callable[[], Scenario]] = []
+    # a failure that needs a checkpoint while the readers are still backpressured: the
+    # shorter run, on smaller buffers, with the checkpoints and channels timed around it
+    # (shorter interval, slower hops) and its own randomness re-drawn a few times (which
+    # buffer a barrier lands behind shifts with every record cut)
+    for buffer in (1, 2):
+        for interval in sorted({c.interval, round(max(0.5, c.interval * 0.6), 2)}):
+            for latency in (t.latency, round(t.latency * 2.5, 2)):
+                for k in range(4):
+                    out.append(lambda b=buffer, i=interval, lat=latency, k=k: evolve(
+                        s, workload=evolve(w, records=READABLE_RECORDS, seed=w.seed + k),
+                        timing=evolve(t, buffer_records=min(b, t.buffer_records), latency=lat),
+                        checkpoints=evolve(c, interval=i), seed=s.seed + k))
+    if not (s.savepoints or any(getattr(f, "at", 0) > 0 for f in s.faults)):
+        return out
     for buffer in (1, 2):
         if buffer > t.buffer_records:
             continue
