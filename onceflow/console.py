@@ -357,6 +357,7 @@ def _row(name: str, outcome: FuzzOutcome, base: FuzzOutcome | None) -> dict[str,
                     "parallelism": size["parallelism"]} if size else None),
         "shrink_seconds": round(outcome.shrink_seconds, 3) if outcome.shrink_seconds else None,
         "token": f.token if f else None,
+        "replay": f.replay if f else None,
     }
     if base is not None:
         bsize = base.scenario.size if base.scenario is not None else None
@@ -452,7 +453,7 @@ def _print_mutants(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         if r.get("control") is False:
             out.print(f"FALSE ALARM: the counterexample of {r['name']} fails without the mutant "
-                      f"too: onceflow replay {r['token']}")
+                      f"too: {r.get('replay') or 'onceflow replay ' + str(r['token'])}")
     out.print(f"kill rate {len(found)}/{len(rows)}"
               + (f", median time to first violation {statistics.median(times):.2f} s" if times else ""))
 

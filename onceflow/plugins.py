@@ -115,18 +115,20 @@ def load_configured(explicit: Iterable[str] = (), *, start: Path | None = None) 
         load(module)
 
 
-def plugins_for(scenario: "Scenario") -> tuple[str, ...]:
-    """The modules to load to replay `scenario`: those loaded by name in this process,
-    and those that registered a component the scenario uses."""
-    from onceflow.registry import OPERATORS, SINKS  # noqa: PLC0415
+def plugins_for(scenario: "Scenario", timeline: Any = None) -> tuple[str, ...]:
+    """The modules to load to replay `scenario` (on `timeline`, a `TimelineSpec`): those
+    loaded by name in this process, and those that registered a component the scenario
+    or the timeline uses: its source, operators (of every upgraded job graph the
+    timeline restores into too), sink and store."""
+    from onceflow.registry import OPERATORS, SINKS, SOURCES, STORES  # noqa: PLC0415
 
-    specs: list[Any] = [OPERATORS.get(v.kind) for v in scenario.topology.vertices]
-    specs.append(SINKS.get(scenario.sink))
-    extra = getattr(scenario, "source", None)
-    if isinstance(extra, str):
-        from onceflow import registry  # noqa: PLC0415
-
-        specs.append(getattr(registry, "SOURCES", {}).get(extra))
+    topologies = [scenario.topology]
+    for step in getattr(timeline, "steps", ()) or ():
+        if getattr(step, "topology", None) is not None:
+            topologies.append(step.topology)
+    specs: list[Any] = [OPERATORS.get(v.kind) for t in topologies for v in t.vertices]
+    specs += [SOURCES.get(scenario.source), SINKS.get(scenario.sink),
+              STORES.get(scenario.store)]
     modules = list(LOADED)
     for spec in specs:
         module = getattr(spec, "module", "") if spec is not None else ""

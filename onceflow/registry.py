@@ -170,6 +170,8 @@ class StoreSpec:
     #: Whether the store keeps files that `--keep-store DIR` can keep (its factory reads
     #: the directory from `onceflow.stores.kept_directory()`).
     keeps_files: bool = False
+    #: the module whose import registered it (named in reproduce commands)
+    module: str = ""
 
 
 OPERATORS: dict[str, OperatorSpec] = {}
@@ -381,16 +383,20 @@ def register_store(name: str, *, factory: Callable[..., Any],
     the factory's own `keeps_files` attribute (a store class may declare it), else False.
     """
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise OnceflowError(f"bad name {name!r}: use lowercase letters, digits, _ and -")
+        raise RegistrationError(f"bad store name {str(name)[:60]!r}: use 1-41 lowercase "
+                                "letters, digits, _ and -, starting with a letter")
     if name in STORES and STORES[name].factory.__module__.startswith("onceflow.stores"):
-        raise OnceflowError(f"{name!r} is a built-in store; choose another name")
+        raise RegistrationError(f"{name!r} is a built-in store; register yours under another "
+                                "name")
     if not callable(factory):
-        raise OnceflowError("factory must be a callable")
+        raise RegistrationError(f"store {name!r}: factory must be a callable returning a fresh "
+                                f"store, got {type(factory).__name__}")
     if keeps_files is None:
         keeps_files = getattr(factory, "keeps_files", False)
     if not isinstance(keeps_files, bool):
-        raise OnceflowError(f"keeps_files must be True or False, got {keeps_files!r}")
-    spec = StoreSpec(name, factory, keeps_files)
+        raise RegistrationError(f"store {name!r}: keeps_files must be True or False, got "
+                                f"{str(keeps_files)[:40]!r}")
+    spec = StoreSpec(name, factory, keeps_files, _caller_module())
     STORES[name] = spec
     return spec
 

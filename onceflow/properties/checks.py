@@ -84,13 +84,14 @@ def _finding(result: RunResult, prop: str, anomaly: str, summary: str, *,
              snapshot: Snapshot | None = None) -> Violation:
     root = _root(result)
     snap = snapshot or result.restored_from
+    timeline = timeline_of(result)
     return Violation(Finding(
         property=prop, anomaly=anomaly, summary=summary, timeline=timeline_label(result),
         records=records, snapshot=f"{snap.kind} {snap.id} (completed t={snap.completed:g})"
         if snap else None, faults=describe_faults(root),
-        token=encode(root.scenario, timeline_of(result)),
+        token=encode(root.scenario, timeline),
         digest=root.digest, details=details + _mutant_note(root),
-        plugins=plugins_for(root.scenario)))
+        plugins=plugins_for(root.scenario, timeline)))
 
 
 def _mutant_note(root: RunResult) -> tuple[str, ...]:
