@@ -65,6 +65,7 @@ class _Reporter:
         self.live: Live | None = None
         self.quiet = quiet
         self.last_plain = 0.0
+        self.last_violations = 0
         if not quiet and self.err.is_terminal:
             self.live = Live(console=self.err, refresh_per_second=4, transient=True)
             self.live.start()
@@ -74,8 +75,10 @@ class _Reporter:
             return
         if self.live is not None:
             self.live.update(_progress_table(stats))
-        elif time.monotonic() - self.last_plain >= PLAIN_EVERY:
+        elif (time.monotonic() - self.last_plain >= PLAIN_EVERY
+              or stats.violations != self.last_violations):  # a find is logged at once
             self.last_plain = time.monotonic()
+            self.last_violations = stats.violations
             print(_status_line(stats), file=sys.stderr, flush=True)
 
     def close(self) -> None:
@@ -94,8 +97,12 @@ def _worker(index: int, kwargs: dict[str, Any], queue: Any, stop: Any) -> None:
         if publisher is not None:
             publisher.update(stats)
     try:
-        outcome = fuzz(**kwargs, db=corpus, on_progress=progress,
-                       should_stop=_stopper(stop.is_set, publisher))
+        # Ctrl-C reaches every process of the group, SIGTERM may too: each worker stops
+        # as the single fuzzer does, and reports what it found
+        with _StopOnInterrupt() as local:
+            outcome = fuzz(**kwargs, db=corpus, on_progress=progress,
+                           should_stop=_stopper(lambda: stop.is_set() or local.is_set(),
+                                                publisher))
     except KeyboardInterrupt:
         return
     outcome = _settle(outcome, publisher, fleet)
@@ -122,25 +129,49 @@ def _fuzz_parallel(kwargs: dict[str, Any], workers: int,
     outcomes: dict[int, FuzzOutcome] = {}
     started = time.monotonic()
     interrupted = False
+
+    def take(kind: str, index: int, payload: Any) -> None:
+        if kind == "progress":
+            latest[index] = payload
+        elif kind == "corpus":
+            if corpora is not None:
+                corpora[index] = payload
+        else:
+            outcomes[index] = payload
+            latest[index] = payload.stats
+
+    # SIGTERM to this process alone (a CI timeout, `kill`) stops the workers as Ctrl-C does
+    previous = (signal.signal(signal.SIGTERM, signal.default_int_handler)
+                if threading.current_thread() is threading.main_thread() else None)
     try:
-        while len(outcomes) < workers and any(p.is_alive() for p in procs) or not queue.empty():
+        try:
+            while len(outcomes) < workers and any(p.is_alive() for p in procs) \
+                    or not queue.empty():
+                try:
+                    kind, index, payload = queue.get(timeout=0.5)
+                except Exception:  # queue.Empty
+                    continue
+                take(kind, index, payload)
+                if kind != "corpus":
+                    update(_merged(latest, started))
+        except KeyboardInterrupt:
+            interrupted = True
+            stop.set()
+            # the workers stop (a finding being shrunk is reported as it stands): wait
+            # for their outcomes, reading the queue so that none blocks on a full pipe
             try:
-                kind, index, payload = queue.get(timeout=0.5)
-            except Exception:  # queue.Empty
-                continue
-            if kind == "progress":
-                latest[index] = payload
-            elif kind == "corpus":
-                if corpora is not None:
-                    corpora[index] = payload
-                continue
-            else:
-                outcomes[index] = payload
-                latest[index] = payload.stats
-            update(_merged(latest, started))
-    except KeyboardInterrupt:
-        interrupted = True
-        stop.set()
+                until = time.monotonic() + WORKER_GRACE
+                while time.monotonic() < until and (
+                        any(p.is_alive() for p in procs) or not queue.empty()):
+                    try:
+                        take(*queue.get(timeout=0.2))
+                    except Exception:  # queue.Empty
+                        continue
+            except KeyboardInterrupt:
+                pass  # asked again: report what has arrived
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     for proc in procs:
         proc.join(timeout=5)
     total = _merged(latest, started)
@@ -150,7 +181,8 @@ def _fuzz_parallel(kwargs: dict[str, Any], workers: int,
                            scenario=found.scenario, first_size=found.first_size,
                            first_seconds=found.first_seconds,
                            first_scenarios=found.first_scenarios,
-                           shrink_seconds=found.shrink_seconds)
+                           shrink_seconds=found.shrink_seconds,
+                           interrupted=found.interrupted)
     if any(o.status == "stopped" for o in outcomes.values()):
         return FuzzOutcome("stopped", total, total.elapsed)
     return FuzzOutcome("interrupted" if interrupted else "clean", total, total.elapsed)
@@ -164,16 +196,20 @@ def _merged(latest: dict[int, FuzzStats], started: float) -> FuzzStats:
 
 
 class _StopOnInterrupt:
-    """The first Ctrl-C asks the fuzzer to stop between scenarios; a second one interrupts.
+    """The first Ctrl-C (or SIGTERM) asks the fuzzer to stop between scenarios, or to
+    stop shrinking and report what it found; a second one interrupts.
 
     A KeyboardInterrupt raised at an arbitrary moment can land in a callback
     where Python ignores it (Hypothesis runs code in a gc callback), so the
-    first signal only sets a flag the fuzz loop polls.
+    first signal only sets a flag the fuzz loop polls.  SIGTERM (a CI runner's
+    timeout, `kill`) is handled as Ctrl-C, so that nothing found is lost.
     """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.flag = False
-        self.previous: Any = None
+        self.previous: dict[int, Any] = {}
 
     def is_set(self) -> bool:
         return self.flag
@@ -185,12 +221,14 @@ class _StopOnInterrupt:
 
     def __enter__(self) -> "_StopOnInterrupt":
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
+            for signum in self.SIGNALS:
+                self.previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for signum, previous in self.previous.items():
+            signal.signal(signum, previous)
+        self.previous = {}
 
 
 def _publisher(corpus: Any, fleet: dict[str, Any] | None, suffix: str = "") -> Any:
@@ -240,6 +278,9 @@ def _combined(corpora: list[dict[str, Any]]) -> dict[str, Any]:
     out["redis_away"] = any(c["redis_away"] for c in corpora)
     return out
 
+
+#: seconds the workers get to report after a stop request (a second Ctrl-C cuts it short)
+WORKER_GRACE = 60.0
 
 EXIT = {"clean": 0, "violation": 1, "stopped": 1, "interrupted": 130}
 
@@ -323,6 +364,10 @@ def _print_summary(outcome: FuzzOutcome, db: str | None,
                   f"{corpus['fallback']}; the next run that reaches Redis pushes them")
     if outcome.status == "interrupted":
         out.print("interrupted: the corpus is intact; run again to continue")
+    if outcome.interrupted:
+        out.print("interrupted while shrinking: the counterexample below is the smallest "
+                  "found so far; the corpus keeps it, and the next run (or onceflow shrink "
+                  "TOKEN) goes on shrinking it")
     if outcome.status == "stopped":
         out.print("stopped: another worker of the fleet found a violation (onceflow status "
                   "lists it with its replay command)")

@@ -79,6 +79,9 @@ class FuzzOutcome:
     first_seconds: float | None = None
     first_scenarios: int | None = None
     shrink_seconds: float | None = None
+    #: a stop request (Ctrl-C, SIGTERM, a fleet's stop) ended the shrinking of `finding`
+    #: early: it is the smallest counterexample found so far, and the corpus holds it
+    interrupted: bool = False
 
     def to_data(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -91,6 +94,8 @@ class FuzzOutcome:
         }
         if self.finding is not None and self.scenario is not None:
             f = self.finding
+            if self.interrupted:
+                data["interrupted"] = True
             data["violation"] = {
                 "property": f.property, "anomaly": f.anomaly, "summary": f.summary,
                 "timeline": f.timeline, "snapshot": f.snapshot, "token": f.token,
@@ -139,6 +144,11 @@ def _mixed(mode: str | None, sink: str | None, mutants: tuple[str, ...],
     return st.one_of(structured, seeded)
 
 
+class _StopShrinking(KeyboardInterrupt):
+    """Raised through Hypothesis when a stop is requested while a finding is shrunk:
+    Hypothesis has already saved each smaller failing example to the corpus."""
+
+
 def fuzz(*, budget: float, mode: str | None = None, sink: str | None = None,
          operators: tuple[str, ...] | None = None, mutants: tuple[str, ...] = (),
          db: str | Path | ExampleDatabase | None = None,
@@ -152,17 +162,23 @@ def fuzz(*, budget: float, mode: str | None = None, sink: str | None = None,
     `store` names the external system every scenario writes to (e.g. "sqlite"); `db` is
     the corpus: a directory, a `redis://` URL (namespaced by `corpus_name`, kept in
     `fallback` while Redis is away) or an open Hypothesis database; `operators` pins the
-    operators between source and sink, `source` the registered source."""
+    operators between source and sink, `source` the registered source.
+
+    Nothing found is lost: a stop request (`should_stop()`, a KeyboardInterrupt) while
+    a violation is being shrunk ends the shrinking and returns the smallest one found
+    so far (`FuzzOutcome.interrupted`); the corpus holds it too."""
     strategy = _mixed(mode, sink, mutants, store, operators, source)
     corpus = db if isinstance(db, ExampleDatabase) else open_corpus(db, name=corpus_name,
                                                                     fallback=fallback)
     stats = FuzzStats()
     deadline = stats.started + budget
     state: dict[str, Any] = {"first": None, "last": None, "tick": 0.0, "store_error": None,
-                             "crashed": False}
+                             "crashed": False, "crash": None}
 
     def body(scenario: Scenario) -> None:
         failing = state["first"] is not None or state["crashed"]
+        if failing and should_stop is not None and should_stop():
+            raise _StopShrinking
         if state["store_error"] is not None or (
                 not failing and (time.monotonic() > deadline or (should_stop and should_stop()))):
             return
@@ -189,6 +205,7 @@ def fuzz(*, budget: float, mode: str | None = None, sink: str | None = None,
             # crash as it shrinks a violation; the report replays the one it keeps
             state["crashed"] = True
             exc.scenario = scenario
+            state["crash"] = exc
             raise
         except Violation as violation:
             if state["first"] is None:
@@ -222,6 +239,12 @@ def fuzz(*, budget: float, mode: str | None = None, sink: str | None = None,
             batch += 1
             test()
     except KeyboardInterrupt:
+        # stopped while shrinking: report what was found so far, unpolished
+        if state["last"] is not None:
+            return _violation_outcome(stats, state, state["last"][1], polish=False,
+                                      interrupted=True)
+        if state["crash"] is not None:
+            raise state["crash"] from None
         return FuzzOutcome("interrupted", stats, stats.elapsed)
     except OperatorError as exc:
         # Hypothesis keeps the crash with the fewest draws; simplify the scenario itself
@@ -231,13 +254,13 @@ def fuzz(*, budget: float, mode: str | None = None, sink: str | None = None,
         raise
     except Violation as violation:
         return _violation_outcome(stats, state, violation, polish=shrink,
-                                  keep=tuple(operators or ()))
+                                  keep=tuple(operators or ()), should_stop=should_stop)
     except BaseExceptionGroup as group:  # several distinct failures: report the first
         found = next((e for e in _leaves(group) if isinstance(e, Violation)), None)
         if found is None:
             raise
         return _violation_outcome(stats, state, found, polish=shrink,
-                                  keep=tuple(operators or ()))
+                                  keep=tuple(operators or ()), should_stop=should_stop)
     if state["last"] is not None:  # found, and the store failed while shrinking it
         return _violation_outcome(stats, state, state["last"][1], polish=False)
     if state["store_error"] is not None:
@@ -256,23 +279,31 @@ def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
 
 
 def _violation_outcome(stats: FuzzStats, state: dict[str, Any], violation: Violation, *,
-                       polish: bool, keep: tuple[str, ...] = ()) -> FuzzOutcome:
+                       polish: bool, keep: tuple[str, ...] = (),
+                       should_stop: Callable[[], bool] | None = None,
+                       interrupted: bool = False) -> FuzzOutcome:
     size, first_s, first_n, first_t = state["first"] or (None, None, None, time.monotonic())
     scenario = state["last"][0] if state["last"] else None
     finding = violation.finding
-    if polish and scenario is not None and state["last"][1].finding.token == finding.token:
+    stopped = interrupted or (should_stop is not None and should_stop())
+    if (polish and not stopped and scenario is not None
+            and state["last"][1].finding.token == finding.token):
         # Hypothesis shrinks the draws; the greedy pass then simplifies the scenario
         # itself (it can trade time for records, which no single draw does)
         try:
             polished = greedy_shrink(scenario, finding=finding, max_seconds=POLISH_SECONDS,
-                                     keep=keep)
+                                     keep=keep, should_stop=should_stop)
         except StoreError:
             polished = None  # the store failed while polishing: keep what Hypothesis shrank
+        except KeyboardInterrupt:
+            polished, stopped = None, True  # a second Ctrl-C: keep what Hypothesis shrank
         if polished is not None:
             scenario, finding = polished.scenario, polished.finding
+        stopped = stopped or (should_stop is not None and should_stop())
     return FuzzOutcome("violation", stats, stats.elapsed, finding=finding,
                        scenario=scenario, first_size=size, first_seconds=first_s,
-                       first_scenarios=first_n, shrink_seconds=time.monotonic() - first_t)
+                       first_scenarios=first_n, shrink_seconds=time.monotonic() - first_t,
+                       interrupted=stopped)
 
 
 def baseline(*, budget: float, mutants: tuple[str, ...] = (), mode: str | None = None,

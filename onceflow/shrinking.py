@@ -74,11 +74,14 @@ def shrink(scenario: Scenario, *, max_tries: int = 2000, max_seconds: float | No
            finding: Finding | None = None,
            on_step: Callable[[Scenario], None] | None = None,
            keep: tuple[str, ...] = (),
-           timeline: TimelineSpec | None = None) -> ShrinkResult | None:
+           timeline: TimelineSpec | None = None,
+           should_stop: Callable[[], bool] | None = None) -> ShrinkResult | None:
     """A smaller scenario violating the same property as `scenario` (None if it passes).
 
     `finding`, when given, is the violation `scenario` is already known to have;
-    `max_seconds` bounds the wall time spent (the best scenario so far is kept).
+    `max_seconds` bounds the wall time spent, and `should_stop()` returning True (a
+    fuzz run asked to stop) ends it between candidates (the best scenario so far is
+    kept).
     Operators named in `keep` (the pins of a search) and every operator a user
     registered stay in the pipeline: a counterexample is about them.  `timeline`
     (a finding's, from its token) is used when `check()` finds nothing: the restored
@@ -100,7 +103,7 @@ def shrink(scenario: Scenario, *, max_tries: int = 2000, max_seconds: float | No
     kept: Any = None
     passes = _Passes(keep)
     while (candidate := passes.next(current)) is not None:
-        if tried >= max_tries or _past(deadline):
+        if tried >= max_tries or _past(deadline) or (should_stop is not None and should_stop()):
             break
         tried += 1
         found, result = _judge(candidate, timeline=pinned)
