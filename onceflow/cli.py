@@ -643,6 +643,15 @@ def _worker_name(text: str) -> str:
     return text
 
 
+def _corpus_name(text: str) -> str:
+    from onceflow.search.corpus import CorpusError, validate_corpus_name  # noqa: PLC0415
+
+    try:
+        return validate_corpus_name(text)
+    except CorpusError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _watch_every(text: str) -> float:
     try:
         value = float(text)
@@ -681,7 +690,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "database as a file in DIR (open it with the sqlite3 shell)")
 
     def fleet(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--corpus-name", default=None, metavar="NAME",
+        p.add_argument("--corpus-name", default=None, metavar="NAME", type=_corpus_name,
                        help="namespace of the corpus in a shared Redis (default: the "
                             "[project] name in the nearest pyproject.toml)")
 

@@ -404,6 +404,14 @@ class RescaleStep:
                                                 "a rescale chain cannot go on from it")
 
 
+def json_error(exc: Exception) -> str:
+    """Why `json.loads` refused a scenario's text, and what to do."""
+    if "integer string conversion" in str(exc):  # Python's int_max_str_digits guard
+        return ("a number has thousands of digits; no scenario field takes more than 19: "
+                "fix the number")
+    return f"not valid JSON ({exc})"
+
+
 def _default_topology() -> Topology:
     return Topology((
         Vertex("source", "source", 2),
@@ -586,7 +594,7 @@ class Scenario:
             raise ScenarioError("<json>", f"nested deeper than {MAX_JSON_DEPTH} levels; a "
                                           "scenario nests 5") from None
         except (ValueError, UnicodeDecodeError) as exc:
-            raise ScenarioError("<json>", f"not valid JSON ({exc})") from None
+            raise ScenarioError("<json>", json_error(exc)) from None
         return cls.from_data(data)
 
     # -- sizes, for reports ---------------------------------------------------

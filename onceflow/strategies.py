@@ -91,11 +91,12 @@ def _flag(src: _Source) -> bool:
 
 
 def _validate(mode: str | None, sink: str | None, operators: Any, max_records: int,
-              max_faults: int, max_parallelism: int, mutants: tuple[str, ...],
+              max_faults: int, max_parallelism: int, mutants: Any,
               source: str | None = None) -> None:
-    if mode is not None and mode not in BARRIER_MODES:
-        raise ScenarioError("mode", f"unknown barrier mode {mode!r}; one of {', '.join(BARRIER_MODES)}")
-    if sink is not None and sink not in SINKS:
+    if mode is not None and (not isinstance(mode, str) or mode not in BARRIER_MODES):
+        raise ScenarioError("mode", f"unknown barrier mode {mode!r:.60}; one of "
+                                    f"{', '.join(BARRIER_MODES)}")
+    if sink is not None and (not isinstance(sink, str) or sink not in SINKS):
         raise ScenarioError("sink", unknown_message("sink", sink, SINKS))
     if source is not None and (not isinstance(source, str) or source not in SOURCES):
         raise ScenarioError("source", unknown_message("source", source, SOURCES))
@@ -115,6 +116,9 @@ def _validate(mode: str | None, sink: str | None, operators: Any, max_records: i
         raise ScenarioError("max_faults", f"must be between 0 and 8, got {max_faults!r}")
     if not isinstance(max_parallelism, int) or not 1 <= max_parallelism <= 8:
         raise ScenarioError("max_parallelism", f"must be between 1 and 8, got {max_parallelism!r}")
+    if isinstance(mutants, str) or not isinstance(mutants, (list, tuple)):
+        raise ScenarioError("mutants", "give a list of mutant names (onceflow mutants --help "
+                                       f"lists them), got {mutants!r:.60}")
     validate_mutants(tuple(mutants))
 
 
@@ -133,7 +137,7 @@ def scenarios(*, mode: str | None = None, sink: str | None = None,
     `store` names the external system.
     """
     ops = None if operators is None else tuple(operators) if isinstance(operators, list) else operators
-    _validate(mode, sink, ops, max_records, max_faults, max_parallelism, tuple(mutants), source)
+    _validate(mode, sink, ops, max_records, max_faults, max_parallelism, mutants, source)
     _validate_store(store)
     pins = dict(mode=mode, sink=sink, operators=ops, max_records=max_records,
                 max_faults=max_faults, max_parallelism=max_parallelism, savepoints=savepoints,
@@ -155,7 +159,7 @@ def scenario_from_seed(seed: int, *, mode: str | None = None, sink: str | None =
     if not isinstance(seed, int) or seed < 0:
         raise ScenarioError("seed", f"must be a non-negative integer, got {seed!r}")
     ops = None if operators is None else tuple(operators) if isinstance(operators, list) else operators
-    _validate(mode, sink, ops, max_records, max_faults, max_parallelism, tuple(mutants), source)
+    _validate(mode, sink, ops, max_records, max_faults, max_parallelism, mutants, source)
     _validate_store(store)
     return generate(_RandomSource(seed), mode=mode, sink=sink, operators=ops,
                     max_records=max_records, max_faults=max_faults,
@@ -166,8 +170,9 @@ def scenario_from_seed(seed: int, *, mode: str | None = None, sink: str | None =
 def _validate_store(store: str) -> None:
     from onceflow.registry import STORES  # noqa: PLC0415
 
-    if store not in STORES:
-        raise ScenarioError("store", f"unknown store {store!r}; one of {', '.join(sorted(STORES))}")
+    if not isinstance(store, str) or store not in STORES:
+        raise ScenarioError("store", f"unknown store {store!r:.60}; one of "
+                                     f"{', '.join(sorted(STORES))}")
 
 
 def generate(src: _Source, *, mode: str | None, sink: str | None, max_records: int,

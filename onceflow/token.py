@@ -19,7 +19,7 @@ import json
 import zlib
 
 from onceflow.errors import ScenarioError, TokenError, UnknownComponentError
-from onceflow.scenario import MAX_JSON_DEPTH, Scenario
+from onceflow.scenario import MAX_JSON_DEPTH, Scenario, json_error
 from onceflow.timelines import TimelineSpec
 
 __all__ = ["PREFIX", "decode", "decode_timeline", "encode", "split_timeline"]
@@ -34,6 +34,11 @@ MAX_JSON_BYTES = 256_000
 def encode(scenario: Scenario, timeline: TimelineSpec | None = None) -> str:
     """`scenario` as a token; with a `timeline` other than the original run, the token
     names that timeline too (and replays it)."""
+    if not isinstance(scenario, Scenario):
+        raise TokenError(f"encode takes a onceflow.Scenario, got {type(scenario).__name__}")
+    if timeline is not None and not isinstance(timeline, TimelineSpec):
+        raise TokenError(f"timeline must be a onceflow.TimelineSpec, got "
+                         f"{type(timeline).__name__}")
     if timeline is None or timeline.original:
         return PREFIX + _pack(scenario.to_json())
     data = scenario.to_data()
@@ -110,4 +115,4 @@ def _json(text: str | bytes) -> object:
         raise ScenarioError("<json>", f"nested deeper than {MAX_JSON_DEPTH} levels; a "
                                       "scenario nests 5") from None
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ScenarioError("<json>", f"not valid JSON ({exc})") from None
+        raise ScenarioError("<json>", json_error(exc)) from None

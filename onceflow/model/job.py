@@ -34,6 +34,7 @@ from onceflow.model.snapshot import SAVEPOINT, Snapshot, list_union, state_for_s
 from onceflow.model.source_coordinator import SourceCoordinator
 from onceflow.model.task import SourceTask, Task
 from onceflow.model.trace import Trace
+from onceflow.model.usercode import check_operator, is_user_code
 from onceflow.stores.protocol import StoreError
 from onceflow.registry import operator_spec
 from onceflow.stores import Store, make_store
@@ -294,6 +295,8 @@ class Job:
                 else:
                     try:
                         operator = make_operator(vertex, scenario.sink, self.sink_store)
+                        if is_user_code(operator):
+                            check_operator(operator)
                     except StoreError:
                         raise  # the external system failed: no verdict on this run
                     except Exception as exc:  # a user factory raised

@@ -171,8 +171,11 @@ def restore(result: RunResult, snapshot: Snapshot, parallelism: int | None = Non
     the restored timeline (times from its start), so a restored timeline's
     snapshots can be restored in turn (rescale chains).
     """
+    if not isinstance(result, RunResult):
+        raise RestoreError(f"result must be the RunResult of run() or restore(), got "
+                           f"{type(result).__name__}")
     if into not in ("fork", "rollback"):
-        raise RestoreError(f"into must be 'fork' or 'rollback', got {into!r}")
+        raise RestoreError(f"into must be 'fork' or 'rollback', got {into!r:.60}")
     if not isinstance(snapshot, Snapshot) or snapshot.run != result.run_id or \
             snapshot.timeline != result.timeline or \
             not any(s is snapshot for s in result.snapshots):

@@ -70,6 +70,25 @@ def component(vertex: Any, sink: str | None = None) -> str:
     return f"operator {short(vertex.uid)} ({text(vertex.kind, 60)})"
 
 
+_MISSING = object()
+
+
+def check_operator(obj: Any) -> None:
+    """What a user's factory built can run as an operator (or sink): it declares a
+    `state_kind` the runtime knows and has `process`."""
+    kind = getattr(obj, "state_kind", _MISSING)
+    missing = ([] if kind is not _MISSING else ["state_kind"]) + [
+        m for m in ("process",) if not callable(getattr(obj, m, None))]
+    if missing:
+        raise ProtocolError(
+            f"was built as {short(obj, 40)} ({type(obj).__name__}), not an operator (missing "
+            f"{', '.join(missing)}); make its factory return an object with the members of "
+            "onceflow.model.operators.Operator")
+    if kind not in (None, "keyed", "list", "splits"):
+        raise ProtocolError(f"state_kind {short(kind)} is not one of None, 'keyed', 'list'; "
+                            "declare one of them on the operator's class")
+
+
 def check_output(out: list[Any], hook: str) -> None:
     """Every item a user operator emitted is a Record."""
     for item in out:
