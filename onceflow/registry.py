@@ -193,7 +193,7 @@ def _caller_module() -> str:
 
 def _check_name(name: Any, taken: dict[str, Any], what: str) -> None:
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise RegistrationError(f"bad {what} name {name!r}: use 1-41 lowercase letters, digits, "
+        raise RegistrationError(f"bad {what} name {name!r:.60}: use 1-41 lowercase letters, digits, "
                                 "_ and -, starting with a letter")
     spec = taken.get(name)
     if name in _ENDS or (spec is not None and spec.builtin):
@@ -248,12 +248,12 @@ def register_operator(name: str, *, factory: Callable[[int], Any],
             or not all(isinstance(p, int) and not isinstance(p, bool) for p in params)
             or not 0 <= params[0] <= params[1] <= 1_000_000):
         raise RegistrationError(f"operator {name!r}: params must be a (lo, hi) pair of integers "
-                                f"with 0 <= lo <= hi <= 1000000, got {params!r}")
+                                f"with 0 <= lo <= hi <= 1000000, got {params!r:.60}")
     if ids is not None and ids not in OPERATOR_IDS:
-        raise RegistrationError(f"operator {name!r}: unknown ids={ids!r}; declare one of "
+        raise RegistrationError(f"operator {name!r}: unknown ids={ids!r:.60}; declare one of "
                                 f"{', '.join(OPERATOR_IDS)} (what it does to record ids)")
     if aggregate is not None and aggregate not in OPERATOR_AGGREGATES:
-        raise RegistrationError(f"operator {name!r}: unknown aggregate={aggregate!r}; declare "
+        raise RegistrationError(f"operator {name!r}: unknown aggregate={aggregate!r:.60}; declare "
                                 f"one of {', '.join(OPERATOR_AGGREGATES)}, or None")
     if not isinstance(order_dependent_state, bool):
         raise RegistrationError(f"operator {name!r}: order_dependent_state must be True or False")
@@ -274,7 +274,7 @@ def register_operator(name: str, *, factory: Callable[[int], Any],
             or not param_bounds[0] <= params[0] <= params[1] <= param_bounds[1]):
         raise RegistrationError(f"operator {name!r}: param_bounds must be a (lo, hi) pair of "
                                 f"integers with 0 <= lo <= hi <= 1000000 that holds params "
-                                f"{params!r}, got {param_bounds!r}")
+                                f"{params!r:.60}, got {param_bounds!r:.60}")
     if not isinstance(param_name, str) or not param_name or len(param_name) > 40:
         raise RegistrationError(f"operator {name!r}: param_name must be a short description "
                                 "of what param means (at most 40 characters)")
@@ -284,11 +284,11 @@ def register_operator(name: str, *, factory: Callable[[int], Any],
     declared = _declared_state_kind(factory)
     if declared is not ... and declared not in _STATE_KINDS:
         raise RegistrationError(f"operator {name!r}: {factory.__name__}.state_kind is "
-                                f"{declared!r}; declare None, 'keyed' or 'list'")
+                                f"{declared!r:.60}; declare None, 'keyed' or 'list'")
     if (inspect.isclass(factory) and getattr(factory, "union_state", False) is True
             and declared != "list"):
         raise RegistrationError(f"operator {name!r}: {factory.__name__}.union_state is True "
-                                f"but its state_kind is {declared!r}; union list state is list "
+                                f"but its state_kind is {declared!r:.60}; union list state is list "
                                 "state: declare state_kind = 'list', or drop union_state")
     if declared == "keyed" and not keyed:
         raise RegistrationError(f"operator {name!r} is registered with keyed=False but "
@@ -332,14 +332,14 @@ def register_sink(name: str, *, factory: Callable[[], Any], kind: str | None = N
     for flag, value in (("exactly_once", exactly_once), ("upsert", upsert),
                         ("global_committer", global_committer)):
         if value is not None and not isinstance(value, bool):
-            raise RegistrationError(f"sink {name!r}: {flag} must be True or False, got {value!r}")
+            raise RegistrationError(f"sink {name!r}: {flag} must be True or False, got {value!r:.60}")
     if kind is None:
         kind = "idempotent" if upsert else ("two_phase" if exactly_once else "append")
     elif kind not in SINK_KINDS:
-        raise RegistrationError(f"sink {name!r}: unknown kind {kind!r}; declare one of "
+        raise RegistrationError(f"sink {name!r}: unknown kind {kind!r:.60}; declare one of "
                                 f"{', '.join(SINK_KINDS)}")
     if upsert is not None and upsert != (kind == "idempotent"):
-        raise RegistrationError(f"sink {name!r} declares kind={kind!r} and upsert={upsert}: "
+        raise RegistrationError(f"sink {name!r} declares kind={kind!r:.60} and upsert={upsert}: "
                                 "only an idempotent sink upserts; drop upsert= or declare "
                                 "kind='idempotent'")
     if exactly_once is None:
@@ -350,11 +350,11 @@ def register_sink(name: str, *, factory: Callable[[], Any], kind: str | None = N
                                 "kind='idempotent' or kind='two_phase', or exactly_once=False")
     declared = _declared_state_kind(factory)
     if declared is not ... and declared not in _STATE_KINDS:
-        raise RegistrationError(f"sink {name!r}: {factory.__name__}.state_kind is {declared!r}; "
+        raise RegistrationError(f"sink {name!r}: {factory.__name__}.state_kind is {declared!r:.60}; "
                                 "declare None, 'keyed' or 'list'")
     if declared is not ... and kind == "two_phase" and declared != "list":
         raise RegistrationError(f"sink {name!r} declares kind='two_phase' but "
-                                f"{factory.__name__}.state_kind is {declared!r}: a two-phase "
+                                f"{factory.__name__}.state_kind is {declared!r:.60}: a two-phase "
                                 "sink keeps its pending transactions as list state; set "
                                 "state_kind = 'list' (or subclass TwoPhaseCommitSink)")
     if global_committer is None:
@@ -362,7 +362,7 @@ def register_sink(name: str, *, factory: Callable[[], Any], kind: str | None = N
             if isinstance(factory, type) else False
     if global_committer and kind != "two_phase":
         raise RegistrationError(f"sink {name!r} declares global_committer=True and "
-                                f"kind={kind!r}: only a two-phase sink has committers; declare "
+                                f"kind={kind!r:.60}: only a two-phase sink has committers; declare "
                                 "kind='two_phase' or drop global_committer=")
     spec = SinkSpec(name, factory, kind, exactly_once, "" if _builtin else _caller_module(),
                     _builtin, global_committer)
@@ -595,7 +595,7 @@ def register_source(name: str, *, factory: Callable[[], Any],
     `log` source included.
     """
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise RegistrationError(f"bad source name {name!r}: use 1-41 lowercase letters, digits, "
+        raise RegistrationError(f"bad source name {name!r:.60}: use 1-41 lowercase letters, digits, "
                                 "_ and -, starting with a letter")
     taken = SOURCES.get(name)
     if not _builtin and taken is not None and taken.builtin:
@@ -613,7 +613,7 @@ def register_source(name: str, *, factory: Callable[[], Any],
         if fn is not None and not _accepts(fn, 2 if what == "enumerator" else 0):
             want = "enumerator(ctx, restored)" if what == "enumerator" else "factory()"
             raise RegistrationError(f"source {name!r}: {what} must be callable as {want}; "
-                                    f"{getattr(fn, '__name__', fn)!r} is not")
+                                    f"{getattr(fn, '__name__', fn)!r:.60} is not")
     spec = SourceSpec(name, factory, enumerator, "" if _builtin else _registering_module(),
                       _builtin)
     SOURCES[name] = spec

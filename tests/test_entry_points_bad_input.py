@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 import onceflow
 from onceflow import Scenario, ScenarioError, TokenError, Workload
 from onceflow.errors import OnceflowError, RestoreError
+from onceflow.plugins import LOADED
 from onceflow.registry import (OPERATORS, SINKS, SOURCES, STORES, register_operator,
                                register_sink, register_source, register_store)
 from onceflow.strategies import scenario_from_seed, scenarios
@@ -42,14 +43,17 @@ bad_values = st.one_of(
 
 @pytest.fixture()
 def registries() -> Iterator[None]:
-    """Whatever a generated plugin registers is forgotten after the example."""
+    """Whatever a generated plugin registers (and the modules loaded by name, which
+    every later replay command would name) is forgotten after the test."""
     saved = [(r, dict(r)) for r in (OPERATORS, SINKS, SOURCES, STORES)]
+    loaded = list(LOADED)
     try:
         yield
     finally:
         for registry, before in saved:
             registry.clear()
             registry.update(before)
+        LOADED[:] = loaded
 
 
 # -- `onceflow store FILE`: directories, junk, not SQLite ---------------------------------------
@@ -147,7 +151,7 @@ import_failures = st.one_of(
 @SETTINGS
 @given(body=import_failures)
 def test_plugins_that_fail_to_import(tmp_path_factory: Any, monkeypatch: pytest.MonkeyPatch,
-                                     body: str) -> None:
+                                     registries: None, body: str) -> None:
     root = tmp_path_factory.mktemp("plug")
     monkeypatch.chdir(root)
     name = _plugin(root, body)
