@@ -25,7 +25,7 @@ __all__ = ["CheckpointCoordinator", "PendingCheckpoint"]
 class PendingCheckpoint:
     __slots__ = ("id", "kind", "triggered", "attempt", "acks", "channel_state", "expected",
                  "stop", "drain", "ended_sources", "fork_version", "coordinator_state",
-                 "finished", "to_trigger", "barrier")
+                 "finished", "operators_finished", "to_trigger", "barrier")
 
     def __init__(self, checkpoint_id: int, kind: str, triggered: float, attempt: int,
                  expected: int, stop: bool, drain: bool) -> None:
@@ -42,6 +42,8 @@ class PendingCheckpoint:
         self.fork_version: int | None = None
         self.coordinator_state: dict[str, Any] = {}
         self.finished: set[str] = set()  # tasks acknowledged as finished (FLIP-147)
+        # running tasks whose snapshot came after their end of input (operators finished)
+        self.operators_finished: set[str] = set()
         self.to_trigger: set[str] = set()  # the tasks this snapshot was triggered at
         self.barrier: Barrier | None = None
 
@@ -151,6 +153,10 @@ class CheckpointCoordinator:
                           channel_state: dict[str, list[Any]]) -> None:
         """The asynchronous part: upload the state, then acknowledge."""
         job = self.job
+        if getattr(task, "ended", False):  # (a global committer has no input to end)
+            pending = self.pending.get(barrier.id)
+            if pending is not None and pending.attempt == task.attempt.number:
+                pending.operators_finished.add(task.name)
         task.phase("async_upload", barrier.id)
         ok, extra = job.upload_filter(task, barrier.id) if job.upload_filter else (True, 0.0)
         delay = job.scenario.timing.upload_time + extra
@@ -259,20 +265,36 @@ class CheckpointCoordinator:
     def _partly_finished_union(self, pending: PendingCheckpoint) -> str | None:
         """An operator with union list state some but not all of whose subtasks finished
         in `pending` (Flink's DefaultCheckpointPlan.fulfillFinishedTaskStatus): its
-        finished subtasks' union items would be missing from the snapshot."""
+        finished subtasks' union items would be missing from the snapshot.  Or, none of
+        them finished, but some and not all had finished their operators (ended their
+        input) when they took it: Flink aborts that too, so that the fast subtasks wait
+        for the slow ones and all take the same final checkpoint (else the fast ones
+        finish, every later checkpoint is partly finished, and the slow ones wait
+        forever: checkNoPartlyOperatorsFinishedVertexUsedUnionListState)."""
         attempt = self.job.attempt
-        if attempt is None or not attempt.union_state or not pending.finished:
+        if attempt is None or not attempt.union_state:
             return None
+        parallelism = {v.uid: v.parallelism for v in self.job.topology.vertices}
+        finished = self._count_union(pending, pending.finished)
+        for uid in sorted(finished):
+            if finished[uid] < parallelism[uid]:
+                return uid
+        ended = self._count_union(pending, pending.operators_finished - pending.finished)
+        for uid in sorted(ended):
+            if uid not in finished and ended[uid] < parallelism[uid]:
+                return uid
+        return None
+
+    def _count_union(self, pending: PendingCheckpoint, names: set[str]) -> dict[str, int]:
+        """How many of the tasks `names` belong to each operator with union list state."""
+        attempt = self.job.attempt
+        assert attempt is not None
         count: dict[str, int] = {}
-        for name in pending.finished:
+        for name in names:
             uid = pending.acks[name][0]
             if uid in attempt.union_state:
                 count[uid] = count.get(uid, 0) + 1
-        parallelism = {v.uid: v.parallelism for v in self.job.topology.vertices}
-        for uid in sorted(count):
-            if count[uid] < parallelism[uid]:
-                return uid
-        return None
+        return count
 
     def complete(self, pending: PendingCheckpoint) -> None:
         job = self.job
