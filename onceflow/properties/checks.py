@@ -19,7 +19,7 @@ from onceflow.model.snapshot import SAVEPOINT, Snapshot
 from onceflow.properties.rollback import rollback_restores
 from onceflow.properties.visibility import premature_visibility
 from onceflow.plugins import plugins_for
-from onceflow.properties.guarantees import AT_LEAST_ONCE, EXACTLY_ONCE, guarantee
+from onceflow.properties.guarantees import AT_LEAST_ONCE, EXACTLY_ONCE, guarantee_along
 from onceflow.properties.oracle import (canonical, cut_offsets, expected_output, expected_state,
                                        order_fixed)
 from onceflow.properties.placement import partitioning
@@ -55,6 +55,19 @@ def _root(result: RunResult) -> RunResult:
     while result.parent is not None:
         result = result.parent
     return result
+
+
+def promised_on(result: RunResult, expect: str | None = None) -> bool:
+    """Is exactly-once promised on this timeline (or expected by the caller)?  Flink's
+    promise for the original run, along every run the timeline descends from."""
+    if expect is not None:
+        return expect == EXACTLY_ONCE
+    lineage = []
+    timeline: RunResult | None = result
+    while timeline is not None:
+        lineage.append(timeline.scenario)
+        timeline = timeline.parent
+    return guarantee_along(reversed(lineage)) == EXACTLY_ONCE
 
 
 def timeline_label(result: RunResult) -> str:
@@ -347,12 +360,11 @@ def exactly_once_after_restores(result: RunResult,
                                 expect: str | None = None) -> None:
     """Restoring each completed checkpoint (as of its completion) and each savepoint
     (at its drawn parallelism) yields the oracle's output on that timeline."""
-    promised = (expect or guarantee(_root(result).scenario)) == EXACTLY_ONCE
     for snapshot, parallelism in restores_of(result):
         restored = restore(result, snapshot, parallelism)
         if on_restore is not None and restored.error is None:
             on_restore(restored)
-        judge_restored(restored, promised)
+        judge_restored(restored, promised_on(restored, expect))
     rescale_chain(result, on_restore, expect=expect)
 
 
@@ -383,7 +395,7 @@ def judge_timeline(timeline: RunResult, *, expect: str | None = None) -> None:
     """Judge one timeline of a run as `check()` judged it: the original run by every
     property, a restore, a rescale-chain link and a rollback each by theirs (a replay
     of a finding on that timeline)."""
-    promised = (expect or guarantee(_root(timeline).scenario)) == EXACTLY_ONCE
+    promised = promised_on(timeline, expect)
     step = timeline.step
     if timeline.restored_from is None or step is None:
         check(timeline, restores=False, deterministic=False, expect=expect)
@@ -405,12 +417,10 @@ def rescale_chain(result: RunResult, on_restore: Callable[[RunResult], None] | N
     every key on the subtask Flink's formula gives, keyed state a consistent cut."""
     if result.restored_from is not None:
         return
-    root = result.scenario
-    promised = (expect or guarantee(root)) == EXACTLY_ONCE
     for restored in chain_timelines(result):
         if on_restore is not None and restored.error is None:
             on_restore(restored)
-        judge_chain_link(restored, promised)
+        judge_chain_link(restored, promised_on(restored, expect))
 
 
 def judge_chain_link(restored: RunResult, promised: bool) -> None:
@@ -882,7 +892,7 @@ def check(result: RunResult, *, restores: bool = True, deterministic: bool = Tru
                             traceback=result.error_traceback)
     if expect not in (None, EXACTLY_ONCE, AT_LEAST_ONCE):
         raise ValueError(f"expect must be {EXACTLY_ONCE!r} or {AT_LEAST_ONCE!r}, got {expect!r}")
-    promised = (expect or guarantee(result.scenario)) == EXACTLY_ONCE
+    promised = promised_on(result, expect)
     try:
         job_liveness(result)
         no_loss(result)

@@ -10,10 +10,13 @@ while embarrassingly parallel pipelines stay exactly-once.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from onceflow.registry import SINK_KINDS, default_exactly_once, sink_spec
 from onceflow.scenario import BARRIER_MODES, Scenario, Topology
 
-__all__ = ["AT_LEAST_ONCE", "EXACTLY_ONCE", "MATRIX", "guarantee", "single_input"]
+__all__ = ["AT_LEAST_ONCE", "EXACTLY_ONCE", "MATRIX", "guarantee", "guarantee_along",
+           "single_input"]
 
 EXACTLY_ONCE = "exactly_once"
 AT_LEAST_ONCE = "at_least_once"
@@ -46,3 +49,17 @@ def guarantee(scenario: Scenario) -> str:
     if mode == "at_least_once" and single_input(scenario.topology):
         return EXACTLY_ONCE
     return MATRIX[(mode, spec.kind)]
+
+
+def guarantee_along(scenarios: Iterable[Scenario]) -> str:
+    """What Flink promises on a timeline whose lineage (the original run first, then
+    each restored run down to it) ran `scenarios`: the original's guarantee, unless
+    at-least-once barriers met several input channels anywhere along it (a rescaled
+    restore gives a single-input job more channels, and a snapshot taken there may hold
+    records that overtook a barrier)."""
+    lineage = list(scenarios)
+    promised = guarantee(lineage[0])
+    if promised == EXACTLY_ONCE and lineage[0].checkpoints.mode == "at_least_once" and not all(
+            single_input(s.topology) for s in lineage):
+        return AT_LEAST_ONCE
+    return promised

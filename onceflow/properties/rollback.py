@@ -19,7 +19,6 @@ import random
 from collections import Counter
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from onceflow.properties.guarantees import EXACTLY_ONCE, guarantee
 
 if TYPE_CHECKING:
     from onceflow.model.simulation import RunResult
@@ -54,14 +53,13 @@ def rollback_restores(result: "RunResult", on_restore: Callable[["RunResult"], N
                       *, expect: str | None = None) -> None:
     """Restore every snapshot by rollback and judge each restored timeline."""
     from onceflow.model.simulation import restore  # noqa: PLC0415
-    from onceflow.properties.checks import _root  # noqa: PLC0415
+    from onceflow.properties.checks import promised_on  # noqa: PLC0415
 
-    promised = (expect or guarantee(_root(result).scenario)) == EXACTLY_ONCE
     for snapshot, parallelism, at in rollbacks_of(result):
         restored = restore(result, snapshot, parallelism, into="rollback", at=at)
         if on_restore is not None and restored.error is None:
             on_restore(restored)
-        judge_rollback(restored, promised)
+        judge_rollback(restored, promised_on(restored, expect))
 
 
 def judge_rollback(restored: "RunResult", promised: bool) -> None:
