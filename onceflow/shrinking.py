@@ -353,12 +353,13 @@ def _retimed(s: Scenario) -> list[Callable[[], Scenario]]:
     out: list[Callable[[], Scenario]] = []
     # a failure that needs a checkpoint while the readers are still backpressured: the
     # shorter run, on smaller buffers, with the checkpoints and channels timed around it
-    # (shorter interval, slower hops) and its own randomness re-drawn a few times (which
-    # buffer a barrier lands behind shifts with every record cut)
-    for buffer in (1, 2):
+    # (shorter interval, faster or slower hops) and its own randomness re-drawn a few
+    # times (which buffer a barrier lands behind shifts with every record cut)
+    for buffer in sorted({1, 2, t.buffer_records}):
         for interval in sorted({c.interval, round(max(0.5, c.interval * 0.6), 2)}):
-            for latency in (t.latency, round(t.latency * 2.5, 2)):
-                for k in range(4):
+            for latency in sorted({t.latency, round(t.latency * 0.4, 2),
+                                   round(t.latency * 2.5, 2)}):
+                for k in range(6):
                     out.append(lambda b=buffer, i=interval, lat=latency, k=k: evolve(
                         s, workload=evolve(w, records=READABLE_RECORDS, seed=w.seed + k),
                         timing=evolve(t, buffer_records=min(b, t.buffer_records), latency=lat),

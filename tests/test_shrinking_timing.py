@@ -65,6 +65,19 @@ STUCK = {
         "YZOa_4NLYEuvX8E8X9K-9SNp2Xp2MbSHeI80SXaJOeEjt5_P-"
         "ve7vze96fhonvDeGuIxeSdvYzPPvwGFWQS0",
         65, "exactly_once"),
+    # a finished task stuck waiting for its own final checkpoint's notification, which a
+    # later completion subsumed: it needs the hops' latency and a re-drawn run as well
+    "final-notification-exact_1": (
+        "of1.eNqVktuOozAMht_F10wFPay2vEpVIU8wbZaQRDmUVhXvvjZVmWH3ZrdcFGLns__ffoK6kuq9"
+        "0zZFqJ_Q5oCfhpqYXCCoU8hUAAcp3NBAXW4OBQx4b5SzKodANkG95SPXcjag0RdLLRQQKKGWV4km"
+        "PZDLnFkdy03J387Qq0yH2lDbrJoopwI6zEbeT2dm54Rz4ASdtmg-rEu60wqTdvaD7qgSnKViTBiS"
+        "iMCUaPBypdoX0JLBB9SHjYAj3uhdSOCRS7fZcPOnslg9EiQRwA1HbXuWl0bX-CtGglmTthep9pm7"
+        "jkITSLnQMpZLqitaS6ZR6FHpxNV3BfzS3FYQD5loMJFVHNhujuXqtxcpgmKPY5L0ik-"
+        "8apYr80n2xmHbiLUzchJbvTPu8pCmZEYeAxpDRseBndj-"
+        "LOBGIWlFov0J1F5kZp0LIwaZWa8ty4XoclAicXV_9_oeZj-y_pY4FQuLvbl-gUb-c-"
+        "OfoGoB7d-gV2L5v6Svlqo1qfpO-lufDPMf1EnadBZf77ZZVvjHPCQZIZsZeQPn6qMLvcxDrO_pEW"
+        "fishHb43uXDrtdyZHY08j3hBK90bKM-2n6DWuGJ14",
+        29, "liveness"),
 }
 
 
