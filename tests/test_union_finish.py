@@ -9,45 +9,18 @@ final checkpoint was lost still finishes when the next checkpoint aborts.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import onceflow
-from onceflow import CheckpointConfig, Record, Scenario, Timing, Topology, Vertex, Workload
+from onceflow import CheckpointConfig, Scenario, Timing, Topology, Vertex, Workload
 from onceflow.faults.plan import NotifyFault
 from onceflow.model.finished import check_finished_state
+from onceflow.model.operators import TallyOperator
 from onceflow.model.simulation import RunResult
 from onceflow.registry import register_operator
 
-
-class UnionCounter:
-    """Passes records on and counts them in union list state (as Flink's legacy sources
-    keep their offsets): on restore each subtask picks its own entries from the union."""
-
-    state_kind: ClassVar[str | None] = "list"
-    union_state: ClassVar[bool] = True
-
-    def open(self, ctx: Any, restored: Any) -> None:
-        self.subtask = ctx.subtask
-        self.seen = sum(n for s, n in ctx.restored_union or () if s == ctx.subtask)
-
-    def process(self, records: list[Record], out: list[Record]) -> None:
-        self.seen += len(records)
-        out.extend(records)
-
-    def end_input(self, out: list[Record]) -> None:
-        pass
-
-    def snapshot_state(self, checkpoint_id: int) -> Any:
-        return [(self.subtask, self.seen)]
-
-    def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
-        pass
-
-    def notify_checkpoint_aborted(self, checkpoint_id: int) -> None:
-        pass
-
-
-register_operator("union_counter", factory=lambda p: UnionCounter(),
+# the built-in tally (union list state), registered again as a user registers their own
+register_operator("union_counter", factory=lambda p: TallyOperator(),
                   fold=lambda p, rs, st: list(rs), ids="keep")
 
 
