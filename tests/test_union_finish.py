@@ -120,3 +120,31 @@ def test_subtasks_ending_apart_still_share_one_final_checkpoint() -> None:
             assert finished_at(result, "u[0]") >= 0 and finished_at(result, "u[1]") >= 0
             aborted += sum(1 for e in result.trace.events if e[1] == "partly_finished")
     assert aborted  # the rule acted: some checkpoint found the subtasks apart
+
+
+#: unaligned, source(p=1) -> tally(p=4) -> sink, restored from checkpoint 2 at parallelism 8:
+#: the tally subtasks end their input around checkpoint 3, some before their snapshot and
+#: some after it, and an unaligned snapshot is acknowledged only once its channel state is
+#: in (after the end of input): judged at the acknowledgement, checkpoint 3 completed, the
+#: subtasks finished on different checkpoints and every later one aborted (a false 'stuck')
+APART_UNALIGNED = (
+    "of1.eNqNUttu2zAM_Rc9G4UTrEORXxkKg5XpWLUsCRSV1Aj87yPlJq03DJifJIvn6Fx0M3ZEO6XoAmdzuhnw"
+    "7hyw79jNGAubU_vUHhrTF4I3j13mSGhOA_iMjREQ0gW8Tj03ZoaPzsZgCxEGgQpujr2MmxI-eU1jCBmcLvX8"
+    "cc2z3CPb6HG7aADnRcZOXbs2ZoDidf3rVcgLQ7hvCDMDcfXAjHPSg6MoRw9LFSjoDBe8sykoC39fPH7uUFWJ"
+    "jOzCJKr5Grs0QkazCfUiW_kzY1KCm0lA4L0c5NmcXgQYIOUxiorj-rpWlAtnxbyVYUDqCG2kPlfvdoQQ0HcW"
+    "EljHS_357kQ8yfLp2O4-seKBMdhq5qCGlUoCz3z_k2y3nynJR9jKrE2qpJiij-dFRWlhOwuHo5i4ILGzuDnE"
+    "_qwFDpGuQFrf5IKEZHIsZDWYPX7bzzXF4r4Nrs2DSxIdv4hY0MufPD_-"
+    "5tnm_klTK_sPNTq2VfMRvh75zxqxvkAxn10MFXyNNGl-GtWEy9bao8H2-4OZ8FoDlmXyTp_XYV1_A_QAGxE")
+
+
+def test_operators_finished_is_judged_when_the_snapshot_is_taken() -> None:
+    from onceflow.properties.checks import judge_restored, restores_of  # noqa: PLC0415
+    from onceflow.model.simulation import restore  # noqa: PLC0415
+    from onceflow.token import decode  # noqa: PLC0415
+
+    result = onceflow.run(decode(APART_UNALIGNED))
+    restored = [restore(result, s, p) for s, p in restores_of(result) if s.id == 2 and p == 8]
+    assert restored
+    assert restored[0].status == "finished"
+    judge_restored(restored[0], True)
+    assert any(e[1] == "partly_finished" for e in restored[0].trace.events)

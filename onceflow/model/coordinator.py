@@ -153,7 +153,11 @@ class CheckpointCoordinator:
                           channel_state: dict[str, list[Any]]) -> None:
         """The asynchronous part: upload the state, then acknowledge."""
         job = self.job
-        if getattr(task, "ended", False):  # (a global committer has no input to end)
+        # ended before it took this snapshot (its first snapshot after its end of input is
+        # `final_after`); an unaligned snapshot is acknowledged once its channel state is
+        # in, maybe after the end of input (a global committer has no input to end)
+        final_after = getattr(task, "final_after", None)
+        if final_after is not None and final_after <= barrier.id:
             pending = self.pending.get(barrier.id)
             if pending is not None and pending.attempt == task.attempt.number:
                 pending.operators_finished.add(task.name)
