@@ -87,6 +87,15 @@ class _Reporter:
 
 
 def _worker(index: int, kwargs: dict[str, Any], queue: Any, stop: Any) -> None:
+    try:
+        _work(index, kwargs, queue, stop)
+    except KeyboardInterrupt:
+        # a stop outside the fuzz loop (while starting or reporting, or the parent ending
+        # and terminating it): quietly, since a find is already in the corpus
+        return
+
+
+def _work(index: int, kwargs: dict[str, Any], queue: Any, stop: Any) -> None:
     fleet = kwargs.pop("fleet", None)
     corpus = open_corpus(kwargs.pop("db"), name=kwargs.pop("corpus_name", None),
                          fallback=kwargs.pop("fallback", None))
